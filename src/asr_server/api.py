@@ -1,0 +1,98 @@
+"""HTTP routes: the seed task API and the health probes.
+
+The routes know requests, responses and the seed's exact bodies (see ``../shared/SEED_API.md``),
+and talk to the service only through its store and a wake-up call; nothing here knows
+CTranslate2. Store calls are short but blocking, so they run in the thread pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .config import Settings
+from .service import Service
+from .store import DONE, ERROR
+from .uploads import UploadError, receive_upload
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def create_task(request: Request) -> JSONResponse:
+    service = _service(request)
+    try:
+        upload = await receive_upload(request, service.uploads_dir)
+    except UploadError as exc:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    if upload.size == 0:
+        upload.path.unlink(missing_ok=True)
+        return JSONResponse({"error": "Empty 'file': the upload has no bytes"}, status_code=400)
+    assert service.store is not None
+    try:
+        task_id = await run_in_threadpool(service.store.create, str(upload.path), {})
+    except BaseException:
+        upload.path.unlink(missing_ok=True)
+        raise
+    service.task_created()
+    return JSONResponse({"task_id": task_id}, status_code=201)
+
+
+async def get_task(request: Request) -> JSONResponse:
+    service = _service(request)
+    task_id = request.path_params["task_id"]
+    assert service.store is not None
+    record = await run_in_threadpool(service.store.get, task_id)
+    if record is None:
+        return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
+    if record.status == DONE:
+        return JSONResponse({"task_id": task_id, "status": "done", "result": record.result}, status_code=200)
+    if record.status == ERROR:
+        return JSONResponse({"task_id": task_id, "status": "error", "result": record.error or ""}, status_code=500)
+    return JSONResponse({"task_id": task_id, "status": "processing", "result": ""}, status_code=202)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    service = _service(request)
+    if service.ready:
+        return JSONResponse({"status": "ready"})
+    body = {"status": "loading" if service.load_error is None else "failed"}
+    if service.load_error:
+        body["error"] = service.load_error
+    return JSONResponse(body, status_code=503)
+
+
+def create_app(settings: Settings) -> Starlette:
+    service = Service(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.open()
+        service.start_engine()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
+
+    app = Starlette(
+        routes=[
+            Route("/api/v1/asr/task", create_task, methods=["POST"]),
+            Route("/api/v1/asr/task/{task_id:str}", get_task, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

@@ -1,0 +1,164 @@
+"""Command line: ``asr-server serve | transcribe | provision | --version``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .formats import FORMATS, render
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr-server", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"asr-server {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--config", help="TOML configuration file (see configs/)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir")
+    serve.add_argument("--log-level", default="info")
+
+    transcribe = commands.add_parser("transcribe", help="transcribe files in-process with the same engine")
+    transcribe.add_argument("files", nargs="+")
+    transcribe.add_argument("--config")
+    transcribe.add_argument("--format", choices=FORMATS, default="txt")
+    transcribe.add_argument("--language")
+    transcribe.add_argument("--output-dir", help="write <name>.<format> files here instead of stdout")
+
+    provision = commands.add_parser("provision", help="assemble or fetch the configured model once")
+    provision.add_argument("--config")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    server = {k: v for k, v in {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
+                               "data_dir": getattr(args, "data_dir", None)}.items() if v is not None}
+    decoding = {"language": args.language} if getattr(args, "language", None) else {}
+    return load_settings(args.config, {"server": server, "decoding": decoding})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"asr-server: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(settings, args.log_level)
+    if args.command == "provision":
+        from .models import resolve_model
+
+        model = settings.model
+        print(resolve_model(model.name, model.resolved_cache_dir()))
+        return 0
+    return _transcribe(settings, args)
+
+
+def _serve(settings: Settings, log_level: str) -> int:
+    import uvicorn
+
+    from .api import create_app
+
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level)
+    return 0
+
+
+@dataclass
+class _FileJob:
+    task_id: str
+    audio_path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class _FileSource:
+    """An in-memory work source for the command line: a fixed list of files."""
+
+    def __init__(self, files: list[str]) -> None:
+        self._pending = [_FileJob(str(i), path) for i, path in enumerate(files)]
+        self.results: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, str] = {}
+        self.done = threading.Event()
+        self._total = len(files)
+        self._lock = threading.Lock()
+
+    def claim(self, limit: int) -> list[_FileJob]:
+        with self._lock:
+            taken, self._pending = self._pending[:limit], self._pending[limit:]
+        return taken
+
+    def _ended(self) -> None:
+        if len(self.results) + len(self.errors) == self._total:
+            self.done.set()
+
+    def finish(self, task_id: str, result: dict[str, Any]) -> None:
+        with self._lock:
+            self.results[task_id] = result
+            self._ended()
+
+    def fail(self, task_id: str, error: str) -> None:
+        with self._lock:
+            self.errors[task_id] = error
+            self._ended()
+
+
+def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .engine import WhisperEngine
+    from .models import resolve_model
+    from .scheduler import Scheduler
+
+    model = settings.model
+    engine = WhisperEngine(resolve_model(model.name, model.resolved_cache_dir()), model)
+    source = _FileSource(args.files)
+    progress: dict[str, tuple[float, float]] = {}
+    bar = tqdm(total=len(args.files), unit="file", file=sys.stderr, dynamic_ncols=True)
+
+    def on_progress(task_id: str, fraction: float, duration: float) -> None:
+        progress[task_id] = (fraction, duration)
+        done = sum(f * d for f, d in progress.values())
+        bar.set_postfix_str(f"{done:.0f} s of audio transcribed")
+
+    scheduler = Scheduler(engine, source, settings.scheduler, settings.decoding, on_progress=on_progress,
+                          detect_on_window=settings.scheduler.detect_on_window)
+    scheduler.start()
+    finished = 0
+    while not source.done.wait(0.2):
+        now = len(source.results) + len(source.errors)
+        bar.update(now - finished)
+        finished = now
+    bar.update(len(args.files) - finished)
+    bar.close()
+    scheduler.stop()
+
+    status = 0
+    for index, path in enumerate(args.files):
+        key = str(index)
+        if key in source.errors:
+            print(f"asr-server: {path}: {source.errors[key].strip().splitlines()[-1]}", file=sys.stderr)
+            status = 1
+            continue
+        text = render(source.results[key], args.format)
+        if args.output_dir:
+            out = Path(args.output_dir) / f"{Path(path).stem}.{args.format}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        else:
+            if len(args.files) > 1:
+                print(f"==> {path} <==")
+            sys.stdout.write(text)
+    return status

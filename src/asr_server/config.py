@@ -1,0 +1,198 @@
+"""Configuration: one pydantic model tree, validated once at start-up.
+
+Sources, later ones winning: the model defaults, a TOML file (``--config``), environment
+variables named ``ASR_<SECTION>__<KEY>`` (for example ``ASR_SCHEDULER__MAX_BATCH_SIZE=4``),
+then command-line flags. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "ASR_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    """Which Whisper model to load, and how."""
+
+    name: str = Field(
+        "base",
+        description="A bundled model ('base', 'small'), a local CTranslate2 model directory, "
+        "or a faster-whisper model name fetched from the Hugging Face hub.",
+    )
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: Literal[
+        "default", "auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16",
+        "float16", "bfloat16", "float32",
+    ] = "int8"
+    cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra_threads; 0 = its default.")
+    device_index: int = Field(0, ge=0)
+    cache_dir: str = Field("", description="Where bundled models are assembled; '' = ~/.cache/asr-server.")
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "asr-server"
+
+
+class SchedulerConfig(_Section):
+    """How the engine loop batches windows from many tasks."""
+
+    max_batch_size: int = Field(8, ge=1, le=256, description="Windows per generate() call.")
+    max_wait_ms: int = Field(
+        30, ge=0, le=10_000,
+        description="How long an idle engine waits for a fuller batch while audio is still "
+        "being prepared; never spent when nothing else is on the way.",
+    )
+    max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
+    prepare_workers: int = Field(1, ge=1, le=64, description="Threads decoding audio and computing features.")
+    poll_interval_ms: int = Field(500, ge=10, description="How often an idle scheduler looks for queued tasks.")
+    detect_on_window: bool = Field(
+        False,
+        description="Detect the language on the first window's own encoding instead of "
+        "faster-whisper's separate pass (saves one encoder run per short clip).",
+    )
+
+
+class DecodingOptions(_Section):
+    """Whisper decoding options; the defaults are faster-whisper's transcribe() defaults."""
+
+    language: str | None = Field(None, description="ISO code; None detects it on the first window.")
+    task: Literal["transcribe", "translate"] = "transcribe"
+    beam_size: int = Field(5, ge=1, le=32)
+    best_of: int = Field(5, ge=1, le=32)
+    patience: float = Field(1.0, gt=0)
+    length_penalty: float = 1.0
+    repetition_penalty: float = Field(1.0, gt=0)
+    no_repeat_ngram_size: int = Field(0, ge=0)
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    log_prob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = True
+    prompt_reset_on_temperature: float = 0.5
+    initial_prompt: str | None = None
+    suppress_blank: bool = True
+    suppress_tokens: tuple[int, ...] = (-1,)
+    without_timestamps: bool = False
+    max_initial_timestamp: float = Field(1.0, ge=0)
+    max_new_tokens: int | None = Field(None, ge=1)
+
+    @field_validator("language", "initial_prompt", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("temperatures", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)):
+            return (float(value),)
+        if isinstance(value, str):
+            return tuple(float(v) for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("temperatures")
+    @classmethod
+    def _non_empty(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(t < 0 for t in value):
+            raise ValueError("must be one or more temperatures >= 0")
+        return value
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: str = Field("data", description="Uploads and the embedded task store live here.")
+
+
+class StoreConfig(_Section):
+    kind: Literal["sqlite"] = "sqlite"
+    max_attempts: int = Field(
+        3, ge=1,
+        description="A task whose processing was interrupted this many times (crashes) ends as error.",
+    )
+
+
+class Settings(_Section):
+    model: ModelConfig = ModelConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    decoding: DecodingOptions = DecodingOptions()
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+
+
+class ConfigError(Exception):
+    """An invalid configuration; the message names the offending key."""
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    sections = set(Settings.model_fields)
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        if section not in sections:
+            continue
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from file, environment and flag overrides; raise ConfigError."""
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None:
+        origin = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"invalid configuration ({path}): not valid TOML: {exc}") from None
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, {k: dict(v) for k, v in overrides.items() if v})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None

@@ -1,0 +1,123 @@
+"""The CTranslate2 Whisper engine: arrays in, tokens out.
+
+It knows nothing of HTTP, tasks or Whisper's windowing rules; it loads the model once (through
+faster-whisper's ``WhisperModel``, which brings the tokenizer and the feature extractor) and
+runs batched encoder, language-detection and decoder calls. CTranslate2 releases the GIL while
+it computes, so the event loop and audio decoding keep running beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import ctranslate2
+import numpy as np
+from faster_whisper import WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+
+from .config import ModelConfig
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    """Options of one generate() call; every item of a batch shares them."""
+
+    beam_size: int
+    patience: float
+    length_penalty: float
+    repetition_penalty: float
+    no_repeat_ngram_size: int
+    max_length: int
+    suppress_blank: bool
+    suppress_tokens: tuple[int, ...]
+    max_initial_timestamp_index: int
+    temperature: float
+    best_of: int
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One item's decoder output: the best hypothesis and its scores."""
+
+    tokens: list[int]
+    score: float
+    no_speech_prob: float
+
+
+class WhisperEngine:
+    """One loaded Whisper model; safe to call from one engine thread at a time."""
+
+    def __init__(self, model_dir: Path, config: ModelConfig) -> None:
+        self._whisper = WhisperModel(
+            str(model_dir),
+            device=config.device,
+            device_index=config.device_index,
+            compute_type=config.compute_type,
+            cpu_threads=config.cpu_threads,
+        )
+        self.model: ctranslate2.models.Whisper = self._whisper.model
+        self.feature_extractor = self._whisper.feature_extractor
+        self.sampling_rate: int = self.feature_extractor.sampling_rate
+        self.frames_per_window: int = self.feature_extractor.nb_max_frames
+        self.seconds_per_frame: float = self.feature_extractor.time_per_frame
+        self.frames_per_second: int = self._whisper.frames_per_second
+        self.input_stride: int = self._whisper.input_stride
+        self.time_precision: float = self._whisper.time_precision
+        self.max_length: int = self._whisper.max_length
+        self.is_multilingual: bool = self.model.is_multilingual
+        self._to_cpu = self.model.device == "cuda"
+
+    @property
+    def whisper_model(self) -> WhisperModel:
+        """The underlying faster-whisper model (for baselines and comparisons)."""
+        return self._whisper
+
+    def tokenizer(self, task: str, language: str | None) -> Tokenizer:
+        return Tokenizer(self._whisper.hf_tokenizer, self.is_multilingual, task=task, language=language)
+
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """Log-mel features of a whole recording (computed at once, as faster-whisper does)."""
+        return self.feature_extractor(audio)
+
+    def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the encoder on padded 30 s windows; one host array per window."""
+        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(windows)))
+        output = np.asarray(self.model.encode(batch, to_cpu=self._to_cpu))
+        return list(output)
+
+    def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]:
+        """Language probabilities per window, best first, codes without markers."""
+        results = self.model.detect_language(_storage(encoded))
+        return [[(token[2:-2], prob) for token, prob in result] for result in results]
+
+    def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]:
+        """Decode a batch. CTranslate2 requires <|startoftranscript|> at one position in all prompts."""
+        if params.temperature > 0:
+            sampling = {
+                "beam_size": 1,
+                "num_hypotheses": params.best_of,
+                "sampling_topk": 0,
+                "sampling_temperature": params.temperature,
+            }
+        else:
+            sampling = {"beam_size": params.beam_size, "patience": params.patience}
+        results = self.model.generate(
+            _storage(encoded),
+            prompts,
+            length_penalty=params.length_penalty,
+            repetition_penalty=params.repetition_penalty,
+            no_repeat_ngram_size=params.no_repeat_ngram_size,
+            max_length=params.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=params.suppress_blank,
+            suppress_tokens=list(params.suppress_tokens),
+            max_initial_timestamp_index=params.max_initial_timestamp_index,
+            **sampling,
+        )
+        return [Generated(r.sequences_ids[0], r.scores[0], r.no_speech_prob) for r in results]
+
+
+def _storage(encoded: list[np.ndarray]) -> ctranslate2.StorageView:
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(encoded)))

@@ -1,0 +1,261 @@
+"""The scheduler: one engine loop decoding 30 s windows of many tasks in shared batches.
+
+It knows tasks only through ``WorkSource`` (claim / finish / fail). Claimed tasks are prepared
+(audio decoded with PyAV, log-mel features computed) in worker threads; each prepared task
+becomes a ``Transcription`` that offers its next window. Every step of the engine loop groups
+the offered windows by batch key (CTranslate2 wants <|startoftranscript|> at one position in
+all prompts, and one set of decoding parameters), takes the group holding the oldest task's
+window, up to ``max_batch_size`` windows, and decodes them in one batch. A lone request never
+waits: the loop only holds a small batch back (``max_wait_ms``) while other tasks' audio is
+still being prepared.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from faster_whisper.audio import decode_audio
+
+from .config import DecodingOptions, SchedulerConfig
+from .transcription import Engine, Transcription, Window, decode_windows
+
+log = logging.getLogger("asr_server.scheduler")
+
+
+class Job(Protocol):
+    task_id: str
+    audio_path: str | None
+    options: dict[str, Any]
+
+
+class WorkSource(Protocol):
+    """The scheduler's view of the task store."""
+
+    def claim(self, limit: int) -> list[Job]: ...
+    def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
+    def fail(self, task_id: str, error: str) -> None: ...
+
+
+class FeatureEngine(Engine, Protocol):
+    sampling_rate: int
+
+    def features(self, audio: Any) -> Any: ...
+
+
+@dataclass
+class _Active:
+    task_id: str
+    transcription: Transcription
+    order: int
+
+
+ProgressHook = Callable[[str, float, float], None]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine: FeatureEngine,
+        source: WorkSource,
+        config: SchedulerConfig,
+        defaults: DecodingOptions,
+        on_progress: ProgressHook | None = None,
+        detect_on_window: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._source = source
+        self._config = config
+        self._defaults = defaults
+        self._on_progress = on_progress
+        self._detect_on_window = detect_on_window
+        self._cv = threading.Condition()
+        self._prepared: deque[_Active] = deque()
+        self._preparing = 0
+        self._active: list[_Active] = []
+        self._order = 0
+        self._stopping = False
+        self._wake = False
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
+        self.batch_sizes: Counter[int] = Counter()
+        self.windows_decoded = 0
+        self.audio_seconds_done = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def notify(self) -> None:
+        """Tell the loop that new work may be waiting in the source."""
+        with self._cv:
+            self._wake = True
+            self._cv.notify_all()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def load(self) -> dict[str, int]:
+        with self._cv:
+            return {"active": len(self._active) + len(self._prepared), "preparing": self._preparing}
+
+    # -- preparation (worker threads) ------------------------------------------------------
+
+    def _intake(self) -> None:
+        with self._cv:
+            room = self._config.max_active_tasks - len(self._active) - len(self._prepared) - self._preparing
+            self._wake = False
+        if room <= 0:
+            return
+        jobs = self._source.claim(room)
+        if not jobs:
+            return
+        with self._cv:
+            self._preparing += len(jobs)
+        for job in jobs:
+            self._pool.submit(self._prepare, job)
+
+    def _prepare(self, job: Job) -> None:
+        prepared: _Active | None = None
+        try:
+            options = self._defaults.model_copy(update=job.options) if job.options else self._defaults
+            audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
+            features = self._engine.features(audio)
+            transcription = Transcription(features, options, self._engine)
+            with self._cv:
+                self._order += 1
+                prepared = _Active(job.task_id, transcription, self._order)
+        except Exception:
+            log.warning("task %s failed in preparation", job.task_id, exc_info=True)
+            self._fail(job.task_id, traceback.format_exc())
+        finally:
+            with self._cv:
+                self._preparing -= 1
+                if prepared is not None:
+                    self._prepared.append(prepared)
+                self._cv.notify_all()
+
+    # -- the engine loop ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        poll = self._config.poll_interval_ms / 1000
+        while True:
+            with self._cv:
+                if self._stopping:
+                    return
+            try:
+                self._intake()
+            except Exception:
+                log.exception("claiming work failed; retrying")
+            self._admit()
+            self._finish_completed()
+            windows = self._offered_windows()
+            if not windows:
+                with self._cv:
+                    if not self._stopping and not self._wake and not self._prepared:
+                        self._cv.wait(poll)
+                continue
+            batch = self._select(windows)
+            if len(batch) < self._config.max_batch_size and self._wait_for_company():
+                continue  # more windows arrived: choose again with them in view
+            self._step(batch)
+
+    def _admit(self) -> None:
+        with self._cv:
+            while self._prepared:
+                self._active.append(self._prepared.popleft())
+
+    def _offered_windows(self) -> list[Window]:
+        windows = []
+        for active in self._active:
+            window = active.transcription.next_window()
+            if window is not None:
+                windows.append(window)
+        return windows
+
+    def _select(self, windows: list[Window]) -> list[Window]:
+        """The oldest task's batch key, and up to max_batch_size windows that share it."""
+        key = windows[0].batch_key
+        same = [w for w in windows if w.batch_key == key]
+        return same[: self._config.max_batch_size]
+
+    def _wait_for_company(self) -> bool:
+        """Hold a small batch back briefly, only while other tasks are being prepared."""
+        if self._config.max_wait_ms <= 0:
+            return False
+        deadline = time.monotonic() + self._config.max_wait_ms / 1000
+        with self._cv:
+            while self._preparing and not self._prepared and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
+            return bool(self._prepared)
+
+    def _step(self, batch: list[Window]) -> None:
+        owners = {id(w.owner): self._owner_of(w) for w in batch}
+        try:
+            outcomes = decode_windows(self._engine, batch, self._detect_on_window)
+        except Exception:
+            log.exception("a batch of %d windows failed", len(batch))
+            error = traceback.format_exc()
+            for active in owners.values():
+                self._drop(active, error)
+            return
+        self.batch_sizes[len(batch)] += 1
+        self.windows_decoded += len(batch)
+        for window, outcome in zip(batch, outcomes):
+            active = owners[id(window.owner)]
+            before = active.transcription.seek
+            try:
+                active.transcription.complete(window, outcome)
+            except Exception:
+                self._drop(active, traceback.format_exc())
+                continue
+            t = active.transcription
+            self.audio_seconds_done += (min(t.seek, t.content_frames) - before) * self._engine.seconds_per_frame
+            if self._on_progress is not None:
+                self._on_progress(active.task_id, t.progress, t.duration)
+        self._finish_completed()
+
+    def _owner_of(self, window: Window) -> _Active:
+        return next(a for a in self._active if a.transcription is window.owner)
+
+    def _finish_completed(self) -> None:
+        for active in [a for a in self._active if a.transcription.finished]:
+            self._active.remove(active)
+            try:
+                self._source.finish(active.task_id, active.transcription.result())
+            except Exception:
+                log.exception("could not record the result of task %s", active.task_id)
+                self._fail(active.task_id, traceback.format_exc())
+
+    def _drop(self, active: _Active, error: str) -> None:
+        if active in self._active:
+            self._active.remove(active)
+        self._fail(active.task_id, error)
+
+    def _fail(self, task_id: str, error: str) -> None:
+        try:
+            self._source.fail(task_id, error)
+        except Exception:
+            log.exception("could not record the failure of task %s", task_id)

@@ -1,0 +1,101 @@
+"""The running service: the store, the engine and the scheduler, wired and started in order.
+
+The store opens first (so uploads are accepted and kept from the first moment); the model then
+loads in a background thread, and the scheduler starts once it is loaded. ``/readyz`` reflects
+that; ``/healthz`` only says the process is up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .models import resolve_model
+from .scheduler import Scheduler
+from .store import SqliteTaskStore
+
+log = logging.getLogger("asr_server.service")
+
+
+class DataDirLocked(Exception):
+    """Another process already serves from this data directory."""
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.server.data_dir).expanduser().resolve()
+        self.uploads_dir = self.data_dir / "uploads"
+        self.store: SqliteTaskStore | None = None
+        self.scheduler: Scheduler | None = None
+        self.load_error: str | None = None
+        self._lock_file: Any = None
+        self._loader: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.scheduler is not None and self.scheduler.running
+
+    def open(self) -> None:
+        """Open the data directory and the store; queue again what a dead process left running."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.uploads_dir.mkdir(exist_ok=True)
+        self._lock_file = open(self.data_dir / ".lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirLocked(f"another asr-server process is using {self.data_dir}") from None
+        self.store = SqliteTaskStore(self.data_dir / "tasks.sqlite3", self.settings.store.max_attempts)
+        requeued = self.store.requeue_running()
+        if requeued:
+            log.info("queued again %d task(s) left running by a previous process", requeued)
+        self._remove_orphan_uploads()
+
+    def _remove_orphan_uploads(self) -> None:
+        assert self.store is not None
+        live = self.store.live_audio_paths()
+        for path in self.uploads_dir.iterdir():
+            if str(path) not in live:
+                path.unlink(missing_ok=True)
+
+    def start_engine(self) -> None:
+        self._loader = threading.Thread(target=self._load_engine, name="asr-loader", daemon=True)
+        self._loader.start()
+
+    def _load_engine(self) -> None:
+        from .engine import WhisperEngine  # heavy import, off the start-up path
+
+        try:
+            model = self.settings.model
+            model_dir = resolve_model(model.name, model.resolved_cache_dir())
+            engine = WhisperEngine(model_dir, model)
+            assert self.store is not None
+            scheduler = Scheduler(
+                engine,
+                self.store,
+                self.settings.scheduler,
+                self.settings.decoding,
+                detect_on_window=self.settings.scheduler.detect_on_window,
+            )
+            scheduler.start()
+            self.scheduler = scheduler
+            log.info("model %s loaded from %s; scheduler running", model.name, model_dir)
+        except Exception as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the model could not be loaded")
+
+    def task_created(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.notify()
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.store is not None:
+            self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.close()

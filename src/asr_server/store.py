@@ -1,0 +1,197 @@
+"""The task store: durable task records and the queue of pending work.
+
+``TaskStore`` is the interface the HTTP routes and the scheduler use; ``SqliteTaskStore`` is the
+embedded default, one SQLite file in WAL mode in the data directory. A task is committed before
+its id is returned, so an accepted task survives ``kill -9``; tasks left ``running`` by a dead
+process are queued again when the store is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+QUEUED, RUNNING, DONE, ERROR = "queued", "running", "done", "error"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    status: str  # queued | running | done | error
+    audio_path: str | None
+    options: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+
+
+class TaskStore(Protocol):
+    """What the routes and the scheduler need of a store."""
+
+    def create(self, audio_path: str, options: dict[str, Any]) -> str: ...
+    def get(self, task_id: str) -> TaskRecord | None: ...
+    def claim(self, limit: int) -> list[TaskRecord]: ...
+    def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
+    def fail(self, task_id: str, error: str) -> None: ...
+    def requeue_running(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def format_task_id(moment: datetime) -> str:
+    """The seed's id form: YYYYMMDDHHMMSS plus 6 digits of microseconds, UTC, 20 digits."""
+    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+
+
+def parse_task_id(task_id: str) -> datetime:
+    return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id    TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    audio_path TEXT,
+    options    TEXT NOT NULL,
+    result     TEXT,
+    error      TEXT,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, task_id);
+"""
+
+
+class SqliteTaskStore:
+    """Embedded store: one SQLite file, one connection guarded by a lock.
+
+    Every call is short (an indexed read or write), so callers on the event loop run it in a
+    worker thread and the lock costs little. ``synchronous=FULL`` makes every commit durable
+    across power loss too, not only across a crash of the process.
+    """
+
+    def __init__(self, path: Path, max_attempts: int = 3) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._last_id = ""
+        self.max_attempts = max_attempts
+
+    def create(self, audio_path: str, options: dict[str, Any]) -> str:
+        """Insert a queued task under the next free id (an id is never reused)."""
+        now = time.time()
+        with self._lock:
+            moment = datetime.now(timezone.utc)
+            candidate = format_task_id(moment)
+            if candidate <= self._last_id:
+                moment = parse_task_id(self._last_id) + timedelta(microseconds=1)
+                candidate = format_task_id(moment)
+            while True:
+                try:
+                    self._conn.execute(
+                        "INSERT INTO tasks (task_id, status, audio_path, options, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (candidate, QUEUED, audio_path, json.dumps(options), now, now),
+                    )
+                    break
+                except sqlite3.IntegrityError:  # taken (clock stepped back, or a restart)
+                    moment += timedelta(microseconds=1)
+                    candidate = format_task_id(moment)
+            self._last_id = candidate
+            return candidate
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT task_id, status, audio_path, options, result, error, attempts FROM tasks WHERE task_id = ?",
+                (task_id,),
+            ).fetchone()
+        return _record(row) if row else None
+
+    def claim(self, limit: int) -> list[TaskRecord]:
+        """Mark up to ``limit`` queued tasks running, oldest first, and return them."""
+        if limit <= 0:
+            return []
+        now = time.time()
+        with self._lock:
+            rows = self._conn.execute(
+                "UPDATE tasks SET status = ?, attempts = attempts + 1, updated_at = ?"
+                " WHERE task_id IN (SELECT task_id FROM tasks WHERE status = ? ORDER BY task_id LIMIT ?)"
+                " RETURNING task_id, status, audio_path, options, result, error, attempts",
+                (RUNNING, now, QUEUED, limit),
+            ).fetchall()
+        records = sorted((_record(row) for row in rows), key=lambda r: r.task_id)
+        claimed = []
+        for record in records:
+            if record.attempts > self.max_attempts:
+                self.fail(
+                    record.task_id,
+                    f"task abandoned: processing was interrupted {record.attempts - 1} times "
+                    f"(the server stopped while working on it); giving up after {self.max_attempts}",
+                )
+            else:
+                claimed.append(record)
+        return claimed
+
+    def finish(self, task_id: str, result: dict[str, Any]) -> None:
+        self._end(task_id, DONE, json.dumps(result, ensure_ascii=False), None)
+
+    def fail(self, task_id: str, error: str) -> None:
+        self._end(task_id, ERROR, None, error)
+
+    def _end(self, task_id: str, status: str, result: str | None, error: str | None) -> None:
+        with self._lock:
+            row = self._conn.execute(
+                "UPDATE tasks SET status = ?, result = ?, error = ?, audio_path = NULL, updated_at = ?"
+                " WHERE task_id = ? AND status IN (?, ?) RETURNING audio_path",
+                (status, result, error, time.time(), task_id, QUEUED, RUNNING),
+            ).fetchone()
+        if row and row[0]:
+            Path(row[0]).unlink(missing_ok=True)
+
+    def requeue_running(self) -> int:
+        """Queue again the tasks a dead process left running; return how many."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE tasks SET status = ?, updated_at = ? WHERE status = ?", (QUEUED, time.time(), RUNNING)
+            )
+            return cursor.rowcount
+
+    def live_audio_paths(self) -> set[str]:
+        """Audio files still needed by queued or running tasks."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT audio_path FROM tasks WHERE status IN (?, ?) AND audio_path IS NOT NULL", (QUEUED, RUNNING)
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
+        return {status: count for status, count in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _record(row: tuple[Any, ...]) -> TaskRecord:
+    task_id, status, audio_path, options, result, error, attempts = row
+    return TaskRecord(
+        task_id=task_id,
+        status=status,
+        audio_path=audio_path,
+        options=json.loads(options),
+        result=json.loads(result) if result else None,
+        error=error,
+        attempts=attempts,
+    )

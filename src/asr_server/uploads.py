@@ -1,0 +1,164 @@
+"""Streaming multipart uploads straight to a file in the data directory.
+
+Starlette's ``request.form()`` spools uploads through a temporary file elsewhere; here the
+``file`` part is written chunk by chunk into the uploads folder as it arrives, so an upload is
+never held whole in memory and needs no second copy. Other (small) text fields are collected.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+FILE_FIELD = "file"
+MAX_FIELD_BYTES = 64 * 1024
+
+
+class UploadError(Exception):
+    """A request whose body cannot become a task; ``status`` and ``message`` form the answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+MISSING_FILE = "Missing 'file'"
+
+
+@dataclass
+class Upload:
+    path: Path
+    filename: str
+    size: int
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _PartCollector:
+    """Callbacks for python-multipart's parser: route each part's bytes to its destination."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.fields: dict[str, str] = {}
+        self.path: Path | None = None
+        self.filename = ""
+        self.size = 0
+        self.ended = False
+        self._file: BinaryIO | None = None
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._kind: str = "skip"  # file | field | skip
+        self._name = ""
+        self._value = bytearray()
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_cb,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._kind = "skip"
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.strip().lower()] = self._header_value.strip()
+        self._header_name = b""
+        self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = params.get(b"name", b"").decode("utf-8", "replace")
+        if self._name == FILE_FIELD and self.path is None:
+            self._kind = "file"
+            self.filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            self.path = self.directory / f"{uuid.uuid4().hex}.upload"
+            self._file = open(self.path, "wb")
+        elif b"filename" not in params and self._name:
+            self._kind = "field"
+            self._value = bytearray()
+        else:
+            self._kind = "skip"  # a second file, or an upload under another name
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._kind == "file":
+            assert self._file is not None
+            self._file.write(data[start:end])
+            self.size += end - start
+        elif self._kind == "field":
+            self._value += data[start:end]
+            if len(self._value) > MAX_FIELD_BYTES:
+                raise UploadError(400, f"Form field {self._name!r} is larger than {MAX_FIELD_BYTES} bytes")
+
+    def _part_end(self) -> None:
+        if self._kind == "file" and self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+        elif self._kind == "field":
+            self.fields[self._name] = self._value.decode("utf-8", "replace")
+        self._kind = "skip"
+
+    def _end(self) -> None:
+        self.ended = True
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+
+async def receive_upload(request: Request, directory: Path) -> Upload:
+    """Parse a multipart body, writing the ``file`` part into ``directory``; raise UploadError."""
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        raise UploadError(400, MISSING_FILE)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise UploadError(400, "Malformed multipart body: no boundary in Content-Type")
+    directory.mkdir(parents=True, exist_ok=True)
+    collector = _PartCollector(directory)
+    parser = MultipartParser(boundary, collector.callbacks())
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                parser.write(chunk)
+        parser.finalize()
+        if not collector.ended:
+            raise UploadError(400, "Malformed multipart body: it ends before its closing boundary")
+    except UploadError:
+        collector.discard()
+        raise
+    except MultipartParseError as exc:
+        collector.discard()
+        raise UploadError(400, f"Malformed multipart body: {exc}") from None
+    except BaseException:
+        collector.discard()  # the client went away, or the server is stopping
+        raise
+    if collector.path is None:
+        raise UploadError(400, MISSING_FILE)
+    return Upload(collector.path, collector.filename, collector.size, collector.fields)
