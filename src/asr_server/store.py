@@ -150,11 +150,21 @@ class SqliteTaskStore:
 
     def _end(self, task_id: str, status: str, result: str | None, error: str | None) -> None:
         with self._lock:
-            row = self._conn.execute(
-                "UPDATE tasks SET status = ?, result = ?, error = ?, audio_path = NULL, updated_at = ?"
-                " WHERE task_id = ? AND status IN (?, ?) RETURNING audio_path",
-                (status, result, error, time.time(), task_id, QUEUED, RUNNING),
-            ).fetchone()
+            # RETURNING would give the new (NULL) path: read the old one in the same transaction.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute(
+                    "SELECT audio_path FROM tasks WHERE task_id = ? AND status IN (?, ?)", (task_id, QUEUED, RUNNING)
+                ).fetchone()
+                self._conn.execute(
+                    "UPDATE tasks SET status = ?, result = ?, error = ?, audio_path = NULL, updated_at = ?"
+                    " WHERE task_id = ? AND status IN (?, ?)",
+                    (status, result, error, time.time(), task_id, QUEUED, RUNNING),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
         if row and row[0]:
             Path(row[0]).unlink(missing_ok=True)
 

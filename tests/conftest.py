@@ -1,0 +1,132 @@
+"""Shared fixtures: the real model, the shared speech clips, and real server processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+AUDIO = SHARED / "audio"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def audio_dir() -> Path:
+    if not AUDIO.is_dir():
+        pytest.fail(f"the shared speech clips are missing: {AUDIO}")
+    return AUDIO
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from asr_server.config import ModelConfig
+    from asr_server.engine import WhisperEngine
+    from asr_server.models import resolve_model
+
+    config = ModelConfig()
+    return WhisperEngine(resolve_model(config.name, config.resolved_cache_dir()), config)
+
+
+class ServerProcess:
+    """``asr-server serve`` in a child process, on a free loopback port."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = extra_env or {}
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+
+    def start(self, wait_ready: bool = True) -> "ServerProcess":
+        env = {**os.environ, **self.extra_env}
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "asr_server", "serve", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), *self.args],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )
+        self.wait("/readyz" if wait_ready else "/healthz")
+        return self
+
+    def wait(self, path: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{path} not 200 within {timeout} s:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator:
+    started: list[ServerProcess] = []
+
+    def make(data_dir: Path | None = None, **kwargs) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / "data", **kwargs)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ready server shared by a module's tests."""
+    process = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+    yield process
+    process.stop()
+
+
+def wait_for_task(url: str, task_id: str, timeout: float = 120) -> httpx.Response:
+    """Poll a task until it is no longer processing; return the last response."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/api/v1/asr/task/{task_id}", timeout=10)
+        if response.status_code != 202:
+            return response
+        time.sleep(0.1)
+    raise TimeoutError(f"task {task_id} still processing after {timeout} s")
+
+
+def submit(url: str, path: Path, field: str = "file", **data: str) -> httpx.Response:
+    with open(path, "rb") as handle:
+        return httpx.post(f"{url}/api/v1/asr/task", files={field: (path.name, handle)}, data=data, timeout=60)
