@@ -1,0 +1,36 @@
+"""The command line: version, and in-process transcription with the real model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from asr_server import __version__
+from conftest import AUDIO
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "asr_server", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_version_prints_the_package_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"asr-server {__version__}"
+
+
+def test_transcribe_writes_srt_for_several_files(tmp_path):
+    proc = run_cli("transcribe", str(AUDIO / "jfk.flac"), str(AUDIO / "hotwords.mp3"),
+                   "--format", "srt", "--output-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    srt = (tmp_path / "jfk.srt").read_text()
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:")
+    assert "ask not what your country can do for you" in srt
+    assert (tmp_path / "hotwords.srt").exists()
+
+
+def test_transcribe_reports_an_undecodable_file_and_exits_1(tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"nope" * 100)
+    proc = run_cli("transcribe", str(bad), "--format", "txt")
+    assert proc.returncode == 1
+    assert "bad.mp3" in proc.stderr

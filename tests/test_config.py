@@ -1,0 +1,69 @@
+"""Configuration is validated once; an invalid value stops start-up naming its key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr_server.config import ConfigError, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", ["cpu-int8.toml", "gpu-fp16.toml", "gpu-int8.toml"])
+def test_shipped_configs_are_valid(name):
+    settings = load_settings(REPO / "configs" / name, environ={})
+    assert settings.model.name == "base"
+
+
+def test_gpu_configs_select_their_precision():
+    assert load_settings(REPO / "configs/gpu-fp16.toml", environ={}).model.compute_type == "float16"
+    assert load_settings(REPO / "configs/gpu-int8.toml", environ={}).model.compute_type == "int8_float16"
+
+
+def test_invalid_value_names_the_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[scheduler]\nmax_batch_size = 0\n")
+    with pytest.raises(ConfigError, match=r"scheduler\.max_batch_size"):
+        load_settings(path, environ={})
+
+
+def test_unknown_key_is_rejected_by_name(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[model]\ncompute = 'int8'\n")
+    with pytest.raises(ConfigError, match=r"model\.compute"):
+        load_settings(path, environ={})
+
+
+def test_environment_overrides_the_file_and_flags_override_both(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[scheduler]\nmax_batch_size = 4\n[server]\nport = 9000\n")
+    env = {"ASR_SCHEDULER__MAX_BATCH_SIZE": "6", "ASR_SERVER__PORT": "9100"}
+    settings = load_settings(path, {"server": {"port": 9200}}, environ=env)
+    assert settings.scheduler.max_batch_size == 6
+    assert settings.server.port == 9200
+
+
+def test_temperatures_accept_a_single_value_or_a_list(tmp_path):
+    assert load_settings(None, {"decoding": {"temperatures": 0.0}}, environ={}).decoding.temperatures == (0.0,)
+    env = {"ASR_DECODING__TEMPERATURES": "[0.0, 0.5]"}
+    assert load_settings(None, environ=env).decoding.temperatures == (0.0, 0.5)
+
+
+def test_serve_with_an_invalid_config_exits_2_naming_the_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[model]\ndevice = 'tpu'\n")
+    proc = subprocess.run([sys.executable, "-m", "asr_server", "serve", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "model.device" in proc.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "asr_server", "serve", "--config", str(tmp_path / "nope.toml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "not found" in proc.stderr

@@ -1,0 +1,208 @@
+"""The scheduler with a scripted engine: batching rules, isolation of failures, no idle waits.
+
+The engine here is a fake (no model): it records every call and returns scripted tokens, so the
+scheduler's bookkeeping can be checked exactly. The real engine is exercised end to end in
+test_equivalence.py and test_seed_api.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tokenizers
+from faster_whisper.tokenizer import Tokenizer
+
+from asr_server.config import DecodingOptions, ModelConfig, SchedulerConfig
+from asr_server.engine import Generated
+from asr_server.models import resolve_model
+from asr_server.scheduler import Scheduler
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer():
+    config = ModelConfig()
+    model_dir = resolve_model(config.name, config.resolved_cache_dir())
+    return tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+
+
+class ScriptedEngine:
+    """Looks like WhisperEngine; each window decodes to one segment covering the window."""
+
+    sampling_rate = 16000
+    frames_per_window = 3000
+    seconds_per_frame = 0.01
+    frames_per_second = 100
+    input_stride = 2
+    time_precision = 0.02
+    max_length = 448
+    is_multilingual = True
+
+    def __init__(self, hf_tokenizer, fail_when=None) -> None:
+        self._hf = hf_tokenizer
+        self.generate_calls: list[list[list[int]]] = []
+        self.fail_when = fail_when
+        self.lock = threading.Lock()
+
+    def tokenizer(self, task, language):
+        return Tokenizer(self._hf, True, task=task, language=language)
+
+    def features(self, audio):
+        frames = len(audio) // 160 + 1
+        # Row 0 carries the audio's loudness so each task's windows are recognisable.
+        out = np.zeros((80, frames), np.float32)
+        out[0, :] = float(np.abs(audio).max())
+        return out
+
+    def encode(self, windows):
+        return [w[:, :1500].T.copy() for w in windows]
+
+    def detect_language(self, encoded):
+        return [[("en", 0.9), ("de", 0.1)] for _ in encoded]
+
+    def generate(self, encoded, prompts, params):
+        sot = self.tokenizer("transcribe", "en").sot
+        positions = {prompt.index(sot) for prompt in prompts}
+        assert len(positions) == 1, "CTranslate2 needs <|startoftranscript|> at one position"
+        with self.lock:
+            self.generate_calls.append(prompts)
+        if self.fail_when is not None and self.fail_when(encoded):
+            raise RuntimeError("scripted engine failure")
+        tok = self.tokenizer("transcribe", "en")
+        outputs = []
+        for enc, prompt in zip(encoded, prompts):
+            loudness = round(float(enc[0, 0]), 2)
+            words = 1 + len(prompt) % 3  # vary the text length, hence the next prompt's length
+            text = tok.encode(" loud" + f" {loudness:.2f}" * words)
+            outputs.append(Generated([tok.timestamp_begin] + text + [tok.timestamp_begin + 10], -0.1, 0.0))
+        return outputs
+
+
+@dataclass
+class Job:
+    task_id: str
+    audio_path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class ListSource:
+    def __init__(self, jobs) -> None:
+        self.jobs = list(jobs)
+        self.results: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.total = len(self.jobs)
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+
+    def claim(self, limit):
+        with self.lock:
+            taken, self.jobs = self.jobs[:limit], self.jobs[limit:]
+        return taken
+
+    def finish(self, task_id, result):
+        with self.lock:
+            self.results[task_id] = result
+            self._check()
+
+    def fail(self, task_id, error):
+        with self.lock:
+            self.errors[task_id] = error
+            self._check()
+
+    def _check(self):
+        if len(self.results) + len(self.errors) == self.total:
+            self.done.set()
+
+
+def tone(path: Path, seconds: float, loudness: float) -> str:
+    samples = (np.sin(np.arange(int(16000 * seconds)) / 5) * loudness * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(samples.tobytes())
+    return str(path)
+
+
+def run(engine, jobs, **config) -> ListSource:
+    source = ListSource(jobs)
+    scheduler = Scheduler(engine, source, SchedulerConfig(**config), DecodingOptions())
+    scheduler.start()
+    try:
+        assert source.done.wait(60), "scheduler did not finish"
+    finally:
+        scheduler.stop()
+    return source
+
+
+def test_windows_of_many_tasks_share_batches(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 5, 0.1 + i / 20)) for i in range(8)]
+    source = run(engine, jobs, max_batch_size=8, max_wait_ms=2000)
+    assert len(source.results) == 8 and not source.errors
+    assert max(len(call) for call in engine.generate_calls) > 1
+    assert sum(len(call) for call in engine.generate_calls) == 8
+
+
+def test_batch_size_never_exceeds_the_limit(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 3, 0.5)) for i in range(10)]
+    run(engine, jobs, max_batch_size=3)
+    assert max(len(call) for call in engine.generate_calls) <= 3
+
+
+def test_long_recordings_advance_window_by_window_with_previous_text(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 95, 0.2 + i / 10)) for i in range(3)]
+    source = run(engine, jobs, max_batch_size=8)
+    for i in range(3):
+        segments = source.results[str(i)]["segments"]
+        assert [s["seek"] for s in segments] == [0, 3000, 6000, 9000]
+        assert [s["id"] for s in segments] == [0, 1, 2, 3]
+        assert f"{0.2 + i / 10:.2f}" in segments[0]["text"], "a task's text must come from its own audio"
+    tok = engine.tokenizer("transcribe", "en")
+    assert any(prompt[0] == tok.sot_prev for call in engine.generate_calls for prompt in call)
+
+
+def test_a_task_whose_audio_cannot_be_decoded_fails_alone(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"not audio" * 50)
+    jobs = [Job("good", tone(tmp_path / "g.wav", 2, 0.3)), Job("bad", str(bad))]
+    source = run(engine, jobs)
+    assert set(source.results) == {"good"}
+    assert source.errors["bad"].startswith("Traceback (most recent call last):")
+
+
+def test_an_engine_failure_fails_that_batch_and_the_loop_goes_on(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer, fail_when=lambda encoded: abs(encoded[0][0, 0] - 0.9) < 0.01)
+    jobs = [Job("doomed", tone(tmp_path / "d.wav", 2, 0.9))]
+    jobs += [Job(str(i), tone(tmp_path / f"{i}.wav", 2, 0.3)) for i in range(3)]
+    source = run(engine, jobs, max_batch_size=1)
+    assert "scripted engine failure" in source.errors["doomed"]
+    assert set(source.results) == {"0", "1", "2"}
+
+
+def test_a_lone_task_is_not_held_back_for_company(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    source = ListSource([Job("alone", tone(tmp_path / "a.wav", 2, 0.3))])
+    scheduler = Scheduler(engine, source, SchedulerConfig(max_wait_ms=10_000), DecodingOptions())
+    scheduler.start()
+    try:
+        # With nothing else being prepared, the 10 s batching wait must not be spent.
+        assert source.done.wait(5)
+    finally:
+        scheduler.stop()
+
+
+def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    source = run(engine, [Job("x", tone(tmp_path / "x.wav", 65, 0.3))])
+    assert source.results["x"]["language"] == "en"
+    tok = engine.tokenizer("transcribe", "en")
+    assert all(prompt[-2] == tok.language for call in engine.generate_calls for prompt in call)

@@ -1,0 +1,129 @@
+"""The embedded SQLite task store."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timezone
+
+from asr_server import store as store_module
+from asr_server.store import SqliteTaskStore, format_task_id
+
+
+def test_task_id_is_utc_timestamp_with_microseconds():
+    moment = datetime(2025, 3, 31, 22, 23, 1, 719319, tzinfo=timezone.utc)
+    assert format_task_id(moment) == "20250331222301719319"
+
+
+def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
+    frozen = datetime(2025, 3, 31, 22, 23, 1, 999998, tzinfo=timezone.utc)
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr(store_module, "datetime", FrozenClock)
+    store = SqliteTaskStore(tmp_path / "t.db")
+    ids = [store.create(f"/x/{i}", {}) for i in range(5)]
+    assert ids == ["20250331222301999998", "20250331222301999999",
+                   "20250331222302000000", "20250331222302000001", "20250331222302000002"]
+
+
+def test_ids_stay_unique_across_a_restart_with_a_clock_that_stepped_back(tmp_path, monkeypatch):
+    frozen = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr(store_module, "datetime", FrozenClock)
+    first = SqliteTaskStore(tmp_path / "t.db")
+    a = [first.create("/x", {}) for _ in range(3)]
+    first.close()
+    second = SqliteTaskStore(tmp_path / "t.db")
+    b = [second.create("/x", {}) for _ in range(3)]
+    assert len(set(a + b)) == 6
+
+
+def test_concurrent_creates_get_distinct_twenty_digit_ids(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db")
+    ids: list[str] = []
+
+    def create_many() -> None:
+        for _ in range(50):
+            ids.append(store.create("/x", {}))
+
+    threads = [threading.Thread(target=create_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 400 and len(set(ids)) == 400
+    assert all(re.fullmatch(r"\d{20}", i) for i in ids)
+
+
+def test_claim_takes_oldest_queued_tasks_and_marks_them_running(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db")
+    ids = [store.create(f"/a/{i}", {"n": i}) for i in range(3)]
+    claimed = store.claim(2)
+    assert [r.task_id for r in claimed] == ids[:2]
+    assert all(r.status == "running" and r.attempts == 1 for r in claimed)
+    assert [r.task_id for r in store.claim(5)] == ids[2:]
+    assert store.claim(5) == []
+
+
+def test_finish_keeps_the_result_and_deletes_the_audio(tmp_path):
+    audio = tmp_path / "a.upload"
+    audio.write_bytes(b"x")
+    store = SqliteTaskStore(tmp_path / "t.db")
+    task_id = store.create(str(audio), {})
+    store.claim(1)
+    store.finish(task_id, {"text": " hi", "segments": [], "language": "en"})
+    record = store.get(task_id)
+    assert record.status == "done" and record.result["text"] == " hi"
+    assert not audio.exists()
+
+
+def test_fail_keeps_the_error_and_deletes_the_audio(tmp_path):
+    audio = tmp_path / "a.upload"
+    audio.write_bytes(b"x")
+    store = SqliteTaskStore(tmp_path / "t.db")
+    task_id = store.create(str(audio), {})
+    store.fail(task_id, "Traceback ...")
+    assert store.get(task_id).error == "Traceback ..."
+    assert not audio.exists()
+
+
+def test_an_ended_task_cannot_be_ended_again(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db")
+    task_id = store.create("/x", {})
+    store.finish(task_id, {"text": "first"})
+    store.fail(task_id, "late failure")
+    assert store.get(task_id).status == "done"
+
+
+def test_running_tasks_are_queued_again_on_reopen(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db")
+    task_id = store.create("/x", {})
+    store.claim(1)
+    store.close()
+    reopened = SqliteTaskStore(tmp_path / "t.db")
+    assert reopened.requeue_running() == 1
+    assert reopened.get(task_id).status == "queued"
+
+
+def test_a_task_interrupted_too_often_ends_as_error(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db", max_attempts=2)
+    task_id = store.create("/x", {})
+    for _ in range(2):
+        assert store.claim(1)
+        store.requeue_running()
+    assert store.claim(1) == []
+    record = store.get(task_id)
+    assert record.status == "error" and "interrupted" in record.error
+
+
+def test_unknown_task_is_none(tmp_path):
+    assert SqliteTaskStore(tmp_path / "t.db").get("20250101000000000000") is None
