@@ -29,7 +29,8 @@ test: provision system-deps
 	$(PY) -m pytest -q
 
 bench: provision
-	$(PY) benchmarks/throughput.py
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/throughput.py --workload short --language known
 
 clean:
 	rm -rf $(VENV) data build *.egg-info src/*.egg-info

@@ -66,7 +66,8 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     service = _service(request)
     if service.ready:
-        return JSONResponse({"status": "ready"})
+        assert service.scheduler is not None
+        return JSONResponse({"status": "ready", "scheduler": service.scheduler.stats()})
     body = {"status": "loading" if service.load_error is None else "failed"}
     if service.load_error:
         body["error"] = service.load_error

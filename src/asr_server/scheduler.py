@@ -113,10 +113,18 @@ class Scheduler:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    @property
-    def load(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
+        """Counters for operators and benchmarks: load now, and batch sizes so far."""
         with self._cv:
-            return {"active": len(self._active) + len(self._prepared), "preparing": self._preparing}
+            active = len(self._active) + len(self._prepared)
+            preparing = self._preparing
+        return {
+            "active_tasks": active,
+            "preparing_tasks": preparing,
+            "windows_decoded": self.windows_decoded,
+            "audio_seconds_done": round(self.audio_seconds_done, 3),
+            "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
+        }
 
     # -- preparation (worker threads) ------------------------------------------------------
 

@@ -1,0 +1,373 @@
+"""Throughput of asr-server against in-process faster-whisper baselines, in one run.
+
+    .venv/bin/python benchmarks/throughput.py --workload short --language known
+    .venv/bin/python benchmarks/throughput.py --workload long --language detect --concurrency all
+
+For the chosen files (from a manifest of JSON lines {"file", "lang", "ref", "duration_s"}) it
+measures, on the same model, compute type, threads and decoding options:
+  (a) sequential ``WhisperModel.transcribe``, one file after another, model loaded once;
+  (b) ``BatchedInferencePipeline`` one file after another, at each batch size given (best kept);
+  (c) the server (started here, fresh data dir) through the seed API at each concurrency, and a
+      lone file on the idle server against (a)'s time for it.
+It reports audio seconds per wall second, p50/p95 task latency, the engine's batch-size
+histogram, the server's peak RSS, and WER/CER against the references; writes a JSON file and a
+PNG plot to --out, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_MANIFEST = REPO.parent / "shared" / "eval" / "manifest.jsonl"
+CHAR_LANGS = {"zh", "ja", "ko"}
+
+
+# -- workloads and scoring ----------------------------------------------------------------------
+
+def load_workload(manifest: Path, workload: str, languages: set[str] | None, limit: int | None) -> list[dict[str, Any]]:
+    items = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    for item in items:
+        item["path"] = str(manifest.parent / item["file"])
+    if workload == "short":
+        items = [i for i in items if i["duration_s"] <= 30]
+    elif workload == "long":
+        items = [i for i in items if i["duration_s"] >= 60]
+    if languages:
+        items = [i for i in items if i["lang"] in languages]
+    return items[:limit] if limit else items
+
+
+def normalise(text: str, lang: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"<[^>]*>|\[[^\]]*\]", " ", text)
+    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    if lang in CHAR_LANGS:
+        return "".join(text.split())
+    return " ".join(text.split())
+
+
+def error_rate(items: list[dict[str, Any]], hypotheses: dict[str, str]) -> dict[str, float]:
+    """WER (words) for spaced languages and CER (characters) for zh/ja/ko, pooled per kind."""
+    import jiwer
+
+    words_ref, words_hyp, chars_ref, chars_hyp = [], [], [], []
+    for item in items:
+        ref = normalise(item["ref"], item["lang"])
+        hyp = normalise(hypotheses.get(item["file"], ""), item["lang"])
+        if item["lang"] in CHAR_LANGS:
+            chars_ref.append(" ".join(ref) or "-")
+            chars_hyp.append(" ".join(hyp))
+        else:
+            words_ref.append(ref or "-")
+            words_hyp.append(hyp)
+    out = {}
+    if words_ref:
+        out["wer"] = round(100 * jiwer.wer(words_ref, words_hyp), 2)
+    if chars_ref:
+        out["cer"] = round(100 * jiwer.wer(chars_ref, chars_hyp), 2)
+    return out
+
+
+# -- baselines ----------------------------------------------------------------------------------
+
+def model_dir(config: Any) -> str:
+    sys.path.insert(0, str(REPO / "src"))
+    from asr_server.models import resolve_model
+
+    return str(resolve_model(config.model.name, config.model.resolved_cache_dir()))
+
+
+def run_sequential(model: Any, items: list[dict[str, Any]], language: str | None) -> dict[str, Any]:
+    texts, times = {}, {}
+    start = time.perf_counter()
+    for item in items:
+        t0 = time.perf_counter()
+        segments, _ = model.transcribe(item["path"], language=item["lang"] if language == "known" else None)
+        texts[item["file"]] = "".join(s.text for s in segments)
+        times[item["file"]] = time.perf_counter() - t0
+    return {"wall_s": time.perf_counter() - start, "texts": texts, "file_s": times}
+
+
+def run_batched_pipeline(model: Any, items: list[dict[str, Any]], language: str | None, batch_size: int) -> dict[str, Any]:
+    from faster_whisper import BatchedInferencePipeline
+
+    pipeline = BatchedInferencePipeline(model)
+    texts = {}
+    start = time.perf_counter()
+    for item in items:
+        segments, _ = pipeline.transcribe(item["path"], batch_size=batch_size,
+                                          language=item["lang"] if language == "known" else None)
+        texts[item["file"]] = "".join(s.text for s in segments)
+    return {"wall_s": time.perf_counter() - start, "texts": texts}
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, config_path: str | None, env: dict[str, str]) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tempfile.mkdtemp(prefix="asr-bench-")
+        args = [sys.executable, "-m", "asr_server", "serve", "--port", str(self.port), "--data-dir", self.data_dir,
+                "--log-level", "warning"]
+        if config_path:
+            args += ["--config", config_path]
+        self.log = open(Path(self.data_dir) / "server.log", "wb")
+        self.proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + (Path(self.data_dir) / "server.log").read_text())
+            time.sleep(0.2)
+        raise TimeoutError("server not ready")
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/readyz", timeout=10).json()["scheduler"]
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def transcribe(self, client: httpx.Client, path: str, poll_s: float) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        with open(path, "rb") as handle:
+            response = client.post(self.url + "/api/v1/asr/task", files={"file": (Path(path).name, handle)})
+        response.raise_for_status()
+        task_id = response.json()["task_id"]
+        while True:
+            response = client.get(f"{self.url}/api/v1/asr/task/{task_id}")
+            if response.status_code == 200:
+                return response.json()["result"]["text"], time.perf_counter() - t0
+            if response.status_code != 202:
+                raise RuntimeError(f"task {task_id} ended {response.status_code}: {response.text[-500:]}")
+            time.sleep(poll_s)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def histogram_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies: list[int]) -> list[dict[str, Any]]:
+    runs = []
+    for concurrency in concurrencies:
+        before = server.stats()["batch_sizes"]
+        texts: dict[str, str] = {}
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def one(item: dict[str, Any], client: httpx.Client) -> None:
+            text, latency = server.transcribe(client, item["path"], poll_s=0.05)
+            with lock:
+                texts[item["file"]] = text
+                latencies.append(latency)
+
+        start = time.perf_counter()
+        with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency + 4)) as client:
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(lambda item: one(item, client), items))
+        wall = time.perf_counter() - start
+        runs.append({
+            "concurrency": concurrency,
+            "wall_s": wall,
+            "latency_p50_s": statistics.median(latencies),
+            "latency_p95_s": sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)],
+            "batch_sizes": histogram_delta(before, server.stats()["batch_sizes"]),
+            "texts": texts,
+        })
+    return runs
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "gpu": None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--workload", choices=["short", "long", "mixed"], default="short")
+    parser.add_argument("--languages", default="", help="comma-separated language filter, e.g. en")
+    parser.add_argument("--language", choices=["known", "detect"], default="known",
+                        help="known: every file's language is given (to the server through config, "
+                             "so the workload must then hold one language); detect: detected")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--concurrency", default="1,4,16,all")
+    parser.add_argument("--batched-sizes", default="8", help="BatchedInferencePipeline batch sizes ('' skips)")
+    parser.add_argument("--config", default=str(REPO / "configs" / "cpu-int8.toml"))
+    parser.add_argument("--set", action="append", default=[], metavar="ENV=VALUE",
+                        help="extra environment for the server, e.g. ASR_SCHEDULER__MAX_BATCH_SIZE=16")
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO / "src"))
+    from asr_server.config import load_settings
+
+    languages = {l for l in args.languages.split(",") if l} or None
+    if args.language == "known" and languages is None:
+        languages = {"en"}
+    items = load_workload(args.manifest, args.workload, languages, args.limit)
+    if not items:
+        parser.error("no files match the workload")
+    if args.language == "known" and len({i["lang"] for i in items}) > 1:
+        parser.error("--language known needs a one-language workload (the server gets it through config)")
+    audio_s = sum(i["duration_s"] for i in items)
+    server_env = dict(kv.split("=", 1) for kv in args.set)
+    if args.language == "known":
+        server_env["ASR_DECODING__LANGUAGE"] = json.dumps(items[0]["lang"])
+    settings = load_settings(args.config, environ=server_env)
+    print(f"{len(items)} files, {audio_s:.0f} s of audio; model {settings.model.name} "
+          f"{settings.model.compute_type} on {settings.model.device}; language {args.language}", flush=True)
+
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(model_dir(settings), device=settings.model.device,
+                         compute_type=settings.model.compute_type, cpu_threads=settings.model.cpu_threads)
+    results: dict[str, Any] = {"workload": args.workload, "language": args.language, "files": len(items),
+                               "audio_s": audio_s, "machine": machine(), "server_env": server_env,
+                               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
+
+    run_sequential(model, items[:1], args.language)  # warm-up, untimed
+    sequential = run_sequential(model, items, args.language)
+    results["sequential"] = {"wall_s": sequential["wall_s"], "throughput": audio_s / sequential["wall_s"],
+                             **error_rate(items, sequential["texts"])}
+    print(f"sequential WhisperModel.transcribe: {sequential['wall_s']:.1f} s", flush=True)
+
+    batched = []
+    for size in [int(s) for s in args.batched_sizes.split(",") if s]:
+        run = run_batched_pipeline(model, items, args.language, size)
+        batched.append({"batch_size": size, "wall_s": run["wall_s"], "throughput": audio_s / run["wall_s"],
+                        **error_rate(items, run["texts"])})
+        print(f"BatchedInferencePipeline(batch_size={size}): {run['wall_s']:.1f} s", flush=True)
+    results["batched_pipeline"] = batched
+    lone = min(items, key=lambda i: abs(i["duration_s"] - 11))
+    lone_in_process = min(run_sequential(model, [lone], args.language)["wall_s"] for _ in range(3))
+    del model
+
+    server = Server(args.config, server_env)
+    try:
+        with httpx.Client(timeout=120) as client:
+            server.transcribe(client, lone["path"], poll_s=0.01)  # warm-up
+            lone_latency = min(server.transcribe(client, lone["path"], poll_s=0.01)[1] for _ in range(3))
+        results["lone"] = {"file": lone["file"], "server_latency_s": lone_latency,
+                           "in_process_s": lone_in_process,
+                           "ratio": lone_latency / lone_in_process}
+        concurrencies = [len(items) if c == "all" else int(c) for c in args.concurrency.split(",")]
+        sweep = run_server_sweep(server, items, concurrencies)
+        for run in sweep:
+            run.update(throughput=audio_s / run["wall_s"], **error_rate(items, run.pop("texts")))
+            run["speedup_vs_sequential"] = run["throughput"] / results["sequential"]["throughput"]
+            if batched:
+                run["speedup_vs_batched_pipeline"] = run["throughput"] / max(b["throughput"] for b in batched)
+        results["server"] = sweep
+        results["server_peak_rss_mb"] = server.peak_rss_mb()
+    finally:
+        server.stop()
+
+    print_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"throughput-{args.workload}-{args.language}{'-' + args.tag if args.tag else ''}"
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    plot(results, args.out / f"{stem}.png")
+    print(f"wrote {args.out / (stem + '.json')} and .png")
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    def score(r: dict[str, Any]) -> str:
+        return " ".join(f"{k.upper()} {r[k]:.2f}%" for k in ("wer", "cer") if k in r)
+
+    print()
+    print(f"| run | wall s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes |")
+    print("|-|-|-|-|-|-|-|-|")
+    seq = results["sequential"]
+    print(f"| sequential WhisperModel.transcribe | {seq['wall_s']:.1f} | {seq['throughput']:.2f} | 1.00x | | | {score(seq)} | |")
+    for b in results["batched_pipeline"]:
+        print(f"| BatchedInferencePipeline bs={b['batch_size']} | {b['wall_s']:.1f} | {b['throughput']:.2f} | "
+              f"{b['throughput'] / seq['throughput']:.2f}x | | | {score(b)} | |")
+    for r in results.get("server", []):
+        print(f"| asr-server, concurrency {r['concurrency']} | {r['wall_s']:.1f} | {r['throughput']:.2f} | "
+              f"{r['speedup_vs_sequential']:.2f}x | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
+              f"{score(r)} | {r['batch_sizes']} |")
+    lone = results.get("lone")
+    if lone:
+        print(f"\nlone {lone['file']}: server {lone['server_latency_s']:.2f} s upload-to-done vs in-process "
+              f"{lone['in_process_s']:.2f} s ({lone['ratio']:.2f}x)")
+    print(f"server peak RSS: {results.get('server_peak_rss_mb', float('nan')):.0f} MB")
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    runs = results.get("server", [])
+    ax.plot([r["concurrency"] for r in runs], [r["throughput"] for r in runs], "o-", label="asr-server")
+    ax.axhline(results["sequential"]["throughput"], color="gray", linestyle="--", label="sequential transcribe")
+    for b in results["batched_pipeline"]:
+        ax.axhline(b["throughput"], color="tab:orange", linestyle=":", label=f"BatchedInferencePipeline bs={b['batch_size']}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("audio seconds per wall second")
+    ax.set_title(f"{results['workload']} workload, language {results['language']}, {results['files']} files")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
