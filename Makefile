@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install provision run test system-deps bench clean
+.PHONY: install provision run test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,7 @@ provision: install
 run: provision
 	$(VENV)/bin/asr-server serve --config configs/cpu-int8.toml
 
-# Debian packages the tests use, installed only when absent.
-system-deps:
-	@command -v espeak-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; }
-
-test: provision system-deps
+test: provision
 	$(PY) -m pytest -q
 
 bench: provision

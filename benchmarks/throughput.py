@@ -189,7 +189,7 @@ def histogram_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, 
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
-def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies: list[int]) -> list[dict[str, Any]]:
+def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies: list[int], poll_s: float) -> list[dict[str, Any]]:
     runs = []
     for concurrency in concurrencies:
         before = server.stats()["batch_sizes"]
@@ -198,7 +198,7 @@ def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies:
         lock = threading.Lock()
 
         def one(item: dict[str, Any], client: httpx.Client) -> None:
-            text, latency = server.transcribe(client, item["path"], poll_s=0.05)
+            text, latency = server.transcribe(client, item["path"], poll_s=poll_s)
             with lock:
                 texts[item["file"]] = text
                 latencies.append(latency)
@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra environment for the server, e.g. ASR_SCHEDULER__MAX_BATCH_SIZE=16")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--poll", type=float, default=0.25,
+                        help="seconds between a client's polls in the sweep (the client shares the CPU)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
@@ -305,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                            "in_process_s": lone_in_process,
                            "ratio": lone_latency / lone_in_process}
         concurrencies = [len(items) if c == "all" else int(c) for c in args.concurrency.split(",")]
-        sweep = run_server_sweep(server, items, concurrencies)
+        sweep = run_server_sweep(server, items, concurrencies, args.poll)
         for run in sweep:
             run.update(throughput=audio_s / run["wall_s"], **error_rate(items, run.pop("texts")))
             run["speedup_vs_sequential"] = run["throughput"] / results["sequential"]["throughput"]

@@ -38,6 +38,11 @@ class ModelConfig(_Section):
     ] = "int8"
     cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra_threads; 0 = its default.")
     device_index: int = Field(0, ge=0)
+    encode_batch_size: int = Field(
+        1, ge=1, le=256,
+        description="Windows per encoder call. On CPU the encoder gains nothing from batching "
+        "(8 at once measured 20% slower than one by one); on GPU it does.",
+    )
     cache_dir: str = Field("", description="Where bundled models are assembled; '' = ~/.cache/asr-server.")
 
     def resolved_cache_dir(self) -> Path:

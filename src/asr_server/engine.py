@@ -67,6 +67,7 @@ class WhisperEngine:
         self.max_length: int = self._whisper.max_length
         self.is_multilingual: bool = self.model.is_multilingual
         self._to_cpu = self.model.device == "cuda"
+        self._encode_batch_size = config.encode_batch_size
 
     @property
     def whisper_model(self) -> WhisperModel:
@@ -81,10 +82,14 @@ class WhisperEngine:
         return self.feature_extractor(audio)
 
     def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
-        """Run the encoder on padded 30 s windows; one host array per window."""
-        batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(windows)))
-        output = np.asarray(self.model.encode(batch, to_cpu=self._to_cpu))
-        return list(output)
+        """Run the encoder on padded 30 s windows, ``encode_batch_size`` at a time; one host
+        array per window (the decoder batch may then combine windows encoded apart)."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(windows), self._encode_batch_size):
+            chunk = windows[start : start + self._encode_batch_size]
+            batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(chunk)))
+            out.extend(np.asarray(self.model.encode(batch, to_cpu=self._to_cpu)))
+        return out
 
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]:
         """Language probabilities per window, best first, codes without markers."""
