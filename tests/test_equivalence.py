@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduler import Scheduler
-from conftest import AUDIO
+from conftest import AUDIO, Job, ListSource
 
 CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav"]
-
-
-@dataclass
-class Job:
-    task_id: str
-    audio_path: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class ListSource:
-    def __init__(self, jobs: list[Job]) -> None:
-        self.jobs = list(jobs)
-        self.results: dict[str, dict[str, Any]] = {}
-        self.errors: dict[str, str] = {}
-        self.total = len(jobs)
-        self.done = threading.Event()
-
-    def claim(self, limit: int) -> list[Job]:
-        taken, self.jobs = self.jobs[:limit], self.jobs[limit:]
-        return taken
-
-    def finish(self, task_id: str, result: dict[str, Any]) -> None:
-        self.results[task_id] = result
-        self._check()
-
-    def fail(self, task_id: str, error: str) -> None:
-        self.errors[task_id] = error
-        self._check()
-
-    def _check(self) -> None:
-        if len(self.results) + len(self.errors) == self.total:
-            self.done.set()
 
 
 def run_scheduler(engine, jobs: list[Job], max_batch_size: int, **options) -> tuple[ListSource, Scheduler]:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import threading
 import wave
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from asr_server.config import DecodingOptions, ModelConfig, SchedulerConfig
 from asr_server.engine import Generated
 from asr_server.models import resolve_model
 from asr_server.scheduler import Scheduler
+from conftest import Job, ListSource
 
 
 @pytest.fixture(scope="module")
@@ -81,42 +80,6 @@ class ScriptedEngine:
             text = tok.encode(" loud" + f" {loudness:.2f}" * words)
             outputs.append(Generated([tok.timestamp_begin] + text + [tok.timestamp_begin + 10], -0.1, 0.0))
         return outputs
-
-
-@dataclass
-class Job:
-    task_id: str
-    audio_path: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class ListSource:
-    def __init__(self, jobs) -> None:
-        self.jobs = list(jobs)
-        self.results: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-        self.total = len(self.jobs)
-        self.done = threading.Event()
-        self.lock = threading.Lock()
-
-    def claim(self, limit):
-        with self.lock:
-            taken, self.jobs = self.jobs[:limit], self.jobs[limit:]
-        return taken
-
-    def finish(self, task_id, result):
-        with self.lock:
-            self.results[task_id] = result
-            self._check()
-
-    def fail(self, task_id, error):
-        with self.lock:
-            self.errors[task_id] = error
-            self._check()
-
-    def _check(self):
-        if len(self.results) + len(self.errors) == self.total:
-            self.done.set()
 
 
 def tone(path: Path, seconds: float, loudness: float) -> str:

@@ -15,8 +15,8 @@ def test_task_id_is_utc_timestamp_with_microseconds():
     assert format_task_id(moment) == "20250331222301719319"
 
 
-def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
-    frozen = datetime(2025, 3, 31, 22, 23, 1, 999998, tzinfo=timezone.utc)
+def freeze_clock(monkeypatch, frozen: datetime) -> None:
+    """Make the store's clock stand still at ``frozen``."""
 
     class FrozenClock(datetime):
         @classmethod
@@ -24,6 +24,10 @@ def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
             return frozen
 
     monkeypatch.setattr(store_module, "datetime", FrozenClock)
+
+
+def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
+    freeze_clock(monkeypatch, datetime(2025, 3, 31, 22, 23, 1, 999998, tzinfo=timezone.utc))
     store = SqliteTaskStore(tmp_path / "t.db")
     ids = [store.create(f"/x/{i}", {}) for i in range(5)]
     assert ids == ["20250331222301999998", "20250331222301999999",
@@ -31,14 +35,7 @@ def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
 
 
 def test_ids_stay_unique_across_a_restart_with_a_clock_that_stepped_back(tmp_path, monkeypatch):
-    frozen = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-    class FrozenClock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return frozen
-
-    monkeypatch.setattr(store_module, "datetime", FrozenClock)
+    freeze_clock(monkeypatch, datetime(2025, 1, 1, tzinfo=timezone.utc))
     first = SqliteTaskStore(tmp_path / "t.db")
     a = [first.create("/x", {}) for _ in range(3)]
     first.close()
