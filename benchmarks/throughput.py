@@ -157,12 +157,6 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
     def transcribe(self, client: httpx.Client, path: str, poll_s: float) -> tuple[str, float]:
         t0 = time.perf_counter()
         with open(path, "rb") as handle:

@@ -115,16 +115,14 @@ class Scheduler:
 
     def stats(self) -> dict[str, Any]:
         """Counters for operators and benchmarks: load now, and batch sizes so far."""
-        with self._cv:
-            active = len(self._active) + len(self._prepared)
-            preparing = self._preparing
-        return {
-            "active_tasks": active,
-            "preparing_tasks": preparing,
-            "windows_decoded": self.windows_decoded,
-            "audio_seconds_done": round(self.audio_seconds_done, 3),
-            "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
-        }
+        with self._cv:  # the engine thread updates these counters under the same lock
+            return {
+                "active_tasks": len(self._active) + len(self._prepared),
+                "preparing_tasks": self._preparing,
+                "windows_decoded": self.windows_decoded,
+                "audio_seconds_done": round(self.audio_seconds_done, 3),
+                "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
+            }
 
     # -- preparation (worker threads) ------------------------------------------------------
 
@@ -229,8 +227,9 @@ class Scheduler:
             for active in owners.values():
                 self._drop(active, error)
             return
-        self.batch_sizes[len(batch)] += 1
-        self.windows_decoded += len(batch)
+        with self._cv:
+            self.batch_sizes[len(batch)] += 1
+            self.windows_decoded += len(batch)
         for window, outcome in zip(batch, outcomes):
             active = owners[id(window.owner)]
             before = active.transcription.seek
@@ -240,7 +239,8 @@ class Scheduler:
                 self._drop(active, traceback.format_exc())
                 continue
             t = active.transcription
-            self.audio_seconds_done += (min(t.seek, t.content_frames) - before) * self._engine.seconds_per_frame
+            with self._cv:
+                self.audio_seconds_done += (min(t.seek, t.content_frames) - before) * self._engine.seconds_per_frame
             if self._on_progress is not None:
                 self._on_progress(active.task_id, t.progress, t.duration)
         self._finish_completed()
