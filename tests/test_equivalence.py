@@ -1,4 +1,7 @@
-"""The service's transcription equals faster-whisper's WhisperModel.transcribe, batched or not."""
+"""The service's transcription equals faster-whisper's WhisperModel.transcribe, batched or not.
+
+Packing (several clips in one window) gives each clip its own text but not Whisper's exact
+tokens, so it is off here; test_packing.py proves it keeps clips apart."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav
 
 def run_scheduler(engine, jobs: list[Job], max_batch_size: int, **options) -> tuple[ListSource, Scheduler]:
     source = ListSource(jobs)
-    scheduler = Scheduler(engine, source, SchedulerConfig(max_batch_size=max_batch_size),
+    scheduler = Scheduler(engine, source, SchedulerConfig(max_batch_size=max_batch_size, pack_clips=False),
                           DecodingOptions(**options))
     scheduler.start()
     assert source.done.wait(300), "scheduler did not finish"

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 from faster_whisper.audio import decode_audio
 
 from .config import DecodingOptions, SchedulerConfig
-from .transcription import Engine, Transcription, Window, decode_windows
+from .packing import PackedWindow, pack_windows
+from .transcription import Engine, Transcription, Unit, decode_windows
 
 log = logging.getLogger("asr_server.scheduler")
 
@@ -44,12 +45,6 @@ class WorkSource(Protocol):
     def fail(self, task_id: str, error: str) -> None: ...
 
 
-class FeatureEngine(Engine, Protocol):
-    sampling_rate: int
-
-    def features(self, audio: Any) -> Any: ...
-
-
 @dataclass
 class _Active:
     task_id: str
@@ -63,7 +58,7 @@ ProgressHook = Callable[[str, float, float], None]
 class Scheduler:
     def __init__(
         self,
-        engine: FeatureEngine,
+        engine: Engine,
         source: WorkSource,
         config: SchedulerConfig,
         defaults: DecodingOptions,
@@ -88,6 +83,8 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()
         self.windows_decoded = 0
         self.audio_seconds_done = 0.0
+        self.clips_packed = 0
+        self.clips_unpacked = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -122,6 +119,8 @@ class Scheduler:
                 "windows_decoded": self.windows_decoded,
                 "audio_seconds_done": round(self.audio_seconds_done, 3),
                 "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
+                "clips_packed": self.clips_packed,
+                "clips_unpacked": self.clips_unpacked,
             }
 
     # -- preparation (worker threads) ------------------------------------------------------
@@ -146,7 +145,8 @@ class Scheduler:
             options = self._defaults.model_copy(update=job.options) if job.options else self._defaults
             audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
             features = self._engine.features(audio)
-            transcription = Transcription(features, options, self._engine)
+            short = self._config.pack_clips and features.shape[-1] <= self._engine.frames_per_window
+            transcription = Transcription(features, options, self._engine, audio=audio if short else None)
             with self._cv:
                 self._order += 1
                 prepared = _Active(job.task_id, transcription, self._order)
@@ -190,15 +190,19 @@ class Scheduler:
             while self._prepared:
                 self._active.append(self._prepared.popleft())
 
-    def _offered_windows(self) -> list[Window]:
+    def _offered_windows(self) -> list[Unit]:
+        """Each active task's next window, oldest task first; short clips packed together."""
         windows = []
         for active in self._active:
             window = active.transcription.next_window()
             if window is not None:
                 windows.append(window)
-        return windows
+        if not self._config.pack_clips:
+            return list(windows)
+        return pack_windows(windows, self._config.pack_gap_ms / 1000,
+                            self._engine.frames_per_window * self._engine.seconds_per_frame)
 
-    def _select(self, windows: list[Window]) -> list[Window]:
+    def _select(self, windows: list[Unit]) -> list[Unit]:
         """The oldest task's batch key, and up to max_batch_size windows that share it."""
         key = windows[0].batch_key
         same = [w for w in windows if w.batch_key == key]
@@ -217,36 +221,42 @@ class Scheduler:
                 self._cv.wait(left)
             return bool(self._prepared)
 
-    def _step(self, batch: list[Window]) -> None:
-        owners = {id(w.owner): self._owner_of(w) for w in batch}
+    def _step(self, batch: list[Unit]) -> None:
+        by_transcription = {id(a.transcription): a for a in self._active}
         try:
             outcomes = decode_windows(self._engine, batch, self._detect_on_window)
         except Exception:
             log.exception("a batch of %d windows failed", len(batch))
             error = traceback.format_exc()
-            for active in owners.values():
-                self._drop(active, error)
+            for unit in batch:
+                for t in unit.transcriptions:
+                    self._drop(by_transcription[id(t)], error)
             return
         with self._cv:
             self.batch_sizes[len(batch)] += 1
             self.windows_decoded += len(batch)
-        for window, outcome in zip(batch, outcomes):
-            active = owners[id(window.owner)]
-            before = active.transcription.seek
+        for unit, outcome in zip(batch, outcomes):
+            actives = [by_transcription[id(t)] for t in unit.transcriptions]
+            before = [a.transcription.seek for a in actives]
             try:
-                active.transcription.complete(window, outcome)
+                unit.complete(outcome)
             except Exception:
-                self._drop(active, traceback.format_exc())
+                error = traceback.format_exc()
+                for active in actives:
+                    self._drop(active, error)
                 continue
-            t = active.transcription
-            with self._cv:
-                self.audio_seconds_done += (min(t.seek, t.content_frames) - before) * self._engine.seconds_per_frame
-            if self._on_progress is not None:
-                self._on_progress(active.task_id, t.progress, t.duration)
+            if isinstance(unit, PackedWindow):
+                done = sum(1 for a in actives if a.transcription.finished)
+                with self._cv:
+                    self.clips_packed += done
+                    self.clips_unpacked += sum(1 for a in actives if a.transcription.pack_refused)
+            for active, seek in zip(actives, before):
+                t = active.transcription
+                with self._cv:
+                    self.audio_seconds_done += (min(t.seek, t.content_frames) - seek) * self._engine.seconds_per_frame
+                if self._on_progress is not None and t.seek != seek:
+                    self._on_progress(active.task_id, t.progress, t.duration)
         self._finish_completed()
-
-    def _owner_of(self, window: Window) -> _Active:
-        return next(a for a in self._active if a.transcription is window.owner)
 
     def _finish_completed(self) -> None:
         for active in [a for a in self._active if a.transcription.finished]:

@@ -10,8 +10,9 @@ windows through an engine with Whisper's temperature fallback, batched per tempe
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
@@ -22,9 +23,13 @@ from .config import DecodingOptions
 from .engine import GenerateParams, Generated
 
 
+MAX_PACK_ATTEMPTS = 2  # a clip that two packs did not reach is decoded alone
+
+
 class Engine(Protocol):
     """What the transcription needs of an engine (a fake one serves in unit tests)."""
 
+    sampling_rate: int
     frames_per_window: int
     seconds_per_frame: float
     frames_per_second: int
@@ -34,9 +39,28 @@ class Engine(Protocol):
     is_multilingual: bool
 
     def tokenizer(self, task: str, language: str | None) -> Tokenizer: ...
+    def features(self, audio: np.ndarray) -> np.ndarray: ...
     def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]: ...
     def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]: ...
+
+
+class Unit(Protocol):
+    """One item of a decoder batch: a task's window (``Window``) or several packed clips."""
+
+    needs_language: bool
+    retry_on_fallback: bool
+
+    @property
+    def owner(self) -> "Transcription": ...
+    @property
+    def transcriptions(self) -> list["Transcription"]: ...
+    @property
+    def batch_key(self) -> tuple[Any, ...]: ...
+    def features(self) -> np.ndarray: ...
+    def detection_features(self) -> np.ndarray | None: ...
+    def prompt(self) -> list[int]: ...
+    def complete(self, outcome: "Outcome") -> None: ...
 
 
 @dataclass
@@ -48,6 +72,14 @@ class Window:
     size: int
     previous_tokens: list[int]
     needs_language: bool
+    retry_on_fallback: ClassVar[bool] = True
+
+    @property
+    def transcriptions(self) -> list["Transcription"]:
+        return [self.owner]
+
+    def complete(self, outcome: "Outcome") -> None:
+        self.owner.complete(self, outcome)
 
     @property
     def batch_key(self) -> tuple[Any, ...]:
@@ -88,7 +120,7 @@ class Outcome:
     compression_ratio: float
 
 
-@dataclass
+@dataclass(eq=False)  # a state machine: identity, not value, tells two apart
 class Transcription:
     """The state of one recording's transcription between windows."""
 
@@ -100,6 +132,9 @@ class Transcription:
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
     windows_done: int = 0
+    audio: np.ndarray | None = None  # kept only for clips short enough to be packed
+    pack_refused: bool = False  # set once a pack could not give this clip a clean result
+    pack_attempts: int = 0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
     _tokenizer: Tokenizer | None = None
@@ -147,6 +182,24 @@ class Transcription:
         self.language = language
         self.language_probability = probability
         self._tokenizer = self.engine.tokenizer(self.options.task, language)
+
+    @property
+    def packable(self) -> bool:
+        """Whether this clip may share a window with others (see ``packing``): untouched,
+        under one window, language known, plain timestamped decoding with no prompt."""
+        return (
+            self.audio is not None and not self.pack_refused and self.pack_attempts < MAX_PACK_ATTEMPTS and self.seek == 0 and self.content_frames > 0
+            and self.language is not None and not self._all_tokens
+            and not self.options.without_timestamps
+            and self.content_frames < self.engine.frames_per_window
+        )
+
+    def complete_packed(self, segments: list[dict[str, Any]]) -> None:
+        """Take the segments a pack gave this clip: the clip is then done."""
+        self.windows_done += 1
+        self.segments = [{**segment, "id": i} for i, segment in enumerate(segments)]
+        self.seek = self.content_frames
+        self.audio = None
 
     def next_window(self) -> Window | None:
         """The window at the current seek position, or None when the recording is done."""
@@ -240,39 +293,51 @@ class Transcription:
         return needed
 
     def _split_by_timestamps(self, tokens: list[int], window: Window) -> tuple[list[dict[str, Any]], int]:
-        """Cut a window's tokens into segments at consecutive timestamp tokens (Whisper's rule)."""
-        begin = self.tokenizer.timestamp_begin
-        precision = self.engine.time_precision
+        """Cut a window's tokens into segments (times in the recording) and find the next seek."""
+        split = split_by_timestamps(tokens, self.tokenizer.timestamp_begin, self.engine.time_precision,
+                                    window.size * self.engine.seconds_per_frame)
         time_offset = window.seek * self.engine.seconds_per_frame
-        seek = window.seek
-        pieces: list[dict[str, Any]] = []
-        single_timestamp_ending = len(tokens) >= 2 and tokens[-2] < begin <= tokens[-1]
-        consecutive = [i for i in range(1, len(tokens)) if tokens[i] >= begin and tokens[i - 1] >= begin]
-        if consecutive:
-            slices = consecutive + ([len(tokens)] if single_timestamp_ending else [])
-            last = 0
-            for current in slices:
-                sliced = tokens[last:current]
-                pieces.append(
-                    {
-                        "start": time_offset + (sliced[0] - begin) * precision,
-                        "end": time_offset + (sliced[-1] - begin) * precision,
-                        "tokens": sliced,
-                    }
-                )
-                last = current
-            if single_timestamp_ending:
-                seek += window.size
-            else:
-                seek += (tokens[last - 1] - begin) * self.engine.input_stride
-        else:
-            duration = window.size * self.engine.seconds_per_frame
-            timestamps = [t for t in tokens if t >= begin]
-            if timestamps and timestamps[-1] != begin:
-                duration = (timestamps[-1] - begin) * precision
-            pieces.append({"start": time_offset, "end": time_offset + duration, "tokens": tokens})
-            seek += window.size
-        return pieces, seek
+        pieces = [{**piece, "start": time_offset + piece["start"], "end": time_offset + piece["end"]}
+                  for piece in split.pieces]
+        if split.last_timestamp is None:
+            return pieces, window.seek + window.size
+        return pieces, window.seek + split.last_timestamp * self.engine.input_stride
+
+
+@dataclass
+class Split:
+    """A window's tokens cut into segments; times are seconds from the window's start.
+
+    ``last_timestamp`` (in timestamp steps) is where the model stopped with text still to come,
+    the point Whisper seeks to next; None when the model finished the window."""
+
+    pieces: list[dict[str, Any]]
+    last_timestamp: int | None
+
+
+def split_by_timestamps(tokens: list[int], timestamp_begin: int, precision: float, window_seconds: float) -> Split:
+    """Whisper's rule: a segment ends at every pair of consecutive timestamp tokens."""
+    begin = timestamp_begin
+    pieces: list[dict[str, Any]] = []
+    single_timestamp_ending = len(tokens) >= 2 and tokens[-2] < begin <= tokens[-1]
+    consecutive = [i for i in range(1, len(tokens)) if tokens[i] >= begin and tokens[i - 1] >= begin]
+    if consecutive:
+        slices = consecutive + ([len(tokens)] if single_timestamp_ending else [])
+        last = 0
+        for current in slices:
+            sliced = tokens[last:current]
+            pieces.append(
+                {"start": (sliced[0] - begin) * precision, "end": (sliced[-1] - begin) * precision, "tokens": sliced}
+            )
+            last = current
+        if single_timestamp_ending:
+            return Split(pieces, None)
+        return Split(pieces, tokens[last - 1] - begin)
+    duration = window_seconds
+    timestamps = [t for t in tokens if t >= begin]
+    if timestamps and timestamps[-1] != begin:
+        duration = (timestamps[-1] - begin) * precision
+    return Split([{"start": 0.0, "end": duration, "tokens": tokens}], None)
 
 
 def compression_ratio(text: str) -> float:
@@ -280,7 +345,7 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
-def decode_windows(engine: Engine, windows: list[Window], detect_on_window: bool = False) -> list[Outcome]:
+def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bool = False) -> list[Outcome]:
     """Encode, detect languages and decode a batch of windows that share a batch key.
 
     Language detection runs on exactly the features faster-whisper uses, which for a recording
@@ -325,7 +390,7 @@ def decode_windows(engine: Engine, windows: list[Window], detect_on_window: bool
             ratio = compression_ratio(owner.tokenizer.decode(result.tokens).strip())
             outcome = Outcome(result, avg_logprob, temperature, ratio)
             tried[i].append(outcome)
-            if owner.needs_fallback(outcome):
+            if windows[i].retry_on_fallback and owner.needs_fallback(outcome):
                 still_pending.append(i)
             else:
                 accepted[i] = outcome

@@ -1,0 +1,213 @@
+"""Packing: several short clips decoded together in one 30 s window.
+
+The encoder costs the same for 3 s of speech as for 30 s, and on CPU it is most of the cost of a
+short clip. So clips that share a language and decoding options are laid end to end, with two
+seconds of silence between them (``pack_gap_ms``), and decoded as one window; the window's segments go back to the
+clip whose span they cover. Whisper ends a segment at such a pause, so the split is clean.
+
+Anything ambiguous sends the clips concerned back to be decoded alone, with Whisper's full
+temperature fallback: a segment that reaches into two clips by more than a third of the gap; a
+clip the model reached but gave no text (it may have stopped early); a clip cut off where the
+model stopped; a window that would need temperature fallback or looks like silence. So a pack
+never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+from faster_whisper.audio import pad_or_trim
+
+from .transcription import Outcome, Transcription, Window, compression_ratio, split_by_timestamps
+
+STEP_S = 0.02  # one timestamp token: clips start on this grid so timestamps shift exactly
+
+
+@dataclass
+class PackedWindow:
+    """Short clips laid end to end in one window; batched like any other fresh window."""
+
+    parts: list[Transcription]
+    offsets: list[float]  # where each clip starts in the window, seconds
+    gap_s: float
+    needs_language = False
+    retry_on_fallback = False  # a doubtful pack is unpacked instead
+
+    @property
+    def owner(self) -> Transcription:
+        """The clip that stands for the pack's language, options and tokenizer (all share them)."""
+        return self.parts[0]
+
+    @property
+    def transcriptions(self) -> list[Transcription]:
+        return self.parts
+
+    @property
+    def batch_key(self) -> tuple[Any, ...]:
+        return (0, self.owner.generation_key)
+
+    def spans(self) -> list[tuple[float, float]]:
+        return [(offset, offset + part.duration) for offset, part in zip(self.offsets, self.parts)]
+
+    def audio(self) -> np.ndarray:
+        """The clips' samples at their offsets, silence between them."""
+        rate = self.owner.engine.sampling_rate
+        clips = [part.audio for part in self.parts]
+        assert all(clip is not None for clip in clips), "only clips that kept their audio are packed"
+        audio = np.zeros(int(round(self.offsets[-1] * rate)) + len(clips[-1]), dtype=np.float32)
+        for offset, clip in zip(self.offsets, clips):
+            start = int(round(offset * rate))
+            audio[start : start + len(clip)] = clip
+        return audio
+
+    @property
+    def tolerance(self) -> float:
+        """How far a segment may reach past its clip into the gap: Whisper's timestamps run
+        late by a few hundred milliseconds in long windows. A third of the gap."""
+        return self.gap_s / 3
+
+    def num_frames(self) -> int:
+        """Feature frames of the packed audio, the window's content (as a recording's would be)."""
+        return int(round(self.spans()[-1][1] / self.owner.engine.seconds_per_frame))
+
+    def features(self) -> np.ndarray:
+        features = self.owner.engine.features(self.audio())
+        return pad_or_trim(features[:, : features.shape[-1] - 1])
+
+    def detection_features(self) -> None:
+        return None
+
+    def prompt(self) -> list[int]:
+        return list(self.owner.tokenizer.sot_sequence)
+
+    def complete(self, outcome: Outcome) -> None:
+        """Hand each clip its segments, or send it back to be decoded alone."""
+        owner = self.owner
+        options = owner.options
+        for part in self.parts:
+            part.pack_attempts += 1
+        silent = (
+            options.no_speech_threshold is not None
+            and outcome.generated.no_speech_prob > options.no_speech_threshold
+        )
+        if owner.needs_fallback(outcome) or silent:
+            self._refuse(range(len(self.parts)))
+            return
+        tokenizer = owner.tokenizer
+        spans = self.spans()
+        split = split_by_timestamps(outcome.generated.tokens, tokenizer.timestamp_begin,
+                                    owner.engine.time_precision, spans[-1][1])
+        reached = spans[-1][1] if split.last_timestamp is None else split.last_timestamp * owner.engine.time_precision
+        pieces = []
+        for piece in split.pieces:
+            text = tokenizer.decode(piece["tokens"])
+            if piece["start"] != piece["end"] and text.strip():
+                pieces.append({**piece, "text": text})
+        tolerance = self.tolerance
+        refused: list[int] = []
+        assigned: list[list[dict[str, Any]]] = [[] for _ in self.parts]
+        for piece in pieces:
+            overlaps = [_overlap((piece["start"], piece["end"]), span) for span in spans]
+            if sorted(overlaps)[-2] > tolerance:
+                # Text of two clips in one segment: neither can have a clean result.
+                refused.extend(i for i, overlap in enumerate(overlaps) if overlap > 0)
+                continue
+            assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
+        for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
+            if end > reached + tolerance:
+                continue  # cut off where the model stopped: it goes into another pack
+            if i in refused:
+                continue
+            if not assigned[i]:
+                refused.append(i)  # reached but no text: the model may have skipped it
+                continue
+            part.complete_packed(self._segments(part, start, assigned[i], outcome))
+        self._refuse(refused)
+
+    def _clip_at(self, time: float) -> int:
+        """The clip that owns a time: each gap is shared at its middle."""
+        spans = self.spans()
+        for i in range(len(spans) - 1):
+            if time < (spans[i][1] + spans[i + 1][0]) / 2:
+                return i
+        return len(spans) - 1
+
+    def _segments(self, part: Transcription, offset: float, pieces: list[dict[str, Any]], outcome: Outcome) -> list[dict[str, Any]]:
+        """Segments as if the clip had been decoded alone: times and timestamp tokens shifted."""
+        begin = part.tokenizer.timestamp_begin
+        shift = int(round(offset / part.engine.time_precision))
+        ratio = compression_ratio("".join(p["text"] for p in pieces).strip())
+        segments = []
+        for piece in pieces:
+            start = min(max(0.0, piece["start"] - offset), part.duration)
+            end = min(max(start, piece["end"] - offset), part.duration)
+            segments.append(
+                {
+                    "id": 0,
+                    "seek": 0,
+                    "start": round(start, 3),
+                    "end": round(end, 3),
+                    "text": piece["text"],
+                    "tokens": [max(begin, t - shift) if t >= begin else t for t in piece["tokens"]],
+                    "temperature": outcome.temperature,
+                    "avg_logprob": outcome.avg_logprob,
+                    "compression_ratio": ratio,
+                    "no_speech_prob": outcome.generated.no_speech_prob,
+                }
+            )
+        return segments
+
+    def _refuse(self, indices: Sequence[int] | set[int] | range) -> None:
+        for i in indices:
+            self.parts[i].pack_refused = True
+            self.parts[i].audio = None
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float) -> list[Window | PackedWindow]:
+    """Replace the windows of packable clips by packs; other windows pass through.
+
+    Clips share a pack only with the same language, task and decoding options. Packs are
+    filled first-fit with the longest clips first, so neighbours in a pack are rarely
+    consecutive uploads, the clips most likely to run on into each other (two halves of one
+    sentence) and be refused. A pack of one is left as the plain window it was. Units are
+    ordered by their oldest clip, which keeps the scheduler's oldest-first rule."""
+    gap_s = round(gap_s / STEP_S) * STEP_S
+    limit = window_s - STEP_S
+    arrival = {id(window): n for n, window in enumerate(windows)}
+    bins: list[tuple[Hashable, list[Window]]] = []
+    ends: list[float] = []
+    for window in sorted((w for w in windows if w.owner.packable), key=lambda w: -w.owner.duration):
+        owner = window.owner
+        key = (owner.language, owner.options.task, owner.generation_key)
+        for n, (bin_key, members) in enumerate(bins):
+            if bin_key == key and _next_offset(ends[n], gap_s) + owner.duration <= limit:
+                members.append(window)
+                ends[n] = _next_offset(ends[n], gap_s) + owner.duration
+                break
+        else:
+            bins.append((key, [window]))
+            ends.append(owner.duration)
+    units: list[tuple[int, Window | PackedWindow]] = [(arrival[id(w)], w) for w in windows if not w.owner.packable]
+    for _, members in bins:
+        first = min(arrival[id(w)] for w in members)
+        if len(members) == 1:
+            units.append((first, members[0]))
+            continue
+        parts = [w.owner for w in members]
+        offsets = [0.0]
+        for part in parts[:-1]:
+            offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
+        units.append((first, PackedWindow(parts, offsets, gap_s)))
+    return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
+
+
+def _next_offset(end: float, gap_s: float) -> float:
+    """Where the next clip starts: after the gap, rounded up to the timestamp grid."""
+    steps = int(np.ceil(round((end + gap_s) / STEP_S, 6)))
+    return steps * STEP_S

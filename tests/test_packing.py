@@ -1,0 +1,192 @@
+"""Packing short clips into one window: each clip gets its own text, or is decoded alone.
+
+The rules are checked on scripted decoder outputs (exact token control); the proof that packing
+keeps clips apart on real speech runs the real model on real clips from ../shared/eval.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from difflib import SequenceMatcher
+
+import numpy as np
+import pytest
+
+from asr_server.config import DecodingOptions, SchedulerConfig
+from asr_server.engine import Generated
+from asr_server.packing import PackedWindow, pack_windows
+from asr_server.scheduler import Scheduler
+from asr_server.transcription import Outcome, Transcription
+from conftest import EVAL, Job, ListSource
+from test_scheduler import ScriptedEngine, hf_tokenizer  # noqa: F401  (fixture)
+
+
+def clip(engine: ScriptedEngine, seconds: float, language: str | None = "en", **options) -> Transcription:
+    audio = np.full(int(16000 * seconds), 0.1, np.float32)
+    return Transcription(engine.features(audio), DecodingOptions(language=language, **options), engine, audio=audio)
+
+
+def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], final: float | None = None) -> Outcome:
+    """A decoder result made of (start, text, end) segments, Whisper's token layout."""
+    tok = engine.tokenizer("transcribe", "en")
+    tokens: list[int] = []
+    for start, text, end in pieces:
+        tokens += [tok.timestamp_begin + round(start / 0.02), *tok.encode(text), tok.timestamp_begin + round(end / 0.02)]
+    if final is not None:
+        tokens.append(tok.timestamp_begin + round(final / 0.02))
+    return Outcome(Generated(tokens, -5.0, 0.01), -0.2, 0.0, 1.2)
+
+
+@pytest.fixture
+def scripted(hf_tokenizer):  # noqa: F811
+    return ScriptedEngine(hf_tokenizer)
+
+
+def test_each_segment_goes_to_the_clip_it_covers_with_times_from_that_clip(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 5.0)
+    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
+    pack.complete(outcome(scripted, [(0.0, " One two.", 3.9), (5.2, " Three four.", 9.8)]))
+    assert first.result()["text"] == " One two."
+    assert second.result()["text"] == " Three four."
+    segment = second.result()["segments"][0]
+    assert (segment["id"], segment["seek"], segment["start"], segment["end"]) == (0, 0, 0.2, 4.8)
+    tok = scripted.tokenizer("transcribe", "en")
+    assert segment["tokens"][0] == tok.timestamp_begin + 10, "timestamp tokens are shifted to the clip"
+    assert first.finished and second.finished
+
+
+def test_a_segment_that_runs_across_a_gap_sends_both_clips_back_alone(scripted):
+    first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
+    pack = PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0)
+    pack.complete(outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
+    assert first.pack_refused and second.pack_refused and not first.finished and not second.finished
+    assert third.finished and third.result()["text"] == " Five."
+
+
+def test_a_clip_the_model_reached_without_text_is_decoded_alone(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One.", 3.8)]))
+    assert first.finished
+    assert second.pack_refused and not second.finished
+
+
+def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 8.0)
+    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
+    # Two timestamps in a row at the end: the model stopped at 6.0 s with more to come.
+    pack.complete(outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
+    assert first.finished
+    assert not second.finished and not second.pack_refused and second.packable
+
+
+def test_a_window_that_would_need_temperature_fallback_is_unpacked(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
+    too_improbable = Outcome(result.generated, -2.0, 0.0, 1.2)
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(too_improbable)
+    assert first.pack_refused and second.pack_refused
+
+
+def test_only_clips_of_one_language_and_options_share_a_pack(scripted):
+    clips = [clip(scripted, 5.0, "en"), clip(scripted, 5.0, "de"), clip(scripted, 5.0, "en"),
+             clip(scripted, 5.0, "en", beam_size=1), clip(scripted, 5.0, "de")]
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    packs = [u for u in units if isinstance(u, PackedWindow)]
+    groups = sorted(sorted(clips.index(p) for p in pack.parts) for pack in packs)
+    assert groups == [[0, 2], [1, 4]]
+    assert len(units) == 3, "the beam-1 clip stays a window of its own"
+
+
+def test_a_pack_never_holds_more_than_one_window_of_audio(scripted):
+    clips = [clip(scripted, seconds) for seconds in (12.0, 9.0, 8.0, 7.0, 3.0, 2.0)]
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    for unit in units:
+        if isinstance(unit, PackedWindow):
+            assert unit.spans()[-1][1] <= 30.0
+            starts = [start for start, _ in unit.spans()]
+            ends = [end for _, end in unit.spans()]
+            assert all(later - earlier >= 1.0 for earlier, later in zip(ends, starts[1:])), "a gap between clips"
+    assert sum(len(u.parts) if isinstance(u, PackedWindow) else 1 for u in units) == len(clips)
+
+
+def test_clips_of_unknown_language_long_recordings_and_prompted_ones_are_not_packed(scripted):
+    unknown = clip(scripted, 5.0, None)
+    prompted = clip(scripted, 5.0, initial_prompt="Glossary")
+    audio = np.full(16000 * 40, 0.1, np.float32)
+    long = Transcription(scripted.features(audio), DecodingOptions(language="en"), scripted, audio=audio)
+    assert not unknown.packable and not prompted.packable and not long.packable
+    assert clip(scripted, 5.0).packable
+
+
+# -- the real model on real speech ------------------------------------------------------------
+
+UNRELATED = [  # short English clips from different corpora and speakers
+    "en_jfk_inaugural.flac", "en_timit_LDC93S1.wav", "en_cmuarctic_a0024.wav",
+    "en_harvard_sb_spk2_snt1.wav", "en_ljspeech_LJ001-0001.wav", "en_ami_ES2011a_headset_40-46s.wav",
+    "en_common_voice_en_22058267.mp3", "en_cards_001.wav",
+]
+
+
+MANIFEST = {item["file"]: item for item in map(json.loads, (EVAL / "manifest.jsonl").read_text().splitlines())}
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s']", " ", text.lower()).split()
+
+
+def transcribe_all(engine, names: list[str], pack: bool) -> tuple[dict[str, dict], Scheduler]:
+    source = ListSource([Job(name, str(EVAL / name)) for name in names])
+    scheduler = Scheduler(engine, source, SchedulerConfig(pack_clips=pack, max_batch_size=8, max_wait_ms=200),
+                          DecodingOptions(language="en"))
+    scheduler.start()
+    try:
+        assert source.done.wait(300), "scheduler did not finish"
+    finally:
+        scheduler.stop()
+    assert not source.errors, source.errors
+    return source.results, scheduler
+
+
+@pytest.fixture(scope="module")
+def packed_and_alone(engine):
+    names = [n for n in UNRELATED if (EVAL / n).exists()]
+    packed, scheduler = transcribe_all(engine, names, pack=True)
+    alone, _ = transcribe_all(engine, names, pack=False)
+    return names, packed, alone, scheduler.stats()
+
+
+def test_packing_real_clips_decodes_several_in_one_window(packed_and_alone):
+    names, _, _, stats = packed_and_alone
+    assert stats["clips_packed"] >= 4
+    assert stats["windows_decoded"] < len(names)
+
+
+def test_packed_clips_hold_no_words_of_other_clips(packed_and_alone):
+    names, packed, alone, _ = packed_and_alone
+    for name in names:
+        own = set(words(alone[name]["text"]))
+        for other in names:
+            if other == name:
+                continue
+            foreign = set(words(alone[other]["text"])) - own - {"the", "a", "of", "and", "in", "to", "is", "it", "i"}
+            leaked = foreign & set(words(packed[name]["text"]))
+            assert len(leaked) <= 1, f"{name} took words of {other}: {sorted(leaked)}"
+
+
+def test_packed_text_is_as_close_to_the_human_reference_as_decoding_alone(packed_and_alone):
+    names, packed, alone, _ = packed_and_alone
+    for name in names:
+        ref = words(MANIFEST[name]["ref"])
+        packed_score = SequenceMatcher(None, words(packed[name]["text"]), ref).ratio()
+        alone_score = SequenceMatcher(None, words(alone[name]["text"]), ref).ratio()
+        assert packed_score >= alone_score - 0.1, (name, packed[name]["text"], alone[name]["text"])
+
+
+def test_packed_segments_lie_within_their_own_clip(packed_and_alone):
+    names, packed, _, _ = packed_and_alone
+    for name in names:
+        for segment in packed[name]["segments"]:
+            # Whisper itself may end a clip's last segment past its end; it never starts one there.
+            assert 0 <= segment["start"] < MANIFEST[name]["duration_s"] and segment["start"] <= segment["end"]
+            assert segment["seek"] == 0
