@@ -186,7 +186,8 @@ def histogram_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, 
 def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies: list[int], poll_s: float) -> list[dict[str, Any]]:
     runs = []
     for concurrency in concurrencies:
-        before = server.stats()["batch_sizes"]
+        stats_before = server.stats()
+        before = stats_before["batch_sizes"]
         texts: dict[str, str] = {}
         latencies: list[float] = []
         lock = threading.Lock()
@@ -207,7 +208,9 @@ def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies:
             "wall_s": wall,
             "latency_p50_s": statistics.median(latencies),
             "latency_p95_s": sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)],
-            "batch_sizes": histogram_delta(before, server.stats()["batch_sizes"]),
+            "batch_sizes": histogram_delta(before, (stats_after := server.stats())["batch_sizes"]),
+            "clips_packed": stats_after.get("clips_packed", 0) - stats_before.get("clips_packed", 0),
+            "clips_unpacked": stats_after.get("clips_unpacked", 0) - stats_before.get("clips_unpacked", 0),
             "texts": texts,
         })
     return runs
@@ -326,8 +329,8 @@ def print_table(results: dict[str, Any]) -> None:
         return " ".join(f"{k.upper()} {r[k]:.2f}%" for k in ("wer", "cer") if k in r)
 
     print()
-    print(f"| run | wall s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes |")
-    print("|-|-|-|-|-|-|-|-|")
+    print(f"| run | wall s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes | clips packed / sent back |")
+    print("|-|-|-|-|-|-|-|-|-|")
     seq = results["sequential"]
     print(f"| sequential WhisperModel.transcribe | {seq['wall_s']:.1f} | {seq['throughput']:.2f} | 1.00x | | | {score(seq)} | |")
     for b in results["batched_pipeline"]:
@@ -336,7 +339,7 @@ def print_table(results: dict[str, Any]) -> None:
     for r in results.get("server", []):
         print(f"| asr-server, concurrency {r['concurrency']} | {r['wall_s']:.1f} | {r['throughput']:.2f} | "
               f"{r['speedup_vs_sequential']:.2f}x | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
-              f"{score(r)} | {r['batch_sizes']} |")
+              f"{score(r)} | {r['batch_sizes']} | {r['clips_packed']} / {r['clips_unpacked']} |")
     lone = results.get("lone")
     if lone:
         print(f"\nlone {lone['file']}: server {lone['server_latency_s']:.2f} s upload-to-done vs in-process "

@@ -104,6 +104,12 @@ class DecodingOptions(_Section):
     without_timestamps: bool = False
     max_initial_timestamp: float = Field(1.0, ge=0)
     max_new_tokens: int | None = Field(None, ge=1)
+    vad_filter: bool = Field(
+        False,
+        description="VAD-chunked mode: Silero VAD cuts the speech into chunks of at most 30 s, "
+        "each decoded on its own (BatchedInferencePipeline's semantics), so one recording's "
+        "chunks share batches. False keeps Whisper's sequential semantics.",
+    )
 
     @field_validator("language", "initial_prompt", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from faster_whisper.audio import decode_audio
 
 from .config import DecodingOptions, SchedulerConfig
+from .chunking import ChunkedTranscription
 from .packing import PackedWindow, pack_windows
 from .transcription import Engine, Transcription, Unit, decode_windows
 
@@ -48,7 +49,7 @@ class WorkSource(Protocol):
 @dataclass
 class _Active:
     task_id: str
-    transcription: Transcription
+    transcription: Transcription | ChunkedTranscription
     order: int
 
 
@@ -84,6 +85,7 @@ class Scheduler:
         self.windows_decoded = 0
         self.audio_seconds_done = 0.0
         self.clips_packed = 0
+        self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
         self.clips_unpacked = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -119,6 +121,7 @@ class Scheduler:
                 "windows_decoded": self.windows_decoded,
                 "audio_seconds_done": round(self.audio_seconds_done, 3),
                 "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
+                "engine_seconds": round(self.engine_seconds, 3),
                 "clips_packed": self.clips_packed,
                 "clips_unpacked": self.clips_unpacked,
             }
@@ -144,9 +147,13 @@ class Scheduler:
         try:
             options = self._defaults.model_copy(update=job.options) if job.options else self._defaults
             audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
-            features = self._engine.features(audio)
-            short = self._config.pack_clips and features.shape[-1] <= self._engine.frames_per_window
-            transcription = Transcription(features, options, self._engine, audio=audio if short else None)
+            transcription: Transcription | ChunkedTranscription
+            if options.vad_filter:
+                transcription = ChunkedTranscription(audio, options, self._engine, self._config.pack_clips)
+            else:
+                features = self._engine.features(audio)
+                short = self._config.pack_clips and features.shape[-1] <= self._engine.frames_per_window
+                transcription = Transcription(features, options, self._engine, audio=audio if short else None)
             with self._cv:
                 self._order += 1
                 prepared = _Active(job.task_id, transcription, self._order)
@@ -192,11 +199,7 @@ class Scheduler:
 
     def _offered_windows(self) -> list[Unit]:
         """Each active task's next window, oldest task first; short clips packed together."""
-        windows = []
-        for active in self._active:
-            window = active.transcription.next_window()
-            if window is not None:
-                windows.append(window)
+        windows = [window for active in self._active for window in active.transcription.windows()]
         if not self._config.pack_clips:
             return list(windows)
         return pack_windows(windows, self._config.pack_gap_ms / 1000,
@@ -222,22 +225,24 @@ class Scheduler:
             return bool(self._prepared)
 
     def _step(self, batch: list[Unit]) -> None:
-        by_transcription = {id(a.transcription): a for a in self._active}
+        by_part = {id(part): a for a in self._active for part in a.transcription.parts}
+        started = time.perf_counter()
         try:
             outcomes = decode_windows(self._engine, batch, self._detect_on_window)
         except Exception:
             log.exception("a batch of %d windows failed", len(batch))
             error = traceback.format_exc()
             for unit in batch:
-                for t in unit.transcriptions:
-                    self._drop(by_transcription[id(t)], error)
+                for part in unit.transcriptions:
+                    self._drop(by_part[id(part)], error)
             return
         with self._cv:
             self.batch_sizes[len(batch)] += 1
             self.windows_decoded += len(batch)
+            self.engine_seconds += time.perf_counter() - started
         for unit, outcome in zip(batch, outcomes):
-            actives = [by_transcription[id(t)] for t in unit.transcriptions]
-            before = [a.transcription.seek for a in actives]
+            actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
+            before = [a.transcription.seconds_done for a in actives]
             try:
                 unit.complete(outcome)
             except Exception:
@@ -246,15 +251,14 @@ class Scheduler:
                     self._drop(active, error)
                 continue
             if isinstance(unit, PackedWindow):
-                done = sum(1 for a in actives if a.transcription.finished)
                 with self._cv:
-                    self.clips_packed += done
-                    self.clips_unpacked += sum(1 for a in actives if a.transcription.pack_refused)
-            for active, seek in zip(actives, before):
+                    self.clips_packed += sum(1 for part in unit.parts if part.finished)
+                    self.clips_unpacked += sum(1 for part in unit.parts if part.pack_refused)
+            for active, done_before in zip(actives, before):
                 t = active.transcription
                 with self._cv:
-                    self.audio_seconds_done += (min(t.seek, t.content_frames) - seek) * self._engine.seconds_per_frame
-                if self._on_progress is not None and t.seek != seek:
+                    self.audio_seconds_done += t.seconds_done - done_before
+                if self._on_progress is not None and t.seconds_done != done_before:
                     self._on_progress(active.task_id, t.progress, t.duration)
         self._finish_completed()
 

@@ -174,6 +174,19 @@ class Transcription:
         return min(1.0, self.seek / self.content_frames)
 
     @property
+    def seconds_done(self) -> float:
+        return min(self.seek, self.content_frames) * self.engine.seconds_per_frame
+
+    @property
+    def parts(self) -> list["Transcription"]:
+        """The transcriptions whose windows this task offers (one here; several when chunked)."""
+        return [self]
+
+    def windows(self) -> list[Window]:
+        window = self.next_window()
+        return [window] if window is not None else []
+
+    @property
     def tokenizer(self) -> Tokenizer:
         assert self._tokenizer is not None, "language not known yet"
         return self._tokenizer
