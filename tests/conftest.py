@@ -175,3 +175,18 @@ class ListSource:
     def _check(self) -> None:
         if len(self.results) + len(self.errors) == self.total:
             self.done.set()
+
+
+def run_jobs(engine, jobs: list[Job], config, options, timeout: float = 300):
+    """Run jobs through a real Scheduler until all end; returns (source, scheduler). No errors allowed."""
+    from asr_server.scheduler import Scheduler
+
+    source = ListSource(jobs)
+    scheduler = Scheduler(engine, source, config, options)
+    scheduler.start()
+    try:
+        assert source.done.wait(timeout), "scheduler did not finish"
+    finally:
+        scheduler.stop()
+    assert not source.errors, source.errors
+    return source, scheduler

@@ -13,7 +13,7 @@ from faster_whisper.audio import decode_audio
 from asr_server.chunking import group_speech
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduler import Scheduler
-from conftest import AUDIO, EVAL, Job, ListSource
+from conftest import AUDIO, EVAL, Job, run_jobs
 
 
 def words(text: str) -> list[str]:
@@ -30,14 +30,8 @@ def write_wav(path: Path, audio: np.ndarray) -> str:
 
 
 def transcribe(engine, paths: list[str], **options) -> tuple[dict[str, dict], Scheduler]:
-    source = ListSource([Job(str(i), path) for i, path in enumerate(paths)])
-    scheduler = Scheduler(engine, source, SchedulerConfig(), DecodingOptions(vad_filter=True, **options))
-    scheduler.start()
-    try:
-        assert source.done.wait(300), "scheduler did not finish"
-    finally:
-        scheduler.stop()
-    assert not source.errors, source.errors
+    jobs = [Job(str(i), path) for i, path in enumerate(paths)]
+    source, scheduler = run_jobs(engine, jobs, SchedulerConfig(), DecodingOptions(vad_filter=True, **options))
     return source.results, scheduler
 
 

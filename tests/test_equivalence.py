@@ -11,20 +11,14 @@ import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduler import Scheduler
-from conftest import AUDIO, Job, ListSource
+from conftest import AUDIO, Job, ListSource, run_jobs
 
 CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav"]
 
 
 def run_scheduler(engine, jobs: list[Job], max_batch_size: int, **options) -> tuple[ListSource, Scheduler]:
-    source = ListSource(jobs)
-    scheduler = Scheduler(engine, source, SchedulerConfig(max_batch_size=max_batch_size, pack_clips=False),
-                          DecodingOptions(**options))
-    scheduler.start()
-    assert source.done.wait(300), "scheduler did not finish"
-    scheduler.stop()
-    assert not source.errors, source.errors
-    return source, scheduler
+    return run_jobs(engine, jobs, SchedulerConfig(max_batch_size=max_batch_size, pack_clips=False),
+                    DecodingOptions(**options))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from asr_server.engine import Generated
 from asr_server.packing import PackedWindow, pack_windows
 from asr_server.scheduler import Scheduler
 from asr_server.transcription import Outcome, Transcription
-from conftest import EVAL, Job, ListSource
+from conftest import EVAL, Job, run_jobs
 from test_scheduler import ScriptedEngine, hf_tokenizer  # noqa: F401  (fixture)
 
 
@@ -136,15 +136,9 @@ def words(text: str) -> list[str]:
 
 
 def transcribe_all(engine, names: list[str], pack: bool) -> tuple[dict[str, dict], Scheduler]:
-    source = ListSource([Job(name, str(EVAL / name)) for name in names])
-    scheduler = Scheduler(engine, source, SchedulerConfig(pack_clips=pack, max_batch_size=8, max_wait_ms=200),
-                          DecodingOptions(language="en"))
-    scheduler.start()
-    try:
-        assert source.done.wait(300), "scheduler did not finish"
-    finally:
-        scheduler.stop()
-    assert not source.errors, source.errors
+    config = SchedulerConfig(pack_clips=pack, max_batch_size=8, max_wait_ms=200)
+    source, scheduler = run_jobs(engine, [Job(name, str(EVAL / name)) for name in names], config,
+                                 DecodingOptions(language="en"))
     return source.results, scheduler
 
 
