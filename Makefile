@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install provision run test bench clean
+.PHONY: install provision run test bench bench-all clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ test: provision
 bench: provision
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/throughput.py --workload short --language known
+
+# Every figure of benchmarks/RESULTS.md, one after another (about 40 min on 2 cores).
+bench-all: bench
+	$(PY) benchmarks/throughput.py --workload short --languages en --language detect --concurrency 8,all --batched-sizes ""
+	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency 1,all
+	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency all --tag vad \
+	    --set ASR_DECODING__VAD_FILTER=true --set ASR_DECODING__WITHOUT_TIMESTAMPS=true
+	$(PY) benchmarks/memory.py --tasks 1000 --clients 16
+	$(PY) benchmarks/zh_script.py
 
 clean:
 	rm -rf $(VENV) data build *.egg-info src/*.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import wave
 from difflib import SequenceMatcher
@@ -62,9 +63,11 @@ def test_chunks_of_one_long_recording_share_a_batch_and_keep_its_text(engine):
     path = str(EVAL / "en_lucier_sitting_in_a_room.mp3")
     results, scheduler = transcribe(engine, [path], language="en")
     assert max(scheduler.batch_sizes) > 1, "chunks of one recording should be decoded together"
-    segments, _ = engine.whisper_model.transcribe(path, language="en")
-    sequential = words("".join(s.text for s in segments))
-    assert SequenceMatcher(None, words(results["0"]["text"]), sequential).ratio() > 0.9
+    # Against the human reference: sequential decoding of this file may fall back to sampling and
+    # loop, so it is no stable yardstick.
+    reference = next(json.loads(line)["ref"] for line in (EVAL / "manifest.jsonl").read_text().splitlines()
+                     if json.loads(line)["file"] == "en_lucier_sitting_in_a_room.mp3")
+    assert SequenceMatcher(None, words(results["0"]["text"]), words(reference)).ratio() > 0.9
 
 
 def test_the_language_is_detected_once_and_holds_for_every_chunk(engine):

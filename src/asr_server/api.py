@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .config import Settings
+from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
 from .store import DONE, ERROR
+from .task_options import OptionError, parse_task_options
 from .uploads import UploadError, receive_upload
 
 
@@ -35,9 +37,14 @@ async def create_task(request: Request) -> JSONResponse:
     if upload.size == 0:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": "Empty 'file': the upload has no bytes"}, status_code=400)
+    try:
+        options = parse_task_options(upload.fields)
+    except OptionError as exc:
+        upload.path.unlink(missing_ok=True)
+        return JSONResponse({"error": str(exc)}, status_code=400)
     assert service.store is not None
     try:
-        task_id = await run_in_threadpool(service.store.create, str(upload.path), {})
+        task_id = await run_in_threadpool(service.store.create, str(upload.path), options)
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
@@ -45,13 +52,22 @@ async def create_task(request: Request) -> JSONResponse:
     return JSONResponse({"task_id": task_id}, status_code=201)
 
 
-async def get_task(request: Request) -> JSONResponse:
+async def get_task(request: Request) -> Response:
+    """The seed's answers; with ``?format=txt|srt|vtt|tsv`` a finished task's transcript as a
+    download instead of the 200 body (every other answer stays the seed's JSON)."""
     service = _service(request)
     task_id = request.path_params["task_id"]
+    fmt = request.query_params.get("format", "json")
+    if fmt not in FORMATS:
+        return JSONResponse({"error": f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}"},
+                            status_code=400)
     assert service.store is not None
     record = await run_in_threadpool(service.store.get, task_id)
     if record is None:
         return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
+    if record.status == DONE and fmt != "json":
+        return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
+                        headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
     if record.status == DONE:
         return JSONResponse({"task_id": task_id, "status": "done", "result": record.result}, status_code=200)
     if record.status == ERROR:

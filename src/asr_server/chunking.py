@@ -36,6 +36,9 @@ class ChunkedTranscription:
         if not groups:  # no speech found: let Whisper see the start and say so
             groups = [[{"start": 0, "end": min(len(audio), int(window * rate))}]] if len(audio) else []
         self.groups = groups
+        # No text is carried from one chunk to the next, nor between windows inside a chunk, so
+        # every window starts with an empty prompt and any two can share a batch.
+        options = options.model_copy(update={"condition_on_previous_text": False})
         self.parts: list[Transcription] = []
         for group in groups:
             chunk = np.concatenate([audio[piece["start"] : piece["end"]] for piece in group])

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--config")
     transcribe.add_argument("--format", choices=FORMATS, default="txt")
     transcribe.add_argument("--language")
+    transcribe.add_argument("--zh-script", choices=["simplified", "traditional", "as-is"],
+                            help="script of Chinese results (default: the config's, simplified)")
     transcribe.add_argument("--output-dir", help="write <name>.<format> files here instead of stdout")
 
     provision = commands.add_parser("provision", help="assemble or fetch the configured model once")
@@ -45,7 +47,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     server = {k: v for k, v in {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
                                "data_dir": getattr(args, "data_dir", None)}.items() if v is not None}
     decoding = {"language": args.language} if getattr(args, "language", None) else {}
-    return load_settings(args.config, {"server": server, "decoding": decoding})
+    output = {"zh_script": args.zh_script} if getattr(args, "zh_script", None) else {}
+    return load_settings(args.config, {"server": server, "decoding": decoding, "output": output})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +124,7 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     from .engine import WhisperEngine
     from .models import resolve_model
     from .scheduler import Scheduler
+    from .task_options import decoding_for, finalizer
 
     model = settings.model
     engine = WhisperEngine(resolve_model(model.name, model.resolved_cache_dir()), model)
@@ -134,7 +138,9 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{done:.0f} s of audio transcribed")
 
     scheduler = Scheduler(engine, source, settings.scheduler, settings.decoding, on_progress=on_progress,
-                          detect_on_window=settings.scheduler.detect_on_window)
+                          detect_on_window=settings.scheduler.detect_on_window,
+                          finalize=finalizer(settings.output),
+                          options_for=decoding_for(settings.decoding, settings.output))
     scheduler.start()
     finished = 0
     while not source.done.wait(0.2):

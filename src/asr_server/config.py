@@ -147,10 +147,21 @@ class StoreConfig(_Section):
     )
 
 
+class OutputOptions(_Section):
+    """How finished results are written out; a task may override each key."""
+
+    zh_script: Literal["simplified", "traditional", "as-is"] = Field(
+        "simplified",
+        description="Script of Chinese results (text, segments, words, every format), converted "
+        "with OpenCC; tokens stay the model's own.",
+    )
+
+
 class Settings(_Section):
     model: ModelConfig = ModelConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     decoding: DecodingOptions = DecodingOptions()
+    output: OutputOptions = OutputOptions()
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
 

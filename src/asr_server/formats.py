@@ -1,10 +1,17 @@
-"""Transcript writers: a Whisper result dict as txt, srt or vtt (Whisper's own conventions)."""
+"""Transcript writers: a Whisper result dict as txt, srt, vtt or tsv (Whisper's own conventions)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-FORMATS = ("json", "txt", "srt", "vtt")
+FORMATS = ("json", "txt", "srt", "vtt", "tsv")
+MEDIA_TYPES = {
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "tsv": "text/tab-separated-values; charset=utf-8",
+}
 
 
 def _timestamp(seconds: float, marker: str, always_hours: bool) -> str:
@@ -40,9 +47,18 @@ def to_vtt(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def to_tsv(result: dict[str, Any]) -> str:
+    """Whisper's tsv: start and end in integer milliseconds, tabs in the text made spaces."""
+    lines = ["start\tend\ttext"]
+    for segment in result["segments"]:
+        text = segment["text"].strip().replace("\t", " ")
+        lines.append(f"{round(1000 * segment['start'])}\t{round(1000 * segment['end'])}\t{text}")
+    return "\n".join(lines) + "\n"
+
+
 def render(result: dict[str, Any], fmt: str) -> str:
     import json
 
     if fmt == "json":
         return json.dumps(result, ensure_ascii=False, indent=2) + "\n"
-    return {"txt": to_txt, "srt": to_srt, "vtt": to_vtt}[fmt](result)
+    return {"txt": to_txt, "srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}[fmt](result)

@@ -27,6 +27,7 @@ from faster_whisper.audio import decode_audio
 from .config import DecodingOptions, SchedulerConfig
 from .chunking import ChunkedTranscription
 from .packing import PackedWindow, pack_windows
+from .task_options import decoding_overrides
 from .transcription import Engine, Transcription, Unit, decode_windows
 
 log = logging.getLogger("asr_server.scheduler")
@@ -51,9 +52,11 @@ class _Active:
     task_id: str
     transcription: Transcription | ChunkedTranscription
     order: int
+    options: dict[str, Any]
 
 
 ProgressHook = Callable[[str, float, float], None]
+Finalize = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]  # (result, task options) -> result
 
 
 class Scheduler:
@@ -65,6 +68,8 @@ class Scheduler:
         defaults: DecodingOptions,
         on_progress: ProgressHook | None = None,
         detect_on_window: bool = False,
+        finalize: Finalize | None = None,
+        options_for: Callable[[dict[str, Any]], DecodingOptions] | None = None,
     ) -> None:
         self._engine = engine
         self._source = source
@@ -72,6 +77,8 @@ class Scheduler:
         self._defaults = defaults
         self._on_progress = on_progress
         self._detect_on_window = detect_on_window
+        self._finalize = finalize
+        self._options_for = options_for
         self._cv = threading.Condition()
         self._prepared: deque[_Active] = deque()
         self._preparing = 0
@@ -145,7 +152,11 @@ class Scheduler:
     def _prepare(self, job: Job) -> None:
         prepared: _Active | None = None
         try:
-            options = self._defaults.model_copy(update=job.options) if job.options else self._defaults
+            if self._options_for is not None:
+                options = self._options_for(job.options or {})
+            else:
+                overrides = decoding_overrides(job.options or {})
+                options = self._defaults.model_copy(update=overrides) if overrides else self._defaults
             audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
             transcription: Transcription | ChunkedTranscription
             if options.vad_filter:
@@ -156,7 +167,7 @@ class Scheduler:
                 transcription = Transcription(features, options, self._engine, audio=audio if short else None)
             with self._cv:
                 self._order += 1
-                prepared = _Active(job.task_id, transcription, self._order)
+                prepared = _Active(job.task_id, transcription, self._order, job.options or {})
         except Exception:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True)
             self._fail(job.task_id, traceback.format_exc())
@@ -266,7 +277,10 @@ class Scheduler:
         for active in [a for a in self._active if a.transcription.finished]:
             self._active.remove(active)
             try:
-                self._source.finish(active.task_id, active.transcription.result())
+                result = active.transcription.result()
+                if self._finalize is not None:
+                    result = self._finalize(result, active.options)
+                self._source.finish(active.task_id, result)
             except Exception:
                 log.exception("could not record the result of task %s", active.task_id)
                 self._fail(active.task_id, traceback.format_exc())

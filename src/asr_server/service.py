@@ -17,6 +17,7 @@ from .config import Settings
 from .models import resolve_model
 from .scheduler import Scheduler
 from .store import SqliteTaskStore
+from .task_options import decoding_for, finalizer
 
 log = logging.getLogger("asr_server.service")
 
@@ -80,6 +81,8 @@ class Service:
                 self.settings.scheduler,
                 self.settings.decoding,
                 detect_on_window=self.settings.scheduler.detect_on_window,
+                finalize=finalizer(self.settings.output),
+                options_for=decoding_for(self.settings.decoding, self.settings.output),
             )
             scheduler.start()
             self.scheduler = scheduler
