@@ -116,6 +116,16 @@ class DecodingOptions(_Section):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str | None) -> str | None:
+        # faster-whisper's list of Whisper's language codes (pinned version; no public name).
+        from faster_whisper.tokenizer import _LANGUAGE_CODES
+
+        if value is not None and value not in _LANGUAGE_CODES:
+            raise ValueError(f"unknown language code {value!r}; expected an ISO 639-1 code Whisper knows, such as 'en'")
+        return value
+
     @field_validator("temperatures", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:

@@ -27,7 +27,7 @@ from faster_whisper.audio import decode_audio
 from .config import DecodingOptions, SchedulerConfig
 from .chunking import ChunkedTranscription
 from .packing import PackedWindow, pack_windows
-from .task_options import decoding_overrides
+from .task_options import apply_decoding
 from .transcription import Engine, Transcription, Unit, decode_windows
 
 log = logging.getLogger("asr_server.scheduler")
@@ -155,8 +155,7 @@ class Scheduler:
             if self._options_for is not None:
                 options = self._options_for(job.options or {})
             else:
-                overrides = decoding_overrides(job.options or {})
-                options = self._defaults.model_copy(update=overrides) if overrides else self._defaults
+                options = apply_decoding(self._defaults, job.options or {})
             audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
             transcription: Transcription | ChunkedTranscription
             if options.vad_filter:

@@ -16,6 +16,15 @@ from .config import DecodingOptions, OutputOptions
 from .zh_script import apply_zh_script, steer_decoding
 
 OUTPUT_FIELDS = ("zh_script",)
+# form field -> DecodingOptions key
+DECODING_FIELDS = {
+    "language": "language",
+    "task": "task",
+    "initial_prompt": "initial_prompt",
+    "beam_size": "beam_size",
+    "temperature": "temperatures",  # one value, or several separated by commas (fallback order)
+    "vad_filter": "vad_filter",
+}
 
 
 class OptionError(ValueError):
@@ -25,17 +34,39 @@ class OptionError(ValueError):
 def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
     """The task options named by ``fields``; raises OptionError naming a bad field."""
     output = {name: fields[name] for name in OUTPUT_FIELDS if fields.get(name, "") != ""}
-    try:
-        OutputOptions(**output)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "form"
-        raise OptionError(f"Invalid '{field}': {error['msg']}") from None
-    return {"output": output} if output else {}
+    given = {name: key for name, key in DECODING_FIELDS.items() if fields.get(name, "").strip() != ""}
+    decoding: dict[str, Any] = {}
+    for model, values in ((OutputOptions, output), (DecodingOptions, {key: fields[name].strip() for name, key in given.items()})):
+        try:
+            validated = model(**values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = str(error["loc"][0]) if error["loc"] else "form"
+            field = next((name for name, k in given.items() if k == key), key)
+            message = error["msg"].removeprefix("Value error, ")
+            raise OptionError(f"Invalid '{field}': {message}") from None
+        if model is DecodingOptions:
+            # Keep the validated, typed values (JSON-safe) of the keys the task set.
+            decoding = {key: getattr(validated, key) for key in values}
+    options: dict[str, Any] = {}
+    if decoding:
+        options["decoding"] = {k: list(v) if isinstance(v, tuple) else v for k, v in decoding.items()}
+    if output:
+        options["output"] = output
+    return options
 
 
 def decoding_overrides(options: dict[str, Any]) -> dict[str, Any]:
     return dict(options.get("decoding", {}))
+
+
+def apply_decoding(decoding: DecodingOptions, options: dict[str, Any]) -> DecodingOptions:
+    """The config's decoding options with a task's overrides, validated again (stored JSON
+    holds lists where the model wants tuples)."""
+    overrides = decoding_overrides(options)
+    if not overrides:
+        return decoding
+    return DecodingOptions.model_validate({**decoding.model_dump(), **overrides})
 
 
 def decoding_for(decoding: DecodingOptions, output: OutputOptions) -> Callable[[dict[str, Any]], DecodingOptions]:
@@ -43,9 +74,7 @@ def decoding_for(decoding: DecodingOptions, output: OutputOptions) -> Callable[[
     its output options call for (a Simplified prompt for zh)."""
 
     def options_for(options: dict[str, Any]) -> DecodingOptions:
-        overrides = decoding_overrides(options)
-        task_decoding = decoding.model_copy(update=overrides) if overrides else decoding
-        return steer_decoding(task_decoding, output_options(output, options).zh_script)
+        return steer_decoding(apply_decoding(decoding, options), output_options(output, options).zh_script)
 
     return options_for
 

@@ -1,0 +1,64 @@
+"""Per-task options as form fields: validated before a task exists, applied to that task alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr_server.config import DecodingOptions
+from asr_server.task_options import OptionError, apply_decoding, parse_task_options
+from conftest import AUDIO, EVAL, submit, wait_for_task
+
+
+def test_known_fields_become_typed_decoding_and_output_overrides():
+    options = parse_task_options({"language": "de", "task": "translate", "beam_size": "3",
+                                  "temperature": "0,0.4", "vad_filter": "true", "initial_prompt": "Simplicissimus",
+                                  "zh_script": "as-is"})
+    assert options == {
+        "decoding": {"language": "de", "task": "translate", "beam_size": 3, "temperatures": [0.0, 0.4],
+                     "vad_filter": True, "initial_prompt": "Simplicissimus"},
+        "output": {"zh_script": "as-is"},
+    }
+
+
+def test_no_fields_and_unknown_fields_leave_the_defaults():
+    assert parse_task_options({}) == {}
+    assert parse_task_options({"model": "whisper-1", "language": ""}) == {}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("language", "xx"), ("task", "summarise"), ("beam_size", "0"), ("beam_size", "many"),
+    ("temperature", "hot"), ("temperature", "-1"), ("vad_filter", "maybe"),
+])
+def test_a_bad_value_is_refused_naming_its_field(field, value):
+    with pytest.raises(OptionError, match=f"Invalid '{field}'"):
+        parse_task_options({field: value})
+
+
+def test_stored_overrides_apply_over_the_config_with_their_types():
+    stored = parse_task_options({"temperature": "0,0.4", "beam_size": "2"})
+    decoding = apply_decoding(DecodingOptions(language="en"), stored)
+    assert decoding.temperatures == (0.0, 0.4) and decoding.beam_size == 2 and decoding.language == "en"
+    hash(decoding.temperatures)  # batch keys hash the options
+
+
+# -- end to end ---------------------------------------------------------------------------------
+
+def test_a_language_given_per_task_is_used(server):
+    response = submit(server.url, EVAL / "es_librivox_capitan_veneno.mp3", language="es", beam_size="1")
+    done = wait_for_task(server.url, response.json()["task_id"], timeout=300)
+    assert done.status_code == 200
+    assert done.json()["result"]["language"] == "es"
+
+
+def test_translate_and_vad_filter_are_accepted_and_the_task_completes(server):
+    response = submit(server.url, AUDIO / "jfk.flac", task="translate", vad_filter="true", language="en")
+    done = wait_for_task(server.url, response.json()["task_id"])
+    assert done.status_code == 200
+    text = done.json()["result"]["text"].lower()
+    assert "ask not what your country can do for you" in text, text
+
+
+def test_an_invalid_option_gets_400_and_no_task(server):
+    response = submit(server.url, AUDIO / "jfk.flac", beam_size="0")
+    assert response.status_code == 400
+    assert response.json() == {"error": "Invalid 'beam_size': Input should be greater than or equal to 1"}
