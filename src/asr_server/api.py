@@ -19,7 +19,7 @@ from starlette.routing import Route
 from .config import Settings
 from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
-from .store import DONE, ERROR
+from .store import DONE, ERROR, QUEUED, RUNNING
 from .task_options import OptionError, parse_task_options
 from .uploads import UploadError, receive_upload
 
@@ -75,6 +75,53 @@ async def get_task(request: Request) -> Response:
     return JSONResponse({"task_id": task_id, "status": "processing", "result": ""}, status_code=202)
 
 
+STATUSES = {"queued": QUEUED, "running": RUNNING, "processing": None, "done": DONE, "error": ERROR}
+MAX_PAGE = 1000
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    """``GET /api/v1/asr/tasks?status=&limit=&after=``: tasks oldest first, a page at a time.
+    ``next`` is the ``after`` of the next page (null on the last)."""
+    service = _service(request)
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        return JSONResponse({"error": f"Unknown status {status!r}; expected one of {', '.join(STATUSES)}"},
+                            status_code=400)
+    try:
+        limit = int(request.query_params.get("limit", "100"))
+    except ValueError:
+        limit = -1
+    if not 1 <= limit <= MAX_PAGE:
+        return JSONResponse({"error": f"Invalid 'limit': expected an integer from 1 to {MAX_PAGE}"}, status_code=400)
+    after = request.query_params.get("after") or None
+    assert service.store is not None
+    statuses = [QUEUED, RUNNING] if status == "processing" else [STATUSES[status]] if status else [None]
+    rows = []
+    for one in statuses:
+        rows += await run_in_threadpool(service.store.list, one, after, limit + 1)
+    rows = sorted(rows, key=lambda row: row.task_id)[: limit + 1]
+    page, more = rows[:limit], len(rows) > limit
+    return JSONResponse({
+        "tasks": [{"task_id": row.task_id, "status": _public_status(row.status)} for row in page],
+        "next": page[-1].task_id if more else None,
+    })
+
+
+def _public_status(status: str) -> str:
+    """The seed's words: queued and running tasks are both 'processing'."""
+    return "processing" if status in (QUEUED, RUNNING) else status
+
+
+async def delete_task(request: Request) -> JSONResponse:
+    """Remove a task with its audio and result; later GETs answer the seed's 404."""
+    service = _service(request)
+    task_id = request.path_params["task_id"]
+    assert service.store is not None
+    if not await run_in_threadpool(service.store.delete, task_id):
+        return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
+    return JSONResponse({"task_id": task_id, "status": "deleted"})
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -106,6 +153,8 @@ def create_app(settings: Settings) -> Starlette:
         routes=[
             Route("/api/v1/asr/task", create_task, methods=["POST"]),
             Route("/api/v1/asr/task/{task_id:str}", get_task, methods=["GET"]),
+            Route("/api/v1/asr/task/{task_id:str}", delete_task, methods=["DELETE"]),
+            Route("/api/v1/asr/tasks", list_tasks, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

@@ -31,6 +31,14 @@ class TaskRecord:
     attempts: int
 
 
+@dataclass(frozen=True)
+class TaskSummary:
+    """A line of the task list: no audio, no result."""
+
+    task_id: str
+    status: str
+
+
 class TaskStore(Protocol):
     """What the routes and the scheduler need of a store."""
 
@@ -40,6 +48,8 @@ class TaskStore(Protocol):
     def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
     def fail(self, task_id: str, error: str) -> None: ...
     def requeue_running(self) -> int: ...
+    def list(self, status: str | None, after: str | None, limit: int) -> list[TaskSummary]: ...
+    def delete(self, task_id: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -183,6 +193,30 @@ class SqliteTaskStore:
                 "SELECT audio_path FROM tasks WHERE status IN (?, ?) AND audio_path IS NOT NULL", (QUEUED, RUNNING)
             ).fetchall()
         return {row[0] for row in rows}
+
+    def list(self, status: str | None, after: str | None, limit: int) -> list[TaskSummary]:
+        """Tasks in id (creation) order after ``after``, optionally of one status."""
+        query = "SELECT task_id, status FROM tasks WHERE task_id > ?"
+        params: list[Any] = [after or ""]
+        if status is not None:
+            query += " AND status = ?"
+            params.append(status)
+        query += " ORDER BY task_id LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        return [TaskSummary(task_id, task_status) for task_id, task_status in rows]
+
+    def delete(self, task_id: str) -> bool:
+        """Remove a task, its audio and its result; False if there was none. A running task's
+        scheduler finds nothing to update when it ends (finish and fail touch no row)."""
+        with self._lock:
+            row = self._conn.execute("DELETE FROM tasks WHERE task_id = ? RETURNING audio_path", (task_id,)).fetchone()
+        if row is None:
+            return False
+        if row[0]:
+            Path(row[0]).unlink(missing_ok=True)
+        return True
 
     def counts(self) -> dict[str, int]:
         with self._lock:
