@@ -20,6 +20,7 @@ from .config import Settings
 from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
 from .store import DONE, ERROR, QUEUED, RUNNING
+from .task_bodies import task_body
 from .task_options import OptionError, parse_task_options
 from .uploads import UploadError, receive_upload
 
@@ -63,16 +64,11 @@ async def get_task(request: Request) -> Response:
                             status_code=400)
     assert service.store is not None
     record = await run_in_threadpool(service.store.get, task_id)
-    if record is None:
-        return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
-    if record.status == DONE and fmt != "json":
+    if record is not None and record.status == DONE and fmt != "json":
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
-    if record.status == DONE:
-        return JSONResponse({"task_id": task_id, "status": "done", "result": record.result}, status_code=200)
-    if record.status == ERROR:
-        return JSONResponse({"task_id": task_id, "status": "error", "result": record.error or ""}, status_code=500)
-    return JSONResponse({"task_id": task_id, "status": "processing", "result": ""}, status_code=202)
+    status, body = task_body(task_id, record)
+    return JSONResponse(body, status_code=status)
 
 
 STATUSES = {"queued": QUEUED, "running": RUNNING, "processing": None, "done": DONE, "error": ERROR}

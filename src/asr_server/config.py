@@ -157,6 +157,15 @@ class StoreConfig(_Section):
     )
 
 
+class WebhookConfig(_Section):
+    """Deliveries to a task's ``callback_url`` when it ends."""
+
+    secret: str = Field("", description="HMAC-SHA256 key for the X-ASR-Signature header; '' sends no signature.")
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_s: float = Field(1.0, gt=0, le=3600, description="First retry delay; doubled at each retry.")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
 class OutputOptions(_Section):
     """How finished results are written out; a task may override each key."""
 
@@ -172,6 +181,7 @@ class Settings(_Section):
     scheduler: SchedulerConfig = SchedulerConfig()
     decoding: DecodingOptions = DecodingOptions()
     output: OutputOptions = OutputOptions()
+    webhooks: WebhookConfig = WebhookConfig()
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
 

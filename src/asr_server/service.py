@@ -17,13 +17,40 @@ from .config import Settings
 from .models import resolve_model
 from .scheduler import Scheduler
 from .store import SqliteTaskStore
+from .task_bodies import task_body
 from .task_options import decoding_for, finalizer
+from .webhooks import Notifier
 
 log = logging.getLogger("asr_server.service")
 
 
 class DataDirLocked(Exception):
     """Another process already serves from this data directory."""
+
+
+class _NotifyingSource:
+    """The store as the scheduler's work source, with a webhook sent when a task ends."""
+
+    def __init__(self, store: SqliteTaskStore, notifier: Notifier) -> None:
+        self._store = store
+        self._notifier = notifier
+
+    def claim(self, limit: int) -> list[Any]:
+        return self._store.claim(limit)
+
+    def finish(self, task_id: str, result: dict[str, Any]) -> None:
+        self._store.finish(task_id, result)
+        self._notify(task_id)
+
+    def fail(self, task_id: str, error: str) -> None:
+        self._store.fail(task_id, error)
+        self._notify(task_id)
+
+    def _notify(self, task_id: str) -> None:
+        record = self._store.get(task_id)
+        url = record.options.get("callback_url") if record is not None else None
+        if url:
+            self._notifier.send(url, task_id, task_body(task_id, record)[1])
 
 
 class Service:
@@ -36,6 +63,7 @@ class Service:
         self.load_error: str | None = None
         self._lock_file: Any = None
         self._loader: threading.Thread | None = None
+        self.notifier: Notifier | None = None
 
     @property
     def ready(self) -> bool:
@@ -75,9 +103,10 @@ class Service:
             model_dir = resolve_model(model.name, model.resolved_cache_dir())
             engine = WhisperEngine(model_dir, model)
             assert self.store is not None
+            self.notifier = Notifier(self.settings.webhooks)
             scheduler = Scheduler(
                 engine,
-                self.store,
+                _NotifyingSource(self.store, self.notifier),
                 self.settings.scheduler,
                 self.settings.decoding,
                 detect_on_window=self.settings.scheduler.detect_on_window,
@@ -98,6 +127,8 @@ class Service:
     def close(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.store is not None:
             self.store.close()
         if self._lock_file is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -29,6 +30,13 @@ DECODING_FIELDS = {
 
 class OptionError(ValueError):
     """A form field with a value the server cannot use; the message names the field."""
+
+
+def parse_callback_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 2048:
+        raise OptionError("Invalid 'callback_url': expected an http:// or https:// URL of at most 2048 characters")
+    return value
 
 
 def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
@@ -53,6 +61,8 @@ def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
         options["decoding"] = {k: list(v) if isinstance(v, tuple) else v for k, v in decoding.items()}
     if output:
         options["output"] = output
+    if fields.get("callback_url", "").strip():
+        options["callback_url"] = parse_callback_url(fields["callback_url"].strip())
     return options
 
 

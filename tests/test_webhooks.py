@@ -1,0 +1,129 @@
+"""Webhooks: a task with callback_url POSTs its GET body when it ends, signed, with retries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from asr_server.webhooks import sign
+from conftest import AUDIO, ServerProcess, submit, wait_for_task
+
+SECRET = "s3cret"
+
+
+class Receiver:
+    """A local webhook receiver: records every POST; answers 500 to the first ``fail_first``."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.posts: list[tuple[str, dict[str, str], bytes, float]] = []
+        self.fail_first = fail_first
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.posts.append((self.path, dict(self.headers), body, time.monotonic()))
+                failing = len([p for p in receiver.posts if p[0] == self.path]) <= receiver.fail_first
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def wait_for(self, path: str, count: int, timeout: float = 60) -> list[tuple[str, dict[str, str], bytes, float]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [p for p in self.posts if p[0] == path]
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise TimeoutError(f"{count} posts to {path} not received: {self.posts}")
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    receiver = Receiver(fail_first=1)
+    yield receiver
+    receiver.http.shutdown()
+
+
+@pytest.fixture(scope="module")
+def hooked_server(tmp_path_factory):
+    env = {"ASR_WEBHOOKS__SECRET": json.dumps(SECRET), "ASR_WEBHOOKS__BACKOFF_S": "0.3"}
+    process = ServerProcess(tmp_path_factory.mktemp("hooks") / "data", extra_env=env).start()
+    yield process
+    process.stop()
+
+
+def test_a_finished_task_is_posted_its_get_body_after_a_failed_attempt(hooked_server, receiver):
+    task_id = submit(hooked_server.url, AUDIO / "jfk.flac", callback_url=receiver.url + "/done").json()["task_id"]
+    first, second = receiver.wait_for("/done", 2)
+    got = wait_for_task(hooked_server.url, task_id)
+    assert json.loads(second[2]) == got.json()
+    assert second[2] == first[2], "a retry sends the same body"
+    assert second[3] - first[3] >= 0.25, "the retry waits its backoff"
+
+
+def test_each_delivery_carries_an_hmac_of_its_body(hooked_server, receiver):
+    task_id = submit(hooked_server.url, AUDIO / "jfk.flac", callback_url=receiver.url + "/signed").json()["task_id"]
+    _, delivered = receiver.wait_for("/signed", 2)
+    headers = {k.lower(): v for k, v in delivered[1].items()}
+    expected = "sha256=" + hmac.new(SECRET.encode(), delivered[2], hashlib.sha256).hexdigest()
+    assert headers["x-asr-signature"] == expected == sign(delivered[2], SECRET)
+    assert json.loads(delivered[2])["task_id"] == task_id
+
+
+def test_a_failed_task_is_posted_its_500_body(hooked_server, receiver, tmp_path):
+    bad = tmp_path / "noise.mp3"
+    bad.write_bytes(b"\x00not audio" * 100)
+    task_id = submit(hooked_server.url, bad, callback_url=receiver.url + "/failed").json()["task_id"]
+    _, delivered = receiver.wait_for("/failed", 2)
+    body = json.loads(delivered[2])
+    assert body["task_id"] == task_id and body["status"] == "error"
+    assert body["result"].startswith("Traceback")
+
+
+def test_a_task_without_callback_url_posts_nothing(hooked_server, receiver):
+    before = len(receiver.posts)
+    task_id = submit(hooked_server.url, AUDIO / "jfk.flac").json()["task_id"]
+    assert wait_for_task(hooked_server.url, task_id).status_code == 200
+    time.sleep(0.5)
+    assert len(receiver.posts) == before
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/x", "not a url", "http://"])
+def test_an_invalid_callback_url_gets_400(hooked_server, url):
+    response = submit(hooked_server.url, AUDIO / "jfk.flac", callback_url=url)
+    assert response.status_code == 400
+    assert "callback_url" in response.json()["error"]
+    assert httpx.get(hooked_server.url + "/healthz").status_code == 200
+
+
+def test_deliveries_stop_after_max_attempts():
+    from asr_server.config import WebhookConfig
+    from asr_server.webhooks import Notifier
+
+    always_failing = Receiver(fail_first=100)
+    notifier = Notifier(WebhookConfig(max_attempts=3, backoff_s=0.05))
+    try:
+        notifier.send(always_failing.url + "/never", "1", {"task_id": "1"})
+        posts = always_failing.wait_for("/never", 3)
+        time.sleep(0.5)
+        assert len([p for p in always_failing.posts if p[0] == "/never"]) == 3
+        assert notifier.failed == 1 and notifier.delivered == 0
+        first_gap, second_gap = posts[1][3] - posts[0][3], posts[2][3] - posts[1][3]
+        assert first_gap >= 0.04 and second_gap >= 0.09, "the backoff doubles: 0.05 s, then 0.1 s"
+    finally:
+        notifier.stop()
+        always_failing.http.shutdown()
