@@ -34,3 +34,27 @@ def test_transcribe_reports_an_undecodable_file_and_exits_1(tmp_path):
     proc = run_cli("transcribe", str(bad), "--format", "txt")
     assert proc.returncode == 1
     assert "bad.mp3" in proc.stderr
+
+
+def test_submit_prints_task_ids_without_waiting(server):
+    proc = run_cli("submit", str(AUDIO / "jfk.flac"), "--server", server.url)
+    assert proc.returncode == 0, proc.stderr
+    task_id, name = proc.stdout.strip().split("\t")
+    assert len(task_id) == 20 and task_id.isdigit() and name.endswith("jfk.flac")
+
+
+def test_submit_waits_and_writes_srt_through_the_server(server, tmp_path):
+    proc = run_cli("submit", str(AUDIO / "jfk.flac"), "--server", server.url, "--wait", "--format", "srt",
+                   "--language", "en", "--output-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    srt = (tmp_path / "jfk.srt").read_text()
+    assert srt.startswith("1\n00:00:00,000 --> ") and "ask not what your country can do for you" in srt
+
+
+def test_submit_reports_a_refused_option_and_a_failed_task_and_exits_1(server, tmp_path):
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(b"nope" * 100)
+    refused = run_cli("submit", str(AUDIO / "jfk.flac"), "--server", server.url, "--beam-size", "0")
+    assert refused.returncode == 1 and "beam_size" in refused.stderr
+    failed = run_cli("submit", str(bad), "--server", server.url, "--wait")
+    assert failed.returncode == 1 and "bad.mp3" in failed.stderr

@@ -38,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
                             help="script of Chinese results (default: the config's, simplified)")
     transcribe.add_argument("--output-dir", help="write <name>.<format> files here instead of stdout")
 
+    submit = commands.add_parser("submit", help="send files to a running server and optionally wait for them")
+    submit.add_argument("files", nargs="+")
+    submit.add_argument("--server", default="http://127.0.0.1:8000", help="base URL of the server")
+    submit.add_argument("--wait", action="store_true", help="wait for the transcripts and print them")
+    submit.add_argument("--format", choices=FORMATS, default="txt", help="transcript format with --wait")
+    submit.add_argument("--output-dir", help="with --wait: write <name>.<format> files here")
+    for option in ("language", "task", "initial-prompt", "beam-size", "temperature", "vad-filter",
+                   "zh-script", "callback-url"):
+        submit.add_argument(f"--{option}", help="task option, sent as a form field")
+
     provision = commands.add_parser("provision", help="assemble or fetch the configured model once")
     provision.add_argument("--config")
     return parser
@@ -53,6 +63,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "submit":
+        from .client import submit
+
+        names = ("language", "task", "initial_prompt", "beam_size", "temperature", "vad_filter", "zh_script", "callback_url")
+        options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+        return submit(args.files, args.server, options, args.wait, args.format, args.output_dir)
     try:
         settings = _settings(args)
     except ConfigError as exc:
