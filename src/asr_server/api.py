@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import openai_api
 from .config import Settings
 from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
@@ -151,6 +152,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/v1/asr/task/{task_id:str}", get_task, methods=["GET"]),
             Route("/api/v1/asr/task/{task_id:str}", delete_task, methods=["DELETE"]),
             Route("/api/v1/asr/tasks", list_tasks, methods=["GET"]),
+            *openai_api.ROUTES,
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

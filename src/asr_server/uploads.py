@@ -117,7 +117,10 @@ class _PartCollector:
             self._file.close()
             self._file = None
         elif self._kind == "field":
-            self.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = self._value.decode("utf-8", "replace")
+            # A repeated field (timestamp_granularities[] in OpenAI's API) keeps every value.
+            previous = self.fields.get(self._name)
+            self.fields[self._name] = value if previous is None else f"{previous},{value}"
         self._kind = "skip"
 
     def _end(self) -> None:

@@ -1,0 +1,140 @@
+"""OpenAI-compatible endpoints: /v1/audio/transcriptions, /v1/audio/translations, /v1/models.
+
+They answer synchronously, the way OpenAI's do, but run through the same store and scheduler
+as every other task, so their audio is batched with everything else. The task stays visible on
+the task API under its id (the ``x-asr-task-id`` header) afterwards.
+
+Differences from OpenAI's service, on purpose: ``model`` may be any name (one model is loaded);
+``language`` in verbose_json is the ISO code Whisper uses (``en``, not ``english``);
+``duration`` is where the last segment ends; word timestamps are refused with 400 until the
+server can compute them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .formats import render
+from .store import DONE, ERROR
+from .task_options import OptionError, parse_task_options
+from .uploads import UploadError, receive_upload
+
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+WAIT_LIMIT_S = 3600.0
+POLL_S = 0.05
+
+
+def openai_error(message: str, status: int, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status_code=status)
+
+
+async def transcriptions(request: Request) -> Response:
+    return await _transcribe(request, "transcribe")
+
+
+async def translations(request: Request) -> Response:
+    return await _transcribe(request, "translate")
+
+
+async def _transcribe(request: Request, task: str) -> Response:
+    service = request.app.state.service
+    try:
+        upload = await receive_upload(request, service.uploads_dir)
+    except UploadError as exc:
+        return openai_error(exc.message, exc.status, "file")
+    fields = upload.fields
+    response_format = fields.get("response_format", "json") or "json"
+    problem = _check(fields, response_format)
+    if problem is None and upload.size == 0:
+        problem = ("Empty 'file': the upload has no bytes", "file")
+    options: dict[str, Any] = {}
+    if problem is None:
+        form = {"task": task, "language": fields.get("language", ""), "initial_prompt": fields.get("prompt", "")}
+        temperature = fields.get("temperature", "").strip()
+        if temperature and float(temperature) > 0:
+            form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
+        try:
+            options = parse_task_options(form)
+        except OptionError as exc:
+            problem = (str(exc), str(exc).split("'")[1])
+    if problem is not None:
+        upload.path.unlink(missing_ok=True)
+        return openai_error(problem[0], 400, problem[1])
+    task_id = await run_in_threadpool(service.store.create, str(upload.path), options)
+    service.task_created()
+    record = await _wait(service, task_id)
+    headers = {"x-asr-task-id": task_id}
+    if record is None or record.status not in (DONE, ERROR):
+        return openai_error(f"Still processing after {WAIT_LIMIT_S:.0f} s; poll /api/v1/asr/task/{task_id}", 504,
+                            kind="timeout")
+    if record.status == ERROR:
+        last = (record.error or "failed").strip().splitlines()[-1]
+        response = openai_error(last, 500, kind="server_error")
+        response.headers.update(headers)
+        return response
+    return _answer(record.result, response_format, task, headers)
+
+
+def _check(fields: dict[str, str], response_format: str) -> tuple[str, str] | None:
+    if response_format not in RESPONSE_FORMATS:
+        return f"Invalid 'response_format': expected one of {', '.join(RESPONSE_FORMATS)}", "response_format"
+    if "word" in fields.get("timestamp_granularities[]", "") or "word" in fields.get("timestamp_granularities", ""):
+        return "Word timestamps are not supported yet; ask for 'segment'", "timestamp_granularities[]"
+    temperature = fields.get("temperature", "").strip()
+    if temperature:
+        try:
+            if not 0 <= float(temperature) <= 1:
+                raise ValueError
+        except ValueError:
+            return "Invalid 'temperature': expected a number from 0 to 1", "temperature"
+    return None
+
+
+async def _wait(service: Any, task_id: str) -> Any:
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while True:
+        record = await run_in_threadpool(service.store.get, task_id)
+        if record is None or record.status in (DONE, ERROR) or time.monotonic() > deadline:
+            return record
+        await asyncio.sleep(POLL_S)
+
+
+def _answer(result: dict[str, Any], response_format: str, task: str, headers: dict[str, str]) -> Response:
+    if response_format == "json":
+        return JSONResponse({"text": result["text"]}, headers=headers)
+    if response_format == "text":
+        return PlainTextResponse(result["text"], headers=headers)
+    if response_format in ("srt", "vtt"):
+        return PlainTextResponse(render(result, response_format), headers=headers)
+    segments = result["segments"]
+    return JSONResponse(
+        {
+            "task": task,
+            "language": result["language"],
+            "duration": segments[-1]["end"] if segments else 0.0,
+            "text": result["text"],
+            "segments": segments,
+        },
+        headers=headers,
+    )
+
+
+async def models(request: Request) -> JSONResponse:
+    name = request.app.state.service.settings.model.name
+    ids = ["whisper-1"] + ([name] if name != "whisper-1" else [])
+    return JSONResponse({"object": "list",
+                         "data": [{"id": i, "object": "model", "created": 0, "owned_by": "asr-server"} for i in ids]})
+
+
+ROUTES = [
+    Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
+    Route("/v1/audio/translations", translations, methods=["POST"]),
+    Route("/v1/models", models, methods=["GET"]),
+]

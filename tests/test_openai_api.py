@@ -1,0 +1,65 @@
+"""The OpenAI-compatible endpoints, driven by the official `openai` package, unchanged."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from conftest import AUDIO, EVAL
+
+
+@pytest.fixture(scope="module")
+def client(server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="not-checked", max_retries=0, timeout=300)
+
+
+def test_a_transcription_comes_back_as_json_text(client):
+    with (AUDIO / "jfk.flac").open("rb") as audio:
+        result = client.audio.transcriptions.create(model="whisper-1", file=audio)
+    assert "ask not what your country can do for you" in result.text.lower()
+
+
+def test_verbose_json_has_whisper_segments_and_the_language(client):
+    with (AUDIO / "jfk.flac").open("rb") as audio:
+        result = client.audio.transcriptions.create(model="whisper-1", file=audio, response_format="verbose_json",
+                                                    timestamp_granularities=["segment"], language="en")
+    assert result.language == "en" and 10 < result.duration < 12
+    assert result.segments[0].start == 0.0 and result.segments[-1].end == result.duration
+    assert "".join(s.text for s in result.segments) == result.text
+
+
+@pytest.mark.parametrize("fmt, marker", [("srt", "00:00:00,000 --> "), ("vtt", "WEBVTT"), ("text", "ask not")])
+def test_plain_formats_come_back_as_strings(client, fmt, marker):
+    with (AUDIO / "jfk.flac").open("rb") as audio:
+        result = client.audio.transcriptions.create(model="whisper-1", file=audio, response_format=fmt)
+    assert isinstance(result, str) and marker in result
+
+
+def test_a_translation_is_english(client):
+    with (EVAL / "es_librivox_capitan_veneno.mp3").open("rb") as audio:
+        result = client.audio.translations.create(model="whisper-1", file=audio)
+    english = {"the", "and", "of"}
+    assert english & set(result.text.lower().split()), result.text
+
+
+def test_the_models_list_names_whisper_1(client):
+    assert "whisper-1" in [model.id for model in client.models.list()]
+
+
+def test_bad_requests_get_openai_shaped_400s(client):
+    with (AUDIO / "jfk.flac").open("rb") as audio, pytest.raises(openai.BadRequestError) as refused:
+        client.audio.transcriptions.create(model="whisper-1", file=audio, response_format="verbose_json",
+                                           timestamp_granularities=["word"])
+    assert refused.value.body["param"] == "timestamp_granularities[]"
+    with (AUDIO / "jfk.flac").open("rb") as audio, pytest.raises(openai.BadRequestError) as bad_language:
+        client.audio.transcriptions.create(model="whisper-1", file=audio, language="xx")
+    assert "language" in bad_language.value.body["message"]
+
+
+def test_the_task_stays_on_the_task_api(server):
+    with (AUDIO / "jfk.flac").open("rb") as audio:
+        response = httpx.post(server.url + "/v1/audio/transcriptions", files={"file": ("jfk.flac", audio)},
+                              data={"model": "whisper-1"}, timeout=300)
+    task = httpx.get(f"{server.url}/api/v1/asr/task/{response.headers['x-asr-task-id']}")
+    assert task.status_code == 200 and task.json()["result"]["text"] == response.json()["text"]
