@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
+from starlette.routing import Mount, Route
 
-from . import openai_api
+from . import openai_api, openapi
 from .config import Settings
 from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
@@ -119,6 +121,18 @@ async def delete_task(request: Request) -> JSONResponse:
     return JSONResponse({"task_id": task_id, "status": "deleted"})
 
 
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(openapi.spec())
+
+
+async def docs(request: Request) -> HTMLResponse:
+    return HTMLResponse(openapi.DOCS_PAGE)
+
+
+async def docs_init(request: Request) -> Response:
+    return Response(openapi.DOCS_INIT, media_type="text/javascript")
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -153,6 +167,10 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/v1/asr/task/{task_id:str}", delete_task, methods=["DELETE"]),
             Route("/api/v1/asr/tasks", list_tasks, methods=["GET"]),
             *openai_api.ROUTES,
+            Route("/openapi.json", openapi_json, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Route("/docs/init.js", docs_init, methods=["GET"]),
+            Mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets"),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
         ],

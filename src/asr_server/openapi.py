@@ -1,0 +1,174 @@
+"""The API's OpenAPI 3.1 description (``GET /openapi.json``) and its docs page (``GET /docs``).
+
+The description is written out here, next to nothing else, so that it says exactly what the
+routes answer, bodies included (the seed's bodies are a contract). The docs page is Swagger UI,
+served from the ``swagger-ui-bundle`` package's own files: nothing is fetched from a CDN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .formats import FORMATS
+
+TASK_ID = {"type": "string", "pattern": "^[0-9]{20}$", "example": "20251124101501123456"}
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+SEGMENT = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"}, "seek": {"type": "integer"}, "start": {"type": "number"},
+        "end": {"type": "number"}, "text": {"type": "string"},
+        "tokens": {"type": "array", "items": {"type": "integer"}}, "temperature": {"type": "number"},
+        "avg_logprob": {"type": "number"}, "compression_ratio": {"type": "number"},
+        "no_speech_prob": {"type": "number"},
+    },
+}
+RESULT = {
+    "type": "object",
+    "properties": {"text": {"type": "string"}, "segments": {"type": "array", "items": SEGMENT},
+                   "language": {"type": ["string", "null"]}},
+}
+
+
+def _seed(status: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["task_id", "status", "result"],
+            "properties": {"task_id": TASK_ID, "status": {"const": status}, "result": result}}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+TASK_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "Audio or video; anything FFmpeg decodes."},
+        "language": {"type": "string", "description": "ISO code; absent = detect."},
+        "task": {"type": "string", "enum": ["transcribe", "translate"]},
+        "initial_prompt": {"type": "string"},
+        "beam_size": {"type": "integer", "minimum": 1, "maximum": 32},
+        "temperature": {"type": "string", "description": "One value or several, comma-separated."},
+        "vad_filter": {"type": "boolean"},
+        "zh_script": {"type": "string", "enum": ["simplified", "traditional", "as-is"]},
+        "callback_url": {"type": "string", "format": "uri"},
+    },
+}
+OPENAI_FORM = {
+    "type": "object",
+    "required": ["file", "model"],
+    "properties": {
+        "file": {"type": "string", "format": "binary"}, "model": {"type": "string"},
+        "language": {"type": "string"}, "prompt": {"type": "string"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"]},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment"]}},
+    },
+}
+OPENAI_ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+    "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},
+    "code": {"type": "null"}}}}}
+
+
+def _openai_operation(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": OPENAI_FORM}}},
+        "responses": {
+            "200": {"description": "The transcript in the asked format.", "content": {
+                "application/json": {"schema": {"type": "object"}}, "text/plain": {"schema": {"type": "string"}}}},
+            "400": _json(OPENAI_ERROR, "A bad field, named in `param`."),
+            "500": _json(OPENAI_ERROR, "The task failed."),
+            "504": _json(OPENAI_ERROR, "Still processing after the wait limit."),
+        },
+    }
+
+
+def spec() -> dict[str, Any]:
+    task_id_param = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "asr-server", "version": __version__,
+                 "description": "Whisper speech-to-text with cross-request batching. The seed task API "
+                                "(/api/v1/asr/task) is a fixed contract; the rest are additions."},
+        "paths": {
+            "/api/v1/asr/task": {"post": {
+                "summary": "Create a task from an upload (answers at once).",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": TASK_FORM}}},
+                "responses": {
+                    "201": _json({"type": "object", "required": ["task_id"], "properties": {"task_id": TASK_ID}},
+                                 "Accepted and stored."),
+                    "400": _json(ERROR, "No or empty `file`, a malformed body, or a bad option (named)."),
+                },
+            }},
+            "/api/v1/asr/task/{task_id}": {
+                "get": {
+                    "summary": "A task's state and result; `format` downloads a finished transcript.",
+                    "parameters": [task_id_param, {"name": "format", "in": "query", "required": False,
+                                                   "schema": {"type": "string", "enum": list(FORMATS)}}],
+                    "responses": {
+                        "200": {"description": "Done: the seed body, or the transcript file with `format`.",
+                                "content": {"application/json": {"schema": _seed("done", RESULT)},
+                                            "text/plain": {"schema": {"type": "string"}}}},
+                        "202": _json(_seed("processing", {"const": ""}), "Queued or being transcribed."),
+                        "400": _json(ERROR, "Unknown format."),
+                        "404": _json(_seed("Task not found", {"const": ""}), "No such task."),
+                        "500": _json(_seed("error", {"type": "string"}), "Failed; `result` holds the traceback."),
+                    },
+                },
+                "delete": {
+                    "summary": "Remove a task, its audio and its result.",
+                    "parameters": [task_id_param],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"task_id": TASK_ID, "status": {"const": "deleted"}}},
+                                     "Deleted."),
+                        "404": _json(_seed("Task not found", {"const": ""}), "No such task."),
+                    },
+                },
+            },
+            "/api/v1/asr/tasks": {"get": {
+                "summary": "Tasks, oldest first, a page at a time.",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                        "processing", "queued", "running", "done", "error"]}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json({"type": "object", "properties": {
+                        "tasks": {"type": "array", "items": {"type": "object", "properties": {
+                            "task_id": TASK_ID, "status": {"type": "string"}}}},
+                        "next": {"type": ["string", "null"]}}}, "A page."),
+                    "400": _json(ERROR, "Unknown status or a limit out of range."),
+                },
+            }},
+            "/v1/audio/transcriptions": {"post": _openai_operation("OpenAI-compatible transcription (synchronous).")},
+            "/v1/audio/translations": {"post": _openai_operation("OpenAI-compatible translation to English.")},
+            "/v1/models": {"get": {"summary": "The model names accepted.", "responses": {
+                "200": _json({"type": "object"}, "OpenAI's model list shape.")}}},
+            "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": _json({"type": "object"}, "Up.")}}},
+            "/readyz": {"get": {"summary": "The model is loaded and the scheduler runs.", "responses": {
+                "200": _json({"type": "object"}, "Ready, with scheduler counters."),
+                "503": _json({"type": "object"}, "Loading or failed.")}}},
+        },
+    }
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>asr-server API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body>
+</html>
+"""
+
+DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});\n"""
