@@ -85,15 +85,20 @@ class ChunkedTranscription:
         segments = []
         for group, part in zip(self.groups, self.parts):
             for segment in part.segments:
-                segments.append(
-                    {
-                        **segment,
-                        "id": len(segments),
-                        "seek": group[0]["start"] // self._frame_samples,
-                        "start": self._original_time(group, segment["start"], is_end=False),
-                        "end": self._original_time(group, segment["end"], is_end=True),
-                    }
-                )
+                moved = {
+                    **segment,
+                    "id": len(segments),
+                    "seek": group[0]["start"] // self._frame_samples,
+                    "start": self._original_time(group, segment["start"], is_end=False),
+                    "end": self._original_time(group, segment["end"], is_end=True),
+                }
+                if "words" in segment:
+                    moved["words"] = [
+                        {**word, "start": self._original_time(group, word["start"], is_end=False),
+                         "end": self._original_time(group, word["end"], is_end=True)}
+                        for word in segment["words"]
+                    ]
+                segments.append(moved)
         return {"text": "".join(s["text"] for s in segments), "segments": segments, "language": self.language}
 
     def _original_time(self, group: list[dict[str, int]], seconds: float, is_end: bool) -> float:

@@ -104,6 +104,9 @@ class DecodingOptions(_Section):
     without_timestamps: bool = False
     max_initial_timestamp: float = Field(1.0, ge=0)
     max_new_tokens: int | None = Field(None, ge=1)
+    word_timestamps: bool = Field(False, description="Add Whisper's `words` (word, start, end, probability) to each segment.")
+    prepend_punctuations: str = "\"'“¿([{-"
+    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
     vad_filter: bool = Field(
         False,
         description="VAD-chunked mode: Silero VAD cuts the speech into chunks of at most 30 s, "

@@ -96,6 +96,12 @@ class WhisperEngine:
         results = self.model.detect_language(_storage(encoded))
         return [[(token[2:-2], prob) for token, prob in result] for result in results]
 
+    def add_word_timestamps(self, segments: list[list[dict]], tokenizer: Tokenizer, encoded: np.ndarray,
+                            num_frames: int, prepend: str, append: str, last_speech: float) -> float:
+        """faster-whisper's word timing for one window's segments (adds "words", adjusts edges)."""
+        return self._whisper.add_word_timestamps(segments, tokenizer, _storage([encoded]), num_frames,
+                                                 prepend, append, last_speech)
+
     def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]:
         """Decode a batch. CTranslate2 requires <|startoftranscript|> at one position in all prompts."""
         if params.temperature > 0:

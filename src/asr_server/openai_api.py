@@ -6,8 +6,7 @@ the task API under its id (the ``x-asr-task-id`` header) afterwards.
 
 Differences from OpenAI's service, on purpose: ``model`` may be any name (one model is loaded);
 ``language`` in verbose_json is the ISO code Whisper uses (``en``, not ``english``);
-``duration`` is where the last segment ends; word timestamps are refused with 400 until the
-server can compute them.
+``duration`` is where the last segment ends.
 """
 
 from __future__ import annotations
@@ -60,6 +59,8 @@ async def _transcribe(request: Request, task: str) -> Response:
         temperature = fields.get("temperature", "").strip()
         if temperature and float(temperature) > 0:
             form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
+        if "word" in _granularities(fields):
+            form["word_timestamps"] = "true"
         try:
             options = parse_task_options(form)
         except OptionError as exc:
@@ -85,8 +86,9 @@ async def _transcribe(request: Request, task: str) -> Response:
 def _check(fields: dict[str, str], response_format: str) -> tuple[str, str] | None:
     if response_format not in RESPONSE_FORMATS:
         return f"Invalid 'response_format': expected one of {', '.join(RESPONSE_FORMATS)}", "response_format"
-    if "word" in fields.get("timestamp_granularities[]", "") or "word" in fields.get("timestamp_granularities", ""):
-        return "Word timestamps are not supported yet; ask for 'segment'", "timestamp_granularities[]"
+    granularities = _granularities(fields)
+    if granularities - {"segment", "word"}:
+        return "Invalid 'timestamp_granularities[]': expected 'segment' and/or 'word'", "timestamp_granularities[]"
     temperature = fields.get("temperature", "").strip()
     if temperature:
         try:
@@ -95,6 +97,11 @@ def _check(fields: dict[str, str], response_format: str) -> tuple[str, str] | No
         except ValueError:
             return "Invalid 'temperature': expected a number from 0 to 1", "temperature"
     return None
+
+
+def _granularities(fields: dict[str, str]) -> set[str]:
+    raw = fields.get("timestamp_granularities[]", "") + "," + fields.get("timestamp_granularities", "")
+    return {value.strip() for value in raw.split(",") if value.strip()}
 
 
 async def _wait(service: Any, task_id: str) -> Any:
@@ -114,16 +121,17 @@ def _answer(result: dict[str, Any], response_format: str, task: str, headers: di
     if response_format in ("srt", "vtt"):
         return PlainTextResponse(render(result, response_format), headers=headers)
     segments = result["segments"]
-    return JSONResponse(
-        {
-            "task": task,
-            "language": result["language"],
-            "duration": segments[-1]["end"] if segments else 0.0,
-            "text": result["text"],
-            "segments": segments,
-        },
-        headers=headers,
-    )
+    body: dict[str, Any] = {
+        "task": task,
+        "language": result["language"],
+        "duration": segments[-1]["end"] if segments else 0.0,
+        "text": result["text"],
+        "segments": segments,
+    }
+    if any("words" in segment for segment in segments):
+        body["words"] = [{"word": w["word"].strip(), "start": w["start"], "end": w["end"]}
+                         for segment in segments for w in segment.get("words", [])]
+    return JSONResponse(body, headers=headers)
 
 
 async def models(request: Request) -> JSONResponse:

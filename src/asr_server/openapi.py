@@ -51,6 +51,7 @@ TASK_FORM = {
         "beam_size": {"type": "integer", "minimum": 1, "maximum": 32},
         "temperature": {"type": "string", "description": "One value or several, comma-separated."},
         "vad_filter": {"type": "boolean"},
+        "word_timestamps": {"type": "boolean"},
         "zh_script": {"type": "string", "enum": ["simplified", "traditional", "as-is"]},
         "callback_url": {"type": "string", "format": "uri"},
     },
@@ -63,7 +64,7 @@ OPENAI_FORM = {
         "language": {"type": "string"}, "prompt": {"type": "string"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
         "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"]},
-        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment"]}},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
     },
 }
 OPENAI_ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {

@@ -25,6 +25,7 @@ DECODING_FIELDS = {
     "beam_size": "beam_size",
     "temperature": "temperatures",  # one value, or several separated by commas (fallback order)
     "vad_filter": "vad_filter",
+    "word_timestamps": "word_timestamps",
 }
 
 

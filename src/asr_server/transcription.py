@@ -43,6 +43,8 @@ class Engine(Protocol):
     def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]: ...
     def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]: ...
+    def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
+                            num_frames: int, prepend: str, append: str, last_speech: float) -> float: ...
 
 
 class Unit(Protocol):
@@ -118,6 +120,7 @@ class Outcome:
     avg_logprob: float
     temperature: float
     compression_ratio: float
+    encoded: np.ndarray | None = None  # the window's encoder output, for word timestamps
 
 
 @dataclass(eq=False)  # a state machine: identity, not value, tells two apart
@@ -135,6 +138,7 @@ class Transcription:
     audio: np.ndarray | None = None  # kept only for clips short enough to be packed
     pack_refused: bool = False  # set once a pack could not give this clip a clean result
     pack_attempts: int = 0
+    _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
     _tokenizer: Tokenizer | None = None
@@ -203,7 +207,7 @@ class Transcription:
         return (
             self.audio is not None and not self.pack_refused and self.pack_attempts < MAX_PACK_ATTEMPTS and self.seek == 0 and self.content_frames > 0
             and self.language is not None and not self._all_tokens
-            and not self.options.without_timestamps
+            and not self.options.without_timestamps and not self.options.word_timestamps
             and self.content_frames < self.engine.frames_per_window
         )
 
@@ -239,28 +243,52 @@ class Transcription:
 
         previous_seek = self.seek
         pieces, self.seek = self._split_by_timestamps(result.tokens, window)
+        if options.word_timestamps:
+            self._add_words(pieces, window, outcome)
         for piece in pieces:
             tokens = piece["tokens"]
             text = self.tokenizer.decode(tokens)
             if piece["start"] == piece["end"] or not text.strip():
                 continue
             self._all_tokens.extend(tokens)
-            self.segments.append(
-                {
-                    "id": len(self.segments),
-                    "seek": previous_seek,
-                    "start": round(piece["start"], 3),
-                    "end": round(piece["end"], 3),
-                    "text": text,
-                    "tokens": tokens,
-                    "temperature": outcome.temperature,
-                    "avg_logprob": outcome.avg_logprob,
-                    "compression_ratio": outcome.compression_ratio,
-                    "no_speech_prob": result.no_speech_prob,
-                }
-            )
+            segment = {
+                "id": len(self.segments),
+                "seek": previous_seek,
+                "start": round(piece["start"], 3),
+                "end": round(piece["end"], 3),
+                "text": text,
+                "tokens": tokens,
+                "temperature": outcome.temperature,
+                "avg_logprob": outcome.avg_logprob,
+                "compression_ratio": outcome.compression_ratio,
+                "no_speech_prob": result.no_speech_prob,
+            }
+            if options.word_timestamps:
+                segment["words"] = piece.get("words", [])
+            self.segments.append(segment)
         if not options.condition_on_previous_text or outcome.temperature > options.prompt_reset_on_temperature:
             self._prompt_reset_since = len(self._all_tokens)
+
+    def _add_words(self, pieces: list[dict[str, Any]], window: Window, outcome: Outcome) -> None:
+        """Word timings, as faster-whisper's word_timestamps gives them: aligned on the decoder's
+        cross-attention, then used to set segment edges and, when the window ended mid-segment,
+        where the next window starts."""
+        assert outcome.encoded is not None, "word timestamps need the window's encoding"
+        for piece in pieces:
+            piece["seek"] = window.seek
+        options = self.options
+        self._last_speech = self.engine.add_word_timestamps(
+            [pieces], self.tokenizer, outcome.encoded, window.size,
+            options.prepend_punctuations, options.append_punctuations, self._last_speech,
+        )
+        tokens = outcome.generated.tokens
+        begin = self.tokenizer.timestamp_begin
+        single_timestamp_ending = len(tokens) >= 2 and tokens[-2] < begin <= tokens[-1]
+        if not single_timestamp_ending:
+            ends = [w["end"] for piece in pieces for w in piece.get("words", [])]
+            last_end = ends[-1] if ends else (pieces[-1]["end"] if pieces else None)
+            if last_end is not None and last_end > window.seek * self.engine.seconds_per_frame:
+                self.seek = round(last_end * self.engine.frames_per_second)
 
     def result(self) -> dict[str, Any]:
         """Whisper's transcribe() output: text, segments, language."""
@@ -401,7 +429,7 @@ def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bo
             length = len(result.tokens)
             avg_logprob = result.score * (length ** owner.options.length_penalty) / (length + 1)
             ratio = compression_ratio(owner.tokenizer.decode(result.tokens).strip())
-            outcome = Outcome(result, avg_logprob, temperature, ratio)
+            outcome = Outcome(result, avg_logprob, temperature, ratio, encoded[i])
             tried[i].append(outcome)
             if windows[i].retry_on_fallback and owner.needs_fallback(outcome):
                 still_pending.append(i)
@@ -415,5 +443,5 @@ def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bo
         threshold = owner.options.compression_ratio_threshold
         candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
         best = max(candidates, key=lambda o: o.avg_logprob)
-        accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio)
+        accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
     return [outcome for outcome in accepted if outcome is not None]
