@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -65,3 +67,36 @@ def test_deleting_a_task_in_flight_removes_its_audio_and_the_server_keeps_servin
     after = submit(server.url, AUDIO / "jfk.flac").json()["task_id"]
     assert wait_for_task(server.url, after, timeout=300).status_code == 200
     assert httpx.get(f"{server.url}/api/v1/asr/task/{task_id}").status_code == 404, "the late result is not stored"
+
+
+def test_progress_and_queue_position_are_added_to_a_202_only_on_request(server):
+    long = EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac"
+    first = submit(server.url, long).json()["task_id"]
+    second = submit(server.url, long).json()["task_id"]
+    third = submit(server.url, AUDIO / "jfk.flac").json()["task_id"]
+    plain = httpx.get(f"{server.url}/api/v1/asr/task/{third}")
+    if plain.status_code == 202:
+        assert plain.json() == {"task_id": third, "status": "processing", "result": ""}
+    seen = []
+    for _ in range(600):
+        body = httpx.get(f"{server.url}/api/v1/asr/task/{first}", params={"progress": "true"}).json()
+        if body["status"] != "processing":
+            break
+        assert set(body) == {"task_id", "status", "result", "progress", "queue_position"}
+        assert 0 <= body["progress"] <= 1
+        seen.append(body["progress"])
+        time.sleep(0.2)
+    assert seen == sorted(seen) and seen[-1] > 0, "progress grows while the task runs"
+    for task_id in (first, second, third):
+        httpx.delete(f"{server.url}/api/v1/asr/task/{task_id}")
+
+
+def test_queue_position_counts_the_queued_tasks_ahead(server_factory):
+    busy = server_factory(extra_env={"ASR_SCHEDULER__MAX_ACTIVE_TASKS": "1"}).start()
+    running = submit(busy.url, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac").json()["task_id"]
+    time.sleep(1.0)  # claimed by the scheduler: running, not queued
+    ahead = submit(busy.url, AUDIO / "jfk.flac").json()["task_id"]
+    behind = submit(busy.url, AUDIO / "jfk.flac").json()["task_id"]
+    position = lambda task_id: httpx.get(f"{busy.url}/api/v1/asr/task/{task_id}",  # noqa: E731
+                                         params={"progress": "1"}).json()["queue_position"]
+    assert (position(running), position(ahead), position(behind)) == (0, 0, 1)

@@ -58,7 +58,8 @@ async def create_task(request: Request) -> JSONResponse:
 
 async def get_task(request: Request) -> Response:
     """The seed's answers; with ``?format=txt|srt|vtt|tsv`` a finished task's transcript as a
-    download instead of the 200 body (every other answer stays the seed's JSON)."""
+    download instead of the 200 body (every other answer stays the seed's JSON); with
+    ``?progress=true`` a 202 also holds ``progress`` (0..1) and ``queue_position``."""
     service = _service(request)
     task_id = request.path_params["task_id"]
     fmt = request.query_params.get("format", "json")
@@ -71,6 +72,11 @@ async def get_task(request: Request) -> Response:
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
     status, body = task_body(task_id, record)
+    if status == 202 and request.query_params.get("progress") in ("1", "true"):
+        # Opt-in, so that the seed's 202 body stays byte for byte what clients know.
+        assert record is not None
+        position = await run_in_threadpool(service.store.queue_position, task_id) if record.status == QUEUED else 0
+        body = {**body, "progress": service.progress(task_id), "queue_position": position}
     return JSONResponse(body, status_code=status)
 
 

@@ -107,7 +107,10 @@ def spec() -> dict[str, Any]:
                 "get": {
                     "summary": "A task's state and result; `format` downloads a finished transcript.",
                     "parameters": [task_id_param, {"name": "format", "in": "query", "required": False,
-                                                   "schema": {"type": "string", "enum": list(FORMATS)}}],
+                                                   "schema": {"type": "string", "enum": list(FORMATS)}},
+                                   {"name": "progress", "in": "query", "required": False,
+                                    "description": "true: a 202 also holds progress and queue_position",
+                                    "schema": {"type": "boolean"}}],
                     "responses": {
                         "200": {"description": "Done: the seed body, or the transcript file with `format`.",
                                 "content": {"application/json": {"schema": _seed("done", RESULT)},

@@ -64,6 +64,7 @@ class Service:
         self._lock_file: Any = None
         self._loader: threading.Thread | None = None
         self.notifier: Notifier | None = None
+        self._progress: dict[str, float] = {}  # task id -> fraction of its audio done (in memory)
 
     @property
     def ready(self) -> bool:
@@ -110,6 +111,7 @@ class Service:
                 self.settings.scheduler,
                 self.settings.decoding,
                 detect_on_window=self.settings.scheduler.detect_on_window,
+                on_progress=self._record_progress,
                 finalize=finalizer(self.settings.output),
                 options_for=decoding_for(self.settings.decoding, self.settings.output),
             )
@@ -119,6 +121,15 @@ class Service:
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("the model could not be loaded")
+
+    def _record_progress(self, task_id: str, fraction: float, duration: float) -> None:
+        self._progress[task_id] = fraction
+        if fraction >= 1.0:
+            self._progress.pop(task_id, None)
+
+    def progress(self, task_id: str) -> float:
+        """How much of a task's audio is transcribed, 0..1 (0 until its first window is done)."""
+        return round(self._progress.get(task_id, 0.0), 3)
 
     def task_created(self) -> None:
         if self.scheduler is not None:

@@ -50,6 +50,7 @@ class TaskStore(Protocol):
     def requeue_running(self) -> int: ...
     def list(self, status: str | None, after: str | None, limit: int) -> list[TaskSummary]: ...
     def delete(self, task_id: str) -> bool: ...
+    def queue_position(self, task_id: str) -> int: ...
     def close(self) -> None: ...
 
 
@@ -217,6 +218,14 @@ class SqliteTaskStore:
         if row[0]:
             Path(row[0]).unlink(missing_ok=True)
         return True
+
+    def queue_position(self, task_id: str) -> int:
+        """How many queued tasks are ahead of this one (0 when it is next, or running)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COUNT(*) FROM tasks WHERE status = ? AND task_id < ?", (QUEUED, task_id)
+            ).fetchone()
+        return int(row[0])
 
     def counts(self) -> dict[str, int]:
         with self._lock:
