@@ -35,7 +35,7 @@ def _service(request: Request) -> Service:
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
     try:
-        upload = await receive_upload(request, service.uploads_dir)
+        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes)
     except UploadError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     if upload.size == 0:

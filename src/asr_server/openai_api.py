@@ -45,7 +45,7 @@ async def translations(request: Request) -> Response:
 async def _transcribe(request: Request, task: str) -> Response:
     service = request.app.state.service
     try:
-        upload = await receive_upload(request, service.uploads_dir)
+        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes)
     except UploadError as exc:
         return openai_error(exc.message, exc.status, "file")
     fields = upload.fields

@@ -101,6 +101,7 @@ def spec() -> dict[str, Any]:
                     "201": _json({"type": "object", "required": ["task_id"], "properties": {"task_id": TASK_ID}},
                                  "Accepted and stored."),
                     "400": _json(ERROR, "No or empty `file`, a malformed body, or a bad option (named)."),
+                    "413": _json(ERROR, "The body is larger than server.max_upload_mb."),
                 },
             }},
             "/api/v1/asr/task/{task_id}": {

@@ -58,6 +58,7 @@ class Service:
         self.settings = settings
         self.data_dir = Path(settings.server.data_dir).expanduser().resolve()
         self.uploads_dir = self.data_dir / "uploads"
+        self.max_upload_bytes = int(settings.server.max_upload_mb * 1_000_000)
         self.store: SqliteTaskStore | None = None
         self.scheduler: Scheduler | None = None
         self.load_error: str | None = None

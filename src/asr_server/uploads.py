@@ -135,8 +135,23 @@ class _PartCollector:
             self.path = None
 
 
-async def receive_upload(request: Request, directory: Path) -> Upload:
-    """Parse a multipart body, writing the ``file`` part into ``directory``; raise UploadError."""
+def too_large(max_bytes: int) -> UploadError:
+    return UploadError(413, f"Upload too large: the limit is {max_bytes / 1_000_000:g} MB")
+
+
+async def receive_upload(request: Request, directory: Path, max_bytes: int | None = None) -> Upload:
+    """Parse a multipart body, writing the ``file`` part into ``directory``; raise UploadError.
+
+    With ``max_bytes``, a body that declares a larger Content-Length is refused before a byte
+    is read, and one that grows past it is refused as soon as it does (the partial file is
+    removed)."""
+    if max_bytes is not None:
+        try:
+            declared = int(request.headers.get("content-length", "0"))
+        except ValueError:
+            declared = 0
+        if declared > max_bytes:
+            raise too_large(max_bytes)
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
         raise UploadError(400, MISSING_FILE)
@@ -146,8 +161,12 @@ async def receive_upload(request: Request, directory: Path) -> Upload:
     directory.mkdir(parents=True, exist_ok=True)
     collector = _PartCollector(directory)
     parser = MultipartParser(boundary, collector.callbacks())
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if max_bytes is not None and received > max_bytes:
+                raise too_large(max_bytes)
             if chunk:
                 parser.write(chunk)
         parser.finalize()
