@@ -1,13 +1,14 @@
-"""Limits: an upload over max_upload_mb gets 413 with a JSON error, nothing is kept, serving goes on."""
+"""Limits: an upload over max_upload_mb gets 413, a POST beyond max_queued_tasks 503; serving goes on."""
 
 from __future__ import annotations
 
 import socket
+import time
 
 import httpx
 import pytest
 
-from conftest import AUDIO, ServerProcess, submit, wait_for_task
+from conftest import AUDIO, EVAL, ServerProcess, submit, wait_for_task
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +59,17 @@ def test_an_upload_under_the_limit_still_works(small_limit):
     assert response.status_code == 201
     assert wait_for_task(small_limit.url, response.json()["task_id"]).status_code == 200
     assert httpx.get(small_limit.url + "/healthz").status_code == 200
+
+
+def test_beyond_max_queued_tasks_a_post_gets_503_with_retry_after(server_factory):
+    busy = server_factory(extra_env={"ASR_SCHEDULER__MAX_ACTIVE_TASKS": "1",
+                                     "ASR_SERVER__MAX_QUEUED_TASKS": "1"}).start()
+    running = submit(busy.url, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac")
+    assert running.status_code == 201
+    time.sleep(1.0)  # the scheduler claims it: running, no longer queued
+    assert submit(busy.url, AUDIO / "jfk.flac").status_code == 201  # the one queued slot
+    refused = submit(busy.url, AUDIO / "jfk.flac")
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "10"
+    assert "queued" in refused.json()["error"]
+    assert httpx.get(f"{busy.url}/api/v1/asr/task/{running.json()['task_id']}").status_code == 202

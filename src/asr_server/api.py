@@ -32,8 +32,17 @@ def _service(request: Request) -> Service:
     return request.app.state.service
 
 
+RETRY_AFTER_S = 10
+
+
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
+    assert service.store is not None
+    limit = service.settings.server.max_queued_tasks
+    if await run_in_threadpool(service.store.queued) >= limit:
+        # Refused before the body is read, so a flood costs the server little.
+        return JSONResponse({"error": f"Too many queued tasks (limit {limit}); retry later"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
     try:
         upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes)
     except UploadError as exc:

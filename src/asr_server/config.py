@@ -150,6 +150,9 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     data_dir: str = Field("data", description="Uploads and the embedded task store live here.")
+    max_queued_tasks: int = Field(
+        10_000, ge=1, description="Tasks waiting for the engine; beyond it POST gets 503 with Retry-After."
+    )
     max_upload_mb: float = Field(
         1000, gt=0, description="Largest request body accepted, in MB (10^6 bytes); larger ones get 413."
     )

@@ -102,6 +102,7 @@ def spec() -> dict[str, Any]:
                                  "Accepted and stored."),
                     "400": _json(ERROR, "No or empty `file`, a malformed body, or a bad option (named)."),
                     "413": _json(ERROR, "The body is larger than server.max_upload_mb."),
+                    "503": _json(ERROR, "More than server.max_queued_tasks tasks wait; see Retry-After."),
                 },
             }},
             "/api/v1/asr/task/{task_id}": {

@@ -50,7 +50,13 @@ class TaskStore(Protocol):
     def requeue_running(self) -> int: ...
     def list(self, status: str | None, after: str | None, limit: int) -> list[TaskSummary]: ...
     def delete(self, task_id: str) -> bool: ...
+    def queued(self) -> int:
+        """How many tasks wait for the engine."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0])
+
     def queue_position(self, task_id: str) -> int: ...
+    def queued(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -218,6 +224,11 @@ class SqliteTaskStore:
         if row[0]:
             Path(row[0]).unlink(missing_ok=True)
         return True
+
+    def queued(self) -> int:
+        """How many tasks wait for the engine."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0])
 
     def queue_position(self, task_id: str) -> int:
         """How many queued tasks are ahead of this one (0 when it is next, or running)."""
