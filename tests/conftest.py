@@ -11,12 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import threading
-from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
+
+from asr_server.memory_source import Job, ListSource  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -135,46 +134,6 @@ def wait_for_task(url: str, task_id: str, timeout: float = 120) -> httpx.Respons
 def submit(url: str, path: Path, field: str = "file", **data: str) -> httpx.Response:
     with open(path, "rb") as handle:
         return httpx.post(f"{url}/api/v1/asr/task", files={field: (path.name, handle)}, data=data, timeout=60)
-
-
-@dataclass
-class Job:
-    """A unit of work as the scheduler sees it (what a store's claim returns)."""
-
-    task_id: str
-    audio_path: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class ListSource:
-    """A work source over a fixed list of jobs, for driving the scheduler without a store."""
-
-    def __init__(self, jobs: list[Job]) -> None:
-        self.jobs = list(jobs)
-        self.results: dict[str, dict[str, Any]] = {}
-        self.errors: dict[str, str] = {}
-        self.total = len(self.jobs)
-        self.done = threading.Event()
-        self.lock = threading.Lock()
-
-    def claim(self, limit: int) -> list[Job]:
-        with self.lock:
-            taken, self.jobs = self.jobs[:limit], self.jobs[limit:]
-        return taken
-
-    def finish(self, task_id: str, result: dict[str, Any]) -> None:
-        with self.lock:
-            self.results[task_id] = result
-            self._check()
-
-    def fail(self, task_id: str, error: str) -> None:
-        with self.lock:
-            self.errors[task_id] = error
-            self._check()
-
-    def _check(self) -> None:
-        if len(self.results) + len(self.errors) == self.total:
-            self.done.set()
 
 
 def run_jobs(engine, jobs: list[Job], config, options, timeout: float = 300):

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
@@ -96,55 +93,18 @@ def _serve(settings: Settings, log_level: str) -> int:
     return 0
 
 
-@dataclass
-class _FileJob:
-    task_id: str
-    audio_path: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class _FileSource:
-    """An in-memory work source for the command line: a fixed list of files."""
-
-    def __init__(self, files: list[str]) -> None:
-        self._pending = [_FileJob(str(i), path) for i, path in enumerate(files)]
-        self.results: dict[str, dict[str, Any]] = {}
-        self.errors: dict[str, str] = {}
-        self.done = threading.Event()
-        self._total = len(files)
-        self._lock = threading.Lock()
-
-    def claim(self, limit: int) -> list[_FileJob]:
-        with self._lock:
-            taken, self._pending = self._pending[:limit], self._pending[limit:]
-        return taken
-
-    def _ended(self) -> None:
-        if len(self.results) + len(self.errors) == self._total:
-            self.done.set()
-
-    def finish(self, task_id: str, result: dict[str, Any]) -> None:
-        with self._lock:
-            self.results[task_id] = result
-            self._ended()
-
-    def fail(self, task_id: str, error: str) -> None:
-        with self._lock:
-            self.errors[task_id] = error
-            self._ended()
-
-
 def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .engine import WhisperEngine
+    from .memory_source import Job, ListSource
     from .models import resolve_model
     from .scheduler import Scheduler
     from .task_options import decoding_for, finalizer
 
     model = settings.model
     engine = WhisperEngine(resolve_model(model.name, model.resolved_cache_dir()), model)
-    source = _FileSource(args.files)
+    source = ListSource([Job(str(i), path) for i, path in enumerate(args.files)])
     progress: dict[str, tuple[float, float]] = {}
     bar = tqdm(total=len(args.files), unit="file", file=sys.stderr, dynamic_ncols=True)
 

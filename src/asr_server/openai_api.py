@@ -64,7 +64,7 @@ async def _transcribe(request: Request, task: str) -> Response:
         try:
             options = parse_task_options(form)
         except OptionError as exc:
-            problem = (str(exc), str(exc).split("'")[1])
+            problem = (str(exc), "prompt" if exc.field == "initial_prompt" else exc.field)
     if problem is not None:
         upload.path.unlink(missing_ok=True)
         return openai_error(problem[0], 400, problem[1])

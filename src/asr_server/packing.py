@@ -68,10 +68,6 @@ class PackedWindow:
         late by a few hundred milliseconds in long windows. A third of the gap."""
         return self.gap_s / 3
 
-    def num_frames(self) -> int:
-        """Feature frames of the packed audio, the window's content (as a recording's would be)."""
-        return int(round(self.spans()[-1][1] / self.owner.engine.seconds_per_frame))
-
     def features(self) -> np.ndarray:
         features = self.owner.engine.features(self.audio())
         return pad_or_trim(features[:, : features.shape[-1] - 1])

@@ -74,11 +74,11 @@ class Scheduler:
         self._engine = engine
         self._source = source
         self._config = config
-        self._defaults = defaults
         self._on_progress = on_progress
         self._detect_on_window = detect_on_window
         self._finalize = finalize
-        self._options_for = options_for
+        # A task's decoding options: the service's rule, or the defaults with its overrides.
+        self._options_for = options_for or (lambda options: apply_decoding(defaults, options))
         self._cv = threading.Condition()
         self._prepared: deque[_Active] = deque()
         self._preparing = 0
@@ -152,10 +152,7 @@ class Scheduler:
     def _prepare(self, job: Job) -> None:
         prepared: _Active | None = None
         try:
-            if self._options_for is not None:
-                options = self._options_for(job.options or {})
-            else:
-                options = apply_decoding(self._defaults, job.options or {})
+            options = self._options_for(job.options or {})
             audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
             transcription: Transcription | ChunkedTranscription
             if options.vad_filter:
@@ -211,7 +208,7 @@ class Scheduler:
         """Each active task's next window, oldest task first; short clips packed together."""
         windows = [window for active in self._active for window in active.transcription.windows()]
         if not self._config.pack_clips:
-            return list(windows)
+            return windows
         return pack_windows(windows, self._config.pack_gap_ms / 1000,
                             self._engine.frames_per_window * self._engine.seconds_per_frame)
 

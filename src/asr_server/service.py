@@ -34,9 +34,14 @@ class _NotifyingSource:
     def __init__(self, store: SqliteTaskStore, notifier: Notifier) -> None:
         self._store = store
         self._notifier = notifier
+        self._callbacks: dict[str, str] = {}  # task id -> callback_url, for claimed tasks that have one
 
     def claim(self, limit: int) -> list[Any]:
-        return self._store.claim(limit)
+        records = self._store.claim(limit)
+        for record in records:
+            if record.options.get("callback_url"):
+                self._callbacks[record.task_id] = record.options["callback_url"]
+        return records
 
     def finish(self, task_id: str, result: dict[str, Any]) -> None:
         self._store.finish(task_id, result)
@@ -47,10 +52,9 @@ class _NotifyingSource:
         self._notify(task_id)
 
     def _notify(self, task_id: str) -> None:
-        record = self._store.get(task_id)
-        url = record.options.get("callback_url") if record is not None else None
-        if url:
-            self._notifier.send(url, task_id, task_body(task_id, record)[1])
+        url = self._callbacks.pop(task_id, None)
+        if url:  # only then is the stored body read back
+            self._notifier.send(url, task_id, task_body(task_id, self._store.get(task_id))[1])
 
 
 class Service:

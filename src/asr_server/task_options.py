@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .config import DecodingOptions, OutputOptions
 from .zh_script import apply_zh_script, steer_decoding
@@ -32,49 +32,51 @@ DECODING_FIELDS = {
 class OptionError(ValueError):
     """A form field with a value the server cannot use; the message names the field."""
 
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"Invalid '{field}': {reason}")
+        self.field = field
+
 
 def parse_callback_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 2048:
-        raise OptionError("Invalid 'callback_url': expected an http:// or https:// URL of at most 2048 characters")
+        raise OptionError("callback_url", "expected an http:// or https:// URL of at most 2048 characters")
     return value
+
+
+def _validated(model: type[BaseModel], values: dict[str, Any], field_of: dict[str, str]) -> BaseModel:
+    """``model(**values)``, or OptionError naming the form field (``field_of``: key -> field)."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "form"
+        raise OptionError(field_of.get(key, key), error["msg"].removeprefix("Value error, ")) from None
 
 
 def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
     """The task options named by ``fields``; raises OptionError naming a bad field."""
-    output = {name: fields[name] for name in OUTPUT_FIELDS if fields.get(name, "") != ""}
-    given = {name: key for name, key in DECODING_FIELDS.items() if fields.get(name, "").strip() != ""}
-    decoding: dict[str, Any] = {}
-    for model, values in ((OutputOptions, output), (DecodingOptions, {key: fields[name].strip() for name, key in given.items()})):
-        try:
-            validated = model(**values)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            key = str(error["loc"][0]) if error["loc"] else "form"
-            field = next((name for name, k in given.items() if k == key), key)
-            message = error["msg"].removeprefix("Value error, ")
-            raise OptionError(f"Invalid '{field}': {message}") from None
-        if model is DecodingOptions:
-            # Keep the validated, typed values (JSON-safe) of the keys the task set.
-            decoding = {key: getattr(validated, key) for key in values}
     options: dict[str, Any] = {}
-    if decoding:
-        options["decoding"] = {k: list(v) if isinstance(v, tuple) else v for k, v in decoding.items()}
+    output = {name: fields[name] for name in OUTPUT_FIELDS if fields.get(name, "") != ""}
     if output:
+        _validated(OutputOptions, output, {})
         options["output"] = output
+    given = {key: fields[name].strip() for name, key in DECODING_FIELDS.items() if fields.get(name, "").strip()}
+    if given:
+        field_of = {key: name for name, key in DECODING_FIELDS.items()}
+        decoding = _validated(DecodingOptions, given, field_of)
+        # The validated, typed values of the keys the task set, JSON-safe (tuples as lists).
+        typed = {key: getattr(decoding, key) for key in given}
+        options["decoding"] = {k: list(v) if isinstance(v, tuple) else v for k, v in typed.items()}
     if fields.get("callback_url", "").strip():
         options["callback_url"] = parse_callback_url(fields["callback_url"].strip())
     return options
 
 
-def decoding_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    return dict(options.get("decoding", {}))
-
-
 def apply_decoding(decoding: DecodingOptions, options: dict[str, Any]) -> DecodingOptions:
     """The config's decoding options with a task's overrides, validated again (stored JSON
     holds lists where the model wants tuples)."""
-    overrides = decoding_overrides(options)
+    overrides = options.get("decoding", {})
     if not overrides:
         return decoding
     return DecodingOptions.model_validate({**decoding.model_dump(), **overrides})
