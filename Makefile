@@ -36,6 +36,7 @@ bench-all: bench
 	    --set ASR_DECODING__VAD_FILTER=true --set ASR_DECODING__WITHOUT_TIMESTAMPS=true
 	$(PY) benchmarks/memory.py --tasks 1000 --clients 16
 	$(PY) benchmarks/zh_script.py
+	$(PY) benchmarks/packing.py --gaps 0,1000,2000
 
 clean:
 	rm -rf $(VENV) data build *.egg-info src/*.egg-info

@@ -71,8 +71,8 @@ class SchedulerConfig(_Section):
     )
     pack_gap_ms: int = Field(
         2000, ge=300, le=5000,
-        description="Silence laid between packed clips. 2 s left 7 of 61 eval clips to be decoded "
-        "alone, 1 s 21 (benchmarks/RESULTS.md).",
+        description="Silence laid between packed clips; shorter gaps send more clips back to be "
+        "decoded alone (benchmarks/packing.py, RESULTS.md).",
     )
     detect_on_window: bool = Field(
         False,

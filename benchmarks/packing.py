@@ -1,0 +1,73 @@
+"""Packing in-process: where the engine's time goes, and what the gap between clips costs.
+
+    .venv/bin/python benchmarks/packing.py --gaps 0,1000,2000
+
+Runs the scheduler in this process (no HTTP) over the short clips of one language, once per
+gap (0 = packing off), with the language given. It times the engine's encoder, decoder and
+feature calls, and reports the wall time, windows decoded, clips packed and clips sent back to
+be decoded alone, and WER against the references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from throughput import DEFAULT_MANIFEST, REPO, error_rate, load_workload, machine, model_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--language", default="en")
+    parser.add_argument("--gaps", default="0,1000,2000", help="pack_gap_ms values; 0 turns packing off")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO / "src"))
+    from asr_server.config import load_settings
+    from asr_server.engine import WhisperEngine
+    from asr_server.memory_source import Job, ListSource
+    from asr_server.scheduler import Scheduler
+
+    items = load_workload(args.manifest, "short", {args.language}, None)
+    settings = load_settings(None, {"decoding": {"language": args.language}})
+    engine = WhisperEngine(Path(model_dir(settings)), settings.model)
+    seconds: Counter[str] = Counter()
+    for name in ("encode", "generate", "features"):
+        call = getattr(engine, name)
+
+        def timed(*a, __call=call, __name=name, **k):
+            start = time.perf_counter()
+            try:
+                return __call(*a, **k)
+            finally:
+                seconds[__name] += time.perf_counter() - start
+
+        setattr(engine, name, timed)
+
+    print(f"{machine()}; {len(items)} clips, {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
+    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | clips packed / sent back | WER |")
+    print("|-|-|-|-|-|-|-|-|")
+    for gap in [int(g) for g in args.gaps.split(",")]:
+        config = settings.scheduler.model_copy(update={"pack_clips": gap > 0, "pack_gap_ms": gap or 2000})
+        source = ListSource([Job(item["file"], item["path"]) for item in items])
+        seconds.clear()
+        scheduler = Scheduler(engine, source, config, settings.decoding)
+        start = time.perf_counter()
+        scheduler.start()
+        source.done.wait()
+        wall = time.perf_counter() - start
+        stats = scheduler.stats()
+        scheduler.stop()
+        wer = error_rate(items, {f: r["text"] for f, r in source.results.items()}).get("wer")
+        print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
+              f"{seconds['features']:.1f} | {stats['windows_decoded']} | "
+              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {wer:.2f}% |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
