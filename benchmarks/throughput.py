@@ -331,7 +331,7 @@ def print_table(results: dict[str, Any]) -> None:
         return " ".join(f"{k.upper()} {r[k]:.2f}%" for k in ("wer", "cer") if k in r)
 
     print()
-    print(f"| run | wall s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes | clips packed / sent back |")
+    print("| run | wall s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes | clips packed / sent back |")
     print("|-|-|-|-|-|-|-|-|-|")
     seq = results["sequential"]
     print(f"| sequential WhisperModel.transcribe | {seq['wall_s']:.1f} | {seq['throughput']:.2f} | 1.00x | | | {score(seq)} | |")
