@@ -4,7 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install provision run test bench bench-all clean
+.PHONY: install provision run test test-deps screenshots bench bench-all clean
+
+# Debian packages the tests drive for real: nginx in front of two replicas, redis-server when the
+# machine runs no Redis on 127.0.0.1:6379, chromium for the web page. Installed only when absent.
+DEB_TOOLS := nginx:/usr/sbin/nginx redis-server:/usr/bin/redis-server chromium:/usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +26,16 @@ provision: install
 run: provision
 	$(VENV)/bin/asr-server serve --config configs/cpu-int8.toml
 
-test: provision
+test-deps:
+	@missing=""; for pair in $(DEB_TOOLS); do \
+	    test -x "$${pair#*:}" || missing="$$missing $${pair%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: provision test-deps
 	$(PY) -m pytest -q
 
 bench: provision
@@ -37,6 +51,10 @@ bench-all: bench
 	$(PY) benchmarks/memory.py --tasks 1000 --clients 16
 	$(PY) benchmarks/zh_script.py
 	$(PY) benchmarks/packing.py --gaps 0,1000,2000
+
+# The README's screenshots of the web page (docs/page-desktop.png, docs/page-phone.png).
+screenshots: provision test-deps
+	$(PY) docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) data build *.egg-info src/*.egg-info

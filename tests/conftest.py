@@ -120,11 +120,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process.stop()
 
 
-def wait_for_task(url: str, task_id: str, timeout: float = 120) -> httpx.Response:
+def wait_for_task(url: str, task_id: str, timeout: float = 120, headers: dict[str, str] | None = None) -> httpx.Response:
     """Poll a task until it is no longer processing; return the last response."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.get(f"{url}/api/v1/asr/task/{task_id}", timeout=10)
+        response = httpx.get(f"{url}/api/v1/asr/task/{task_id}", timeout=10, headers=headers)
         if response.status_code != 202:
             return response
         time.sleep(0.1)
@@ -149,3 +149,53 @@ def run_jobs(engine, jobs: list[Job], config, options, timeout: float = 300):
         scheduler.stop()
     assert not source.errors, source.errors
     return source, scheduler
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the machine's own on 127.0.0.1:6379 when it answers, else a ``redis-server``
+    started here on a free port (``make test`` installs Debian's package when it is absent)."""
+    if _redis_answers("redis://127.0.0.1:6379/0"):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 20
+    while not _redis_answers(url):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("redis-server did not start")
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are removed afterwards."""
+    import uuid
+
+    import redis
+
+    prefix = f"asr-test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)

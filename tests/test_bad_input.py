@@ -48,6 +48,9 @@ def test_files_that_are_not_audio_end_as_error_with_the_reason(server, name, con
     done = wait_for_task(server.url, response.json()["task_id"])
     assert done.status_code == 500
     assert done.json()["status"] == "error" and "Traceback" in done.json()["result"]
+    last_line = done.json()["result"].strip().splitlines()[-1]
+    assert "UndecodableAudio: The file could not be decoded as audio" in last_line
+    assert str(server.data_dir) not in last_line  # no server paths in the reason
     assert httpx.get(server.url + "/healthz").status_code == 200
 
 

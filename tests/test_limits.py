@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -73,3 +74,59 @@ def test_beyond_max_queued_tasks_a_post_gets_503_with_retry_after(server_factory
     assert refused.headers["retry-after"] == "10"
     assert "queued" in refused.json()["error"]
     assert httpx.get(f"{busy.url}/api/v1/asr/task/{running.json()['task_id']}").status_code == 202
+
+
+def test_finished_tasks_are_removed_after_the_retention_time(server_factory):
+    server = server_factory(extra_env={"ASR_STORE__RESULT_TTL_HOURS": "0.0003"}).start()  # about 1 s
+    task_id = submit(server.url, AUDIO / "jfk.flac", language="en").json()["task_id"]
+    assert wait_for_task(server.url, task_id).status_code == 200
+    deadline = time.monotonic() + 15
+    while (response := httpx.get(f"{server.url}/api/v1/asr/task/{task_id}", timeout=10)).status_code == 200:
+        assert time.monotonic() < deadline, "the finished task was never removed"
+        time.sleep(0.2)
+    assert response.status_code == 404
+
+
+def test_a_stalled_upload_gets_408_and_its_partial_file_is_removed(server_factory):
+    server = server_factory(extra_env={"ASR_SERVER__UPLOAD_IDLE_TIMEOUT_S": "1"}).start()
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.wav\"\r\n"
+            "Content-Type: audio/wav\r\n\r\n").encode() + b"\0" * 10_000
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall((f"POST /api/v1/asr/task HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode() + head)
+        sock.settimeout(15)  # then send nothing more
+        answer = b""
+        while b'"}' not in answer:
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert answer.endswith(b'{"error":"Upload stalled: no data received for 1 s"}')
+    assert [p for p in (server.data_dir / "uploads").rglob("*") if p.is_file()] == []
+    assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+def test_audio_longer_than_max_audio_seconds_ends_as_error_with_the_reason(server_factory):
+    server = server_factory(extra_env={"ASR_SERVER__MAX_AUDIO_SECONDS": "5"}).start()
+    task_id = submit(server.url, AUDIO / "jfk.flac").json()["task_id"]
+    done = wait_for_task(server.url, task_id)
+    assert done.status_code == 500
+    last_line = done.json()["result"].strip().splitlines()[-1]
+    assert "AudioTooLong: The audio is 11.0 s long; this server transcribes at most 5 s" in last_line
+
+
+def test_the_sweep_removes_orphan_uploads_but_not_fresh_ones(server_factory):
+    server = server_factory(extra_env={"ASR_SERVER__SWEEP_INTERVAL_S": "0.5"}).start()
+    uploads = server.data_dir / "uploads"
+    stale, fresh = uploads / "stale-orphan", uploads / "arriving-now"
+    stale.write_bytes(b"left by an upload that died")
+    fresh.write_bytes(b"still arriving")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    deadline = time.monotonic() + 15
+    while stale.exists():
+        assert time.monotonic() < deadline, "the orphan was never swept"
+        time.sleep(0.2)
+    assert fresh.exists()

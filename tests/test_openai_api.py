@@ -67,3 +67,12 @@ def test_the_task_stays_on_the_task_api(server):
                               data={"model": "whisper-1"}, timeout=300)
     task = httpx.get(f"{server.url}/api/v1/asr/task/{response.headers['x-asr-task-id']}")
     assert task.status_code == 200 and task.json()["result"]["text"] == response.json()["text"]
+
+
+def test_a_file_that_is_not_audio_gets_an_openai_shaped_400(client, tmp_path):
+    image = tmp_path / "picture.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 200)
+    with image.open("rb") as handle, pytest.raises(openai.BadRequestError) as refused:
+        client.audio.transcriptions.create(model="whisper-1", file=handle)
+    assert refused.value.body["message"].startswith("Invalid file format")
+    assert refused.value.body["param"] == "file"

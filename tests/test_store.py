@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import threading
 from datetime import datetime, timezone
 
@@ -124,3 +125,14 @@ def test_a_task_interrupted_too_often_ends_as_error(tmp_path):
 
 def test_unknown_task_is_none(tmp_path):
     assert SqliteTaskStore(tmp_path / "t.db").get("20250101000000000000") is None
+
+
+def test_expire_removes_only_tasks_that_ended_before_the_cutoff(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db")
+    old_done, old_failed, queued = (store.create("/x", {}) for _ in range(3))
+    store.finish(old_done, {"text": ""})
+    store.fail(old_failed, "boom")
+    cutoff = time.time() + 1
+    assert store.expire(cutoff) == 2
+    assert store.get(old_done) is None and store.get(old_failed) is None
+    assert store.get(queued).status == "queued"

@@ -8,24 +8,36 @@ CTranslate2. Store calls are short but blocking, so they run in the thread pool.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from . import openai_api, openapi
+from .auth import ApiKeyAuth, load_digests
+from .logs import RequestId
+from .metrics import CONTENT_TYPE_LATEST, RequestTimer
 from .config import Settings
 from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
-from .store import DONE, ERROR, QUEUED, RUNNING
+from .store import DONE, ERROR, QUEUED, RUNNING, TaskRecord
 from .task_bodies import task_body
 from .task_options import OptionError, parse_task_options
 from .uploads import UploadError, receive_upload
+
+
+log = logging.getLogger("asr_server.api")
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 def _service(request: Request) -> Service:
@@ -35,16 +47,36 @@ def _service(request: Request) -> Service:
 RETRY_AFTER_S = 10
 
 
+def draining_response() -> JSONResponse:
+    return JSONResponse({"error": "The server is shutting down; retry (another replica will take it)"},
+                        status_code=503, headers={"Retry-After": "5"})
+
+
+def _owner(request: Request) -> str | None:
+    """The key's owner id when API keys are on (set by auth.ApiKeyAuth), else None."""
+    return request.scope.get("state", {}).get("owner")
+
+
+def _visible(record: TaskRecord | None, owner: str | None) -> TaskRecord | None:
+    """With keys on, another key's task is answered as if it did not exist: the seed's 404."""
+    if record is None or owner is None or record.options.get("owner") == owner:
+        return record
+    return None
+
+
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
     assert service.store is not None
+    if service.draining:
+        return draining_response()
     limit = service.settings.server.max_queued_tasks
     if await run_in_threadpool(service.store.queued) >= limit:
         # Refused before the body is read, so a flood costs the server little.
         return JSONResponse({"error": f"Too many queued tasks (limit {limit}); retry later"}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_S)})
     try:
-        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes)
+        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
+                                      service.settings.server.upload_idle_timeout_s)
     except UploadError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     if upload.size == 0:
@@ -55,6 +87,8 @@ async def create_task(request: Request) -> JSONResponse:
     except OptionError as exc:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": str(exc)}, status_code=400)
+    if _owner(request):
+        options["owner"] = _owner(request)
     assert service.store is not None
     try:
         task_id = await run_in_threadpool(service.store.create, str(upload.path), options)
@@ -62,6 +96,7 @@ async def create_task(request: Request) -> JSONResponse:
         upload.path.unlink(missing_ok=True)
         raise
     service.task_created()
+    log.info("task created (%s, %d bytes)", upload.filename[:100], upload.size, extra={"task_id": task_id})
     return JSONResponse({"task_id": task_id}, status_code=201)
 
 
@@ -76,11 +111,11 @@ async def get_task(request: Request) -> Response:
         return JSONResponse({"error": f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}"},
                             status_code=400)
     assert service.store is not None
-    record = await run_in_threadpool(service.store.get, task_id)
+    record = _visible(await run_in_threadpool(service.store.get, task_id), _owner(request))
     if record is not None and record.status == DONE and fmt != "json":
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
-    status, body = task_body(task_id, record)
+    status, body = task_body(task_id, record, service.settings.server.expose_tracebacks)
     if status == 202 and request.query_params.get("progress") in ("1", "true"):
         # Opt-in, so that the seed's 202 body stays byte for byte what clients know.
         assert record is not None
@@ -112,7 +147,7 @@ async def list_tasks(request: Request) -> JSONResponse:
     statuses = [QUEUED, RUNNING] if status == "processing" else [STATUSES[status]] if status else [None]
     rows = []
     for one in statuses:
-        rows += await run_in_threadpool(service.store.list, one, after, limit + 1)
+        rows += await run_in_threadpool(service.store.list, one, after, limit + 1, _owner(request))
     rows = sorted(rows, key=lambda row: row.task_id)[: limit + 1]
     page, more = rows[:limit], len(rows) > limit
     return JSONResponse({
@@ -131,7 +166,8 @@ async def delete_task(request: Request) -> JSONResponse:
     service = _service(request)
     task_id = request.path_params["task_id"]
     assert service.store is not None
-    if not await run_in_threadpool(service.store.delete, task_id):
+    record = _visible(await run_in_threadpool(service.store.get, task_id), _owner(request))
+    if record is None or not await run_in_threadpool(service.store.delete, task_id):
         return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
     return JSONResponse({"task_id": task_id, "status": "deleted"})
 
@@ -148,6 +184,18 @@ async def docs_init(request: Request) -> Response:
     return Response(openapi.DOCS_INIT, media_type="text/javascript")
 
 
+async def index(request: Request) -> FileResponse:
+    """The web page for people (``web/``): upload, watch, read, download; only the public API."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition: see metrics.py for what is measured."""
+    service = _service(request)
+    counts = await run_in_threadpool(service.store.counts) if service.store is not None else {}
+    return Response(service.metrics.render(counts), media_type=CONTENT_TYPE_LATEST)
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -157,14 +205,39 @@ async def readyz(request: Request) -> JSONResponse:
     if service.ready:
         assert service.scheduler is not None
         return JSONResponse({"status": "ready", "scheduler": service.scheduler.stats()})
+    if service.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     body = {"status": "loading" if service.load_error is None else "failed"}
     if service.load_error:
         body["error"] = service.load_error
     return JSONResponse(body, status_code=503)
 
 
+class ReplicaHeader:
+    """Adds ``X-ASR-Replica: <name>`` to every answer, so that behind a load balancer a client
+    or an operator can tell which replica answered."""
+
+    def __init__(self, app: ASGIApp, name: str) -> None:
+        self.app = app
+        self.name = name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append("X-ASR-Replica", self.name)
+            await send(message)
+
+        await self.app(scope, receive, send_named)
+
+
 def create_app(settings: Settings) -> Starlette:
+    """The application; raises ValueError for an unreadable or invalid API keys file."""
     service = Service(settings)
+    digests = load_digests(settings.auth.api_key_hashes, settings.auth.api_keys_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -187,8 +260,17 @@ def create_app(settings: Settings) -> Starlette:
             Route("/docs", docs, methods=["GET"]),
             Route("/docs/init.js", docs_init, methods=["GET"]),
             Mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets"),
+            Route("/", index, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=WEB_DIR), name="static"),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(RequestId),
+            Middleware(RequestTimer, metrics=service.metrics),
+            Middleware(ReplicaHeader, name=service.replica),
+            *([Middleware(ApiKeyAuth, digests=digests)] if digests else []),
         ],
         lifespan=lifespan,
     )

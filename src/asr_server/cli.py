@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -44,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     for option in ("language", "task", "initial-prompt", "beam-size", "temperature", "vad-filter",
                    "zh-script", "callback-url"):
         submit.add_argument(f"--{option}", help="task option, sent as a form field")
+    submit.add_argument("--api-key", help="API key for a server that requires one (default: $ASR_API_KEY)")
+
+    hash_key = commands.add_parser("hash-key", help="print the SHA-256 digest of an API key, for auth.api_key_hashes")
+    hash_key.add_argument("key", nargs="?", help="the key (default: read one line from stdin)")
 
     provision = commands.add_parser("provision", help="assemble or fetch the configured model once")
     provision.add_argument("--config")
@@ -65,13 +68,21 @@ def main(argv: list[str] | None = None) -> int:
 
         names = ("language", "task", "initial_prompt", "beam_size", "temperature", "vad_filter", "zh_script", "callback_url")
         options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-        return submit(args.files, args.server, options, args.wait, args.format, args.output_dir)
+        return submit(args.files, args.server, options, args.wait, args.format, args.output_dir,
+                      api_key=args.api_key)
+    if args.command == "hash-key":
+        from .auth import hash_key
+
+        print(hash_key(args.key if args.key is not None else sys.stdin.readline().rstrip("\n")))
+        return 0
     try:
         settings = _settings(args)
     except ConfigError as exc:
         print(f"asr-server: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure(settings.server.log_format, getattr(args, "log_level", "info"))
     if args.command == "serve":
         return _serve(settings, args.log_level)
     if args.command == "provision":
@@ -88,8 +99,17 @@ def _serve(settings: Settings, log_level: str) -> int:
 
     from .api import create_app
 
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level=log_level)
+    try:
+        app = create_app(settings)
+    except (OSError, ValueError) as exc:
+        print(f"asr-server: invalid configuration: auth.api_keys_file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from .shutdown import DrainingServer
+
+    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_level=log_level,
+                            log_config=None,  # logs.configure has set up every logger
+                            timeout_graceful_shutdown=5, limit_concurrency=settings.server.max_connections)
+    DrainingServer(config, app.state.service, settings.server.shutdown_timeout_s).run()
     return 0
 
 

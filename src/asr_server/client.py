@@ -9,6 +9,7 @@ any upload was refused or any task ended in error.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,11 +20,13 @@ TASK = "/api/v1/asr/task"
 
 
 def submit(files: list[str], server: str, options: dict[str, str], wait: bool, fmt: str,
-           output_dir: str | None, poll_s: float = 1.0, timeout_s: float = 3600) -> int:
+           output_dir: str | None, poll_s: float = 1.0, timeout_s: float = 3600, api_key: str | None = None) -> int:
     server = server.rstrip("/")
     status = 0
     submitted: list[tuple[str, str]] = []
-    with httpx.Client(timeout=120) as client:
+    key = api_key if api_key is not None else os.environ.get("ASR_API_KEY", "")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(timeout=120, headers=headers) as client:
         for name in files:
             try:
                 with open(name, "rb") as handle:

@@ -8,6 +8,7 @@ then command-line flags. Nothing reads the environment at import time.
 from __future__ import annotations
 
 import json
+import re
 import os
 import tomllib
 from collections.abc import Mapping
@@ -156,13 +157,56 @@ class ServerConfig(_Section):
     max_upload_mb: float = Field(
         1000, gt=0, description="Largest request body accepted, in MB (10^6 bytes); larger ones get 413."
     )
+    max_audio_seconds: float = Field(
+        14_400, ge=0, description="Longest audio per task, in seconds; longer ends as error with the reason. 0 = no limit."
+    )
+    upload_idle_timeout_s: float = Field(
+        30, gt=0, le=3600, description="An upload that sends no data for this long gets 408 and is dropped."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections and requests at once (uvicorn limit_concurrency); beyond, 503."
+    )
+    sweep_interval_s: float = Field(
+        60, gt=0, le=86_400, description="How often expired tasks and orphan uploads are looked for."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'json': one JSON object per line, with request_id and task_id where known."
+    )
+    shutdown_timeout_s: float = Field(
+        30, ge=0, le=3600,
+        description="On SIGTERM, how long running tasks may take to finish before they are handed back.",
+    )
+    expose_tracebacks: bool = Field(
+        True, description="A failed task's 500 body holds the traceback (the seed's behaviour); false "
+        "gives a short error instead, for deployments that must not show internals.",
+    )
+    replica_name: str = Field(
+        "", pattern=r"^[A-Za-z0-9_.:-]*$",
+        description="This replica's name, sent as X-ASR-Replica and owning its leases; '' = host:port. "
+        "Unique among live replicas; keep it across restarts.",
+    )
 
 
 class StoreConfig(_Section):
-    kind: Literal["sqlite"] = "sqlite"
+    kind: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="'sqlite': embedded, one machine. 'redis': shared by many replicas."
+    )
     max_attempts: int = Field(
         3, ge=1,
         description="A task whose processing was interrupted this many times (crashes) ends as error.",
+    )
+    result_ttl_hours: float = Field(
+        0, ge=0, description="Finished tasks (results and errors) are removed this long after they end; 0 = kept."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="kind = 'redis': the server every replica shares.")
+    key_prefix: str = Field("asr:", min_length=1, description="kind = 'redis': prefix of every key the store writes.")
+    visibility_timeout_s: float = Field(
+        30, ge=1, le=3600,
+        description="kind = 'redis': a task whose replica stopped renewing its lease this long ago is taken again.",
+    )
+    max_audio_mb: float = Field(
+        100, gt=0, le=500,
+        description="kind = 'redis': largest upload kept in Redis, in MB; larger ones get 413.",
     )
 
 
@@ -173,6 +217,23 @@ class WebhookConfig(_Section):
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_s: float = Field(1.0, gt=0, le=3600, description="First retry delay; doubled at each retry.")
     timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+class AuthConfig(_Section):
+    """Optional API keys; with none listed the API is open (the seed's behaviour)."""
+
+    api_key_hashes: list[str] = Field(
+        default_factory=list, description="SHA-256 hex digests of accepted keys (`asr-server hash-key KEY`)."
+    )
+    api_keys_file: str = Field("", description="A file of digests, one per line ('#' comments); read at start-up.")
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _digests(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest.strip()):
+                raise ValueError(f"{digest[:20]!r} is not a SHA-256 hex digest (use `asr-server hash-key KEY`)")
+        return value
 
 
 class OutputOptions(_Section):
@@ -193,6 +254,7 @@ class Settings(_Section):
     webhooks: WebhookConfig = WebhookConfig()
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
+    auth: AuthConfig = AuthConfig()
 
 
 class ConfigError(Exception):

@@ -20,9 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .errors import is_undecodable_audio
 from .formats import render
 from .store import DONE, ERROR
 from .task_options import OptionError, parse_task_options
+from .task_bodies import short_error
 from .uploads import UploadError, receive_upload
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
@@ -44,8 +46,11 @@ async def translations(request: Request) -> Response:
 
 async def _transcribe(request: Request, task: str) -> Response:
     service = request.app.state.service
+    if service.draining:
+        return openai_error("The server is shutting down; retry", 503, kind="server_error")
     try:
-        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes)
+        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
+                                      service.settings.server.upload_idle_timeout_s)
     except UploadError as exc:
         return openai_error(exc.message, exc.status, "file")
     fields = upload.fields
@@ -68,6 +73,9 @@ async def _transcribe(request: Request, task: str) -> Response:
     if problem is not None:
         upload.path.unlink(missing_ok=True)
         return openai_error(problem[0], 400, problem[1])
+    owner = request.scope.get("state", {}).get("owner")
+    if owner:
+        options["owner"] = owner
     task_id = await run_in_threadpool(service.store.create, str(upload.path), options)
     service.task_created()
     record = await _wait(service, task_id)
@@ -75,8 +83,13 @@ async def _transcribe(request: Request, task: str) -> Response:
     if record is None or record.status not in (DONE, ERROR):
         return openai_error(f"Still processing after {WAIT_LIMIT_S:.0f} s; poll /api/v1/asr/task/{task_id}", 504,
                             kind="timeout")
+    if record.status == ERROR and is_undecodable_audio(record.error or ""):
+        response = openai_error("Invalid file format: the file could not be decoded as audio", 400, "file")
+        response.headers.update(headers)
+        return response
     if record.status == ERROR:
-        last = (record.error or "failed").strip().splitlines()[-1]
+        error = record.error or "failed"
+        last = error.strip().splitlines()[-1] if service.settings.server.expose_tracebacks else short_error(error)
         response = openai_error(last, 500, kind="server_error")
         response.headers.update(headers)
         return response

@@ -101,8 +101,11 @@ def spec() -> dict[str, Any]:
                     "201": _json({"type": "object", "required": ["task_id"], "properties": {"task_id": TASK_ID}},
                                  "Accepted and stored."),
                     "400": _json(ERROR, "No or empty `file`, a malformed body, or a bad option (named)."),
-                    "413": _json(ERROR, "The body is larger than server.max_upload_mb."),
-                    "503": _json(ERROR, "More than server.max_queued_tasks tasks wait; see Retry-After."),
+                    "401": _json(ERROR, "API keys are on and the request has no valid key."),
+                    "408": _json(ERROR, "The upload sent nothing for server.upload_idle_timeout_s."),
+                    "413": _json(ERROR, "The body is larger than server.max_upload_mb (or store.max_audio_mb)."),
+                    "503": _json(ERROR, "More than server.max_queued_tasks tasks wait, or the server is "
+                                        "shutting down; see Retry-After."),
                 },
             }},
             "/api/v1/asr/task/{task_id}": {
@@ -156,8 +159,19 @@ def spec() -> dict[str, Any]:
             "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": _json({"type": "object"}, "Up.")}}},
             "/readyz": {"get": {"summary": "The model is loaded and the scheduler runs.", "responses": {
                 "200": _json({"type": "object"}, "Ready, with scheduler counters."),
-                "503": _json({"type": "object"}, "Loading or failed.")}}},
+                "503": _json({"type": "object"}, "Loading, failed, or draining before a shutdown.")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format).", "responses": {
+                "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/": {"get": {"summary": "The web page: upload, watch, read and download transcripts.", "responses": {
+                "200": {"description": "The page.", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         },
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "Only when the server lists API keys (auth.*): /api/ and /v1/ need one; "
+                                      "without a valid key they answer 401 with a JSON error."},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }},
+        "security": [{}, {"bearer": []}, {"apiKey": []}],
     }
 
 

@@ -22,9 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import av
 from faster_whisper.audio import decode_audio
 
 from .config import DecodingOptions, SchedulerConfig
+from .errors import AudioTooLong, UndecodableAudio
 from .chunking import ChunkedTranscription
 from .packing import PackedWindow, pack_windows
 from .task_options import apply_decoding
@@ -45,6 +47,38 @@ class WorkSource(Protocol):
     def claim(self, limit: int) -> list[Job]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
     def fail(self, task_id: str, error: str) -> None: ...
+
+
+def _decode(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any:
+    """PyAV decoding, with a failure turned into a reason a client can act on. With
+    ``max_seconds``, a longer file is refused from its container's stated duration before it is
+    decoded (hours of audio would fill memory), and from its samples after."""
+    if max_seconds:
+        _refuse_if_longer(_stated_duration(path), max_seconds)
+    try:
+        audio = decode_audio(path, sampling_rate=sampling_rate)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".replace(str(path), "the upload")
+        raise UndecodableAudio(
+            f"The file could not be decoded as audio ({reason}). Send an audio file, or a video with a sound track."
+        ) from exc
+    if max_seconds:
+        _refuse_if_longer(len(audio) / sampling_rate, max_seconds)
+    return audio
+
+
+def _stated_duration(path: str | None) -> float | None:
+    try:
+        with av.open(path) as container:
+            return container.duration / av.time_base if container.duration else None
+    except Exception:
+        return None  # decoding will say what is wrong
+
+
+def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:
+    if seconds is not None and seconds > max_seconds:
+        raise AudioTooLong(f"The audio is {seconds:.1f} s long; this server transcribes at most {max_seconds:g} s "
+                           "per task (server.max_audio_seconds). Split the file and send the parts.")
 
 
 @dataclass
@@ -70,8 +104,12 @@ class Scheduler:
         detect_on_window: bool = False,
         finalize: Finalize | None = None,
         options_for: Callable[[dict[str, Any]], DecodingOptions] | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
+        max_audio_seconds: float = 0,
     ) -> None:
+        self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
+        self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
         self._source = source
         self._config = config
         self._on_progress = on_progress
@@ -85,6 +123,7 @@ class Scheduler:
         self._active: list[_Active] = []
         self._order = 0
         self._stopping = False
+        self._draining = False
         self._wake = False
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
@@ -110,6 +149,17 @@ class Scheduler:
         with self._cv:
             self._wake = True
             self._cv.notify_all()
+
+    def drain(self) -> None:
+        """Claim nothing more; the tasks already held run to their end."""
+        with self._cv:
+            self._draining = True
+
+    @property
+    def idle(self) -> bool:
+        """Nothing held: no task being prepared, waiting or decoded."""
+        with self._cv:
+            return not self._active and not self._prepared and not self._preparing
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cv:
@@ -137,6 +187,8 @@ class Scheduler:
 
     def _intake(self) -> None:
         with self._cv:
+            if self._draining:
+                return
             room = self._config.max_active_tasks - len(self._active) - len(self._prepared) - self._preparing
             self._wake = False
         if room <= 0:
@@ -153,7 +205,7 @@ class Scheduler:
         prepared: _Active | None = None
         try:
             options = self._options_for(job.options or {})
-            audio = decode_audio(job.audio_path, sampling_rate=self._engine.sampling_rate)
+            audio = _decode(job.audio_path, self._engine.sampling_rate, self._max_audio_seconds)
             transcription: Transcription | ChunkedTranscription
             if options.vad_filter:
                 transcription = ChunkedTranscription(audio, options, self._engine, self._config.pack_clips)
@@ -165,7 +217,7 @@ class Scheduler:
                 self._order += 1
                 prepared = _Active(job.task_id, transcription, self._order, job.options or {})
         except Exception:
-            log.warning("task %s failed in preparation", job.task_id, exc_info=True)
+            log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, traceback.format_exc())
         finally:
             with self._cv:
@@ -243,10 +295,13 @@ class Scheduler:
                 for part in unit.transcriptions:
                     self._drop(by_part[id(part)], error)
             return
+        elapsed = time.perf_counter() - started
         with self._cv:
             self.batch_sizes[len(batch)] += 1
             self.windows_decoded += len(batch)
-            self.engine_seconds += time.perf_counter() - started
+            self.engine_seconds += elapsed
+        if self._on_batch is not None:
+            self._on_batch(len(batch), elapsed)
         for unit, outcome in zip(batch, outcomes):
             actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
             before = [a.transcription.seconds_done for a in actives]
@@ -278,7 +333,8 @@ class Scheduler:
                     result = self._finalize(result, active.options)
                 self._source.finish(active.task_id, result)
             except Exception:
-                log.exception("could not record the result of task %s", active.task_id)
+                log.exception("could not record the result of task %s", active.task_id,
+                              extra={"task_id": active.task_id})
                 self._fail(active.task_id, traceback.format_exc())
 
     def _drop(self, active: _Active, error: str) -> None:
@@ -290,4 +346,4 @@ class Scheduler:
         try:
             self._source.fail(task_id, error)
         except Exception:
-            log.exception("could not record the failure of task %s", task_id)
+            log.exception("could not record the failure of task %s", task_id, extra={"task_id": task_id})

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .metrics import Metrics
 from .models import resolve_model
 from .scheduler import Scheduler
-from .store import SqliteTaskStore
+from .store import SqliteTaskStore, TaskStore
 from .task_bodies import task_body
 from .task_options import decoding_for, finalizer
 from .webhooks import Notifier
@@ -31,30 +34,36 @@ class DataDirLocked(Exception):
 class _NotifyingSource:
     """The store as the scheduler's work source, with a webhook sent when a task ends."""
 
-    def __init__(self, store: SqliteTaskStore, notifier: Notifier) -> None:
+    def __init__(self, store: TaskStore, notifier: Notifier, metrics: Metrics, expose_tracebacks: bool = True) -> None:
         self._store = store
         self._notifier = notifier
+        self._metrics = metrics
+        self._expose = expose_tracebacks
         self._callbacks: dict[str, str] = {}  # task id -> callback_url, for claimed tasks that have one
 
     def claim(self, limit: int) -> list[Any]:
         records = self._store.claim(limit)
         for record in records:
+            log.info("task claimed (attempt %d)", record.attempts, extra={"task_id": record.task_id})
             if record.options.get("callback_url"):
                 self._callbacks[record.task_id] = record.options["callback_url"]
         return records
 
     def finish(self, task_id: str, result: dict[str, Any]) -> None:
-        self._store.finish(task_id, result)
-        self._notify(task_id)
+        self._notify(task_id, self._store.finish(task_id, result), "done")
 
     def fail(self, task_id: str, error: str) -> None:
-        self._store.fail(task_id, error)
-        self._notify(task_id)
+        self._notify(task_id, self._store.fail(task_id, error), "error")
 
-    def _notify(self, task_id: str) -> None:
+    def _notify(self, task_id: str, written: bool, status: str) -> None:
+        """Only the write that ended the task counts and notifies (not a late one, nor one for a
+        deleted task)."""
+        if written:
+            self._metrics.tasks_ended.labels(status).inc()
+            log.info("task ended: %s", status, extra={"task_id": task_id})
         url = self._callbacks.pop(task_id, None)
-        if url:  # only then is the stored body read back
-            self._notifier.send(url, task_id, task_body(task_id, self._store.get(task_id))[1])
+        if url and written:  # only then is the stored body read back
+            self._notifier.send(url, task_id, task_body(task_id, self._store.get(task_id), self._expose)[1])
 
 
 class Service:
@@ -62,18 +71,35 @@ class Service:
         self.settings = settings
         self.data_dir = Path(settings.server.data_dir).expanduser().resolve()
         self.uploads_dir = self.data_dir / "uploads"
-        self.max_upload_bytes = int(settings.server.max_upload_mb * 1_000_000)
-        self.store: SqliteTaskStore | None = None
+        self.replica = settings.server.replica_name or f"{socket.gethostname()}:{settings.server.port}"
+        limit_mb = settings.server.max_upload_mb
+        if settings.store.kind == "redis":
+            limit_mb = min(limit_mb, settings.store.max_audio_mb)
+        self.max_upload_bytes = int(limit_mb * 1_000_000)
+        self.store: TaskStore | None = None
         self.scheduler: Scheduler | None = None
         self.load_error: str | None = None
         self._lock_file: Any = None
         self._loader: threading.Thread | None = None
         self.notifier: Notifier | None = None
         self._progress: dict[str, float] = {}  # task id -> fraction of its audio done (in memory)
+        self.metrics = Metrics()
+        self._closing = threading.Event()
+        self.draining = False
+        self._sweeper: threading.Thread | None = None
 
     @property
     def ready(self) -> bool:
-        return self.scheduler is not None and self.scheduler.running
+        return self.scheduler is not None and self.scheduler.running and not self.draining
+
+    def begin_drain(self) -> None:
+        """Refuse new tasks and claim no more; see shutdown.py."""
+        self.draining = True
+        if self.scheduler is not None:
+            self.scheduler.drain()
+
+    def drained(self) -> bool:
+        return self.scheduler is None or self.scheduler.idle
 
     def open(self) -> None:
         """Open the data directory and the store; queue again what a dead process left running."""
@@ -84,18 +110,56 @@ class Service:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise DataDirLocked(f"another asr-server process is using {self.data_dir}") from None
-        self.store = SqliteTaskStore(self.data_dir / "tasks.sqlite3", self.settings.store.max_attempts)
+        self.store = self._open_store()
         requeued = self.store.requeue_running()
         if requeued:
             log.info("queued again %d task(s) left running by a previous process", requeued)
         self._remove_orphan_uploads()
+        self._sweeper = threading.Thread(target=self._sweep, name="asr-sweep", daemon=True)
+        self._sweeper.start()
 
-    def _remove_orphan_uploads(self) -> None:
+    def _open_store(self) -> TaskStore:
+        config = self.settings.store
+        if config.kind == "redis":
+            from .redis_store import RedisTaskStore  # the redis client only where it is used
+
+            return RedisTaskStore(
+                config.redis_url, self.replica, self.uploads_dir / "claimed",
+                key_prefix=config.key_prefix, max_attempts=config.max_attempts,
+                visibility_timeout_s=config.visibility_timeout_s, result_ttl_s=config.result_ttl_hours * 3600,
+            )
+        return SqliteTaskStore(self.data_dir / "tasks.sqlite3", config.max_attempts)
+
+    def _sweep(self) -> None:
+        """The background sweep: expired tasks (the embedded store; Redis expires its own keys)
+        and orphan uploads (a file no task refers to, untouched for twice the upload idle
+        timeout: an upload that died between its last byte and its task)."""
+        ttl = self.settings.store.result_ttl_hours * 3600
+        interval = self.settings.server.sweep_interval_s
+        if ttl:
+            interval = min(interval, max(1.0, ttl / 10))
+        while not self._closing.wait(interval):
+            try:
+                if ttl and isinstance(self.store, SqliteTaskStore):
+                    removed = self.store.expire(time.time() - ttl)
+                    if removed:
+                        log.info("retention: removed %d finished task(s) older than %.4g h", removed, ttl / 3600)
+                self._remove_orphan_uploads(older_than_s=2 * self.settings.server.upload_idle_timeout_s)
+            except Exception:
+                log.exception("sweep failed; retrying")
+
+    def _remove_orphan_uploads(self, older_than_s: float | None = None) -> None:
+        """At start-up (no age given) every file no task needs, spooled audio included; later,
+        only top-level uploads untouched for ``older_than_s`` (one still arriving is fresh)."""
         assert self.store is not None
         live = self.store.live_audio_paths()
-        for path in self.uploads_dir.iterdir():
-            if str(path) not in live:
+        paths = self.uploads_dir.rglob("*") if older_than_s is None else self.uploads_dir.iterdir()
+        cutoff = time.time() - (older_than_s or 0)
+        for path in paths:
+            if path.is_file() and str(path) not in live and (older_than_s is None or path.stat().st_mtime < cutoff):
                 path.unlink(missing_ok=True)
+                if older_than_s is not None:
+                    log.info("removed orphan upload %s", path.name)
 
     def start_engine(self) -> None:
         self._loader = threading.Thread(target=self._load_engine, name="asr-loader", daemon=True)
@@ -112,13 +176,15 @@ class Service:
             self.notifier = Notifier(self.settings.webhooks)
             scheduler = Scheduler(
                 engine,
-                _NotifyingSource(self.store, self.notifier),
+                _NotifyingSource(self.store, self.notifier, self.metrics, self.settings.server.expose_tracebacks),
                 self.settings.scheduler,
                 self.settings.decoding,
                 detect_on_window=self.settings.scheduler.detect_on_window,
                 on_progress=self._record_progress,
                 finalize=finalizer(self.settings.output),
                 options_for=decoding_for(self.settings.decoding, self.settings.output),
+                on_batch=self.metrics.observe_batch,
+                max_audio_seconds=self.settings.server.max_audio_seconds,
             )
             scheduler.start()
             self.scheduler = scheduler
@@ -131,6 +197,7 @@ class Service:
         self._progress[task_id] = fraction
         if fraction >= 1.0:
             self._progress.pop(task_id, None)
+            self.metrics.audio_seconds.inc(duration)
 
     def progress(self, task_id: str) -> float:
         """How much of a task's audio is transcribed, 0..1 (0 until its first window is done)."""
@@ -141,8 +208,16 @@ class Service:
             self.scheduler.notify()
 
     def close(self) -> None:
+        """Stop the engine, hand back what it still held, close the store."""
+        self._closing.set()
         if self.scheduler is not None:
-            self.scheduler.stop()
+            # The engine stops between steps: waiting for the step under way (seconds) keeps the
+            # process from tearing down under CTranslate2 mid-generate.
+            self.scheduler.stop(timeout=60.0)
+            if self.store is not None:
+                handed_back = self.store.requeue_running()
+                if handed_back:
+                    log.info("handed %d unfinished task(s) back to the queue", handed_back)
         if self.notifier is not None:
             self.notifier.stop()
         if self.store is not None:

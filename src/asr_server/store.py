@@ -45,10 +45,12 @@ class TaskStore(Protocol):
     def create(self, audio_path: str, options: dict[str, Any]) -> str: ...
     def get(self, task_id: str) -> TaskRecord | None: ...
     def claim(self, limit: int) -> list[TaskRecord]: ...
-    def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
-    def fail(self, task_id: str, error: str) -> None: ...
+    def finish(self, task_id: str, result: dict[str, Any]) -> bool: ...
+    def fail(self, task_id: str, error: str) -> bool: ...
     def requeue_running(self) -> int: ...
-    def list(self, status: str | None, after: str | None, limit: int) -> list[TaskSummary]: ...
+    def live_audio_paths(self) -> set[str]: ...
+    def counts(self) -> dict[str, int]: ...
+    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]: ...
     def delete(self, task_id: str) -> bool: ...
     def queue_position(self, task_id: str) -> int: ...
     def queued(self) -> int: ...
@@ -154,13 +156,14 @@ class SqliteTaskStore:
                 claimed.append(record)
         return claimed
 
-    def finish(self, task_id: str, result: dict[str, Any]) -> None:
-        self._end(task_id, DONE, json.dumps(result, ensure_ascii=False), None)
+    def finish(self, task_id: str, result: dict[str, Any]) -> bool:
+        """Store the result of a task still queued or running; False if it had ended or gone."""
+        return self._end(task_id, DONE, json.dumps(result, ensure_ascii=False), None)
 
-    def fail(self, task_id: str, error: str) -> None:
-        self._end(task_id, ERROR, None, error)
+    def fail(self, task_id: str, error: str) -> bool:
+        return self._end(task_id, ERROR, None, error)
 
-    def _end(self, task_id: str, status: str, result: str | None, error: str | None) -> None:
+    def _end(self, task_id: str, status: str, result: str | None, error: str | None) -> bool:
         with self._lock:
             # RETURNING would give the new (NULL) path: read the old one in the same transaction.
             self._conn.execute("BEGIN IMMEDIATE")
@@ -179,6 +182,15 @@ class SqliteTaskStore:
                 raise
         if row and row[0]:
             Path(row[0]).unlink(missing_ok=True)
+        return row is not None
+
+    def expire(self, ended_before: float) -> int:
+        """Remove finished tasks that ended before this Unix time; return how many."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "DELETE FROM tasks WHERE status IN (?, ?) AND updated_at < ?", (DONE, ERROR, ended_before)
+            )
+            return cursor.rowcount
 
     def requeue_running(self) -> int:
         """Queue again the tasks a dead process left running; return how many."""
@@ -196,13 +208,16 @@ class SqliteTaskStore:
             ).fetchall()
         return {row[0] for row in rows}
 
-    def list(self, status: str | None, after: str | None, limit: int) -> list[TaskSummary]:
-        """Tasks in id (creation) order after ``after``, optionally of one status."""
+    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]:
+        """Tasks in id (creation) order after ``after``, optionally of one status and one owner."""
         query = "SELECT task_id, status FROM tasks WHERE task_id > ?"
         params: list[Any] = [after or ""]
         if status is not None:
             query += " AND status = ?"
             params.append(status)
+        if owner is not None:
+            query += " AND json_extract(options, '$.owner') = ?"
+            params.append(owner)
         query += " ORDER BY task_id LIMIT ?"
         params.append(limit)
         with self._lock:

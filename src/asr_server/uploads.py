@@ -7,6 +7,7 @@ never held whole in memory and needs no second copy. Other (small) text fields a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -139,12 +140,15 @@ def too_large(max_bytes: int) -> UploadError:
     return UploadError(413, f"Upload too large: the limit is {max_bytes / 1_000_000:g} MB")
 
 
-async def receive_upload(request: Request, directory: Path, max_bytes: int | None = None) -> Upload:
+async def receive_upload(request: Request, directory: Path, max_bytes: int | None = None,
+                         idle_timeout_s: float | None = None) -> Upload:
     """Parse a multipart body, writing the ``file`` part into ``directory``; raise UploadError.
 
     With ``max_bytes``, a body that declares a larger Content-Length is refused before a byte
     is read, and one that grows past it is refused as soon as it does (the partial file is
-    removed)."""
+    removed). With ``idle_timeout_s``, a client that sends nothing for that long gets 408 and
+    its partial file is removed, so a stalled upload holds no disk and no connection slot for
+    long."""
     if max_bytes is not None:
         try:
             declared = int(request.headers.get("content-length", "0"))
@@ -162,8 +166,15 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
     collector = _PartCollector(directory)
     parser = MultipartParser(boundary, collector.callbacks())
     received = 0
+    chunks = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), idle_timeout_s)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise UploadError(408, f"Upload stalled: no data received for {idle_timeout_s:g} s") from None
             received += len(chunk)
             if max_bytes is not None and received > max_bytes:
                 raise too_large(max_bytes)

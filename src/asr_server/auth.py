@@ -1,0 +1,89 @@
+"""Optional API keys, and the owner each key gives the tasks it creates.
+
+Keys are never stored: the config lists their SHA-256 digests (``auth.api_key_hashes``) or names a
+file of them (``auth.api_keys_file``: one digest per line, optionally followed by a label; ``#``
+starts a comment). ``asr-server hash-key`` prints a key's digest. A request to a protected path
+must carry a listed key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; it then gets
+``scope["state"]["owner"]``, the first 16 hex digits of its digest, which the routes store with
+each task and compare on every read, so that a task is visible only to the key that created it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PROTECTED_PREFIXES = ("/api/", "/v1/")
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def owner_of(digest: str) -> str:
+    """The id stored with a key's tasks: enough to tell keys apart, useless to forge one."""
+    return digest[:16]
+
+
+def load_digests(hashes: Iterable[str], keys_file: str) -> set[str]:
+    """Every accepted digest, from the config list and the keys file; ValueError names a bad line."""
+    digests = {h.strip().lower() for h in hashes}
+    if keys_file:
+        for number, line in enumerate(Path(keys_file).read_text(encoding="utf-8").splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                digests.add(line.split()[0].lower())
+    bad = sorted(d for d in digests if not _DIGEST.match(d))
+    if bad:
+        raise ValueError(f"not a SHA-256 hex digest: {bad[0][:20]!r} (use `asr-server hash-key KEY`)")
+    return digests
+
+
+class ApiKeyAuth:
+    """401 for a protected path without a listed key; the owner in the scope for one with it.
+
+    The web page, its assets, /docs, /openapi.json and the health probes stay open: a person
+    must be able to load the page to type a key, and a load balancer to probe the replica.
+    """
+
+    def __init__(self, app: ASGIApp, digests: set[str]) -> None:
+        self.app = app
+        self.digests = frozenset(digests)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        key = _presented_key(scope)
+        digest = hash_key(key) if key else None
+        if digest is None or digest not in self.digests:
+            await _unauthorized(send, "Missing API key" if key is None else "Invalid API key")
+            return
+        scope.setdefault("state", {})["owner"] = owner_of(digest)
+        await self.app(scope, receive, send)
+
+
+def _presented_key(scope: Scope) -> str | None:
+    headers = dict(scope["headers"])
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    if authorization[:7].lower() == "bearer " and authorization[7:].strip():
+        return authorization[7:].strip()
+    key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    return key or None
+
+
+async def _unauthorized(send: Send, message: str) -> None:
+    body = json.dumps({"error": f"{message}: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"}).encode()
+    await send({
+        "type": "http.response.start",
+        "status": 401,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b'Bearer realm="asr-server"')],
+    })
+    await send({"type": "http.response.body", "body": body})

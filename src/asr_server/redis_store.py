@@ -1,0 +1,357 @@
+"""The Redis task store: one shared queue and task table for many replicas.
+
+Every state change is one Lua script, so it is atomic on the Redis server and needs no lock
+between replicas. Keys (under ``key_prefix``):
+
+- ``task:{id}``   hash: status, options, result, error, attempts, lease, created, updated
+- ``audio:{id}``  the uploaded bytes, removed when the task ends
+- ``ids``         sorted set of every task id (score 0, so ordered by id: creation order)
+- ``queued``      sorted set of queued ids, oldest first
+- ``running``     sorted set of running ids, scored by the lease's deadline (Redis server time, ms)
+
+A replica that claims a task takes a lease on it: a token ``{replica}/{id}/{attempt}`` stored
+in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the leases of the tasks it holds.
+When a replica dies its leases run out after ``visibility_timeout_s`` and the next ``claim`` by
+any replica takes those tasks again. A result is written only under the lease that is current,
+so a task ends once, even if a replica that was presumed dead wakes up and finishes it late.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from .store import DONE, ERROR, QUEUED, RUNNING, TaskRecord, TaskSummary, format_task_id, parse_task_id
+
+log = logging.getLogger("asr_server.redis_store")
+
+_FIELDS = ("status", "options", "result", "error", "attempts")
+
+# KEYS: queued, running, prefix | ARGV: limit, lease prefix, lease ms, max attempts, abandon message
+# Takes expired leases first (their tasks are the oldest), then queued tasks in id order.
+# Returns a flat list: id, options, attempts, status ('running' or 'error' when given up).
+_CLAIM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[3])
+local out = {}
+local taken = 0
+local function take(id)
+  local key = KEYS[3] .. 'task:' .. id
+  if redis.call('HEXISTS', key, 'status') == 0 then
+    redis.call('ZREM', KEYS[2], id)
+    return
+  end
+  local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+  if attempts > tonumber(ARGV[4]) then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HSET', key, 'status', 'error', 'error', string.format(ARGV[5], attempts - 1), 'updated', now)
+    redis.call('HDEL', key, 'lease')
+    redis.call('DEL', KEYS[3] .. 'audio:' .. id)
+    table.insert(out, id); table.insert(out, ''); table.insert(out, attempts); table.insert(out, 'error')
+    return
+  end
+  local lease = ARGV[2] .. '/' .. id .. '/' .. attempts
+  redis.call('HSET', key, 'status', 'running', 'lease', lease, 'updated', now)
+  redis.call('ZADD', KEYS[2], deadline, id)
+  table.insert(out, id); table.insert(out, redis.call('HGET', key, 'options'))
+  table.insert(out, attempts); table.insert(out, 'running')
+  taken = taken + 1
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
+  take(id)
+end
+if taken < limit then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, limit - taken - 1)) do
+    redis.call('ZREM', KEYS[1], id)
+    take(id)
+  end
+end
+return out
+"""
+
+# KEYS: task, audio, running | ARGV: lease, status, result, error, ttl seconds (0 = keep), id
+# Ends a task only under the current lease; returns 1 if it did.
+_END = """
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+  return 0
+end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated', t[1])
+redis.call('HDEL', KEYS[1], 'lease')
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[6])
+if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+return 1
+"""
+
+# KEYS: running, prefix | ARGV: lease ms, then id, lease pairs. Returns the ids whose lease is lost.
+_RENEW = """
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local lost = {}
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HGET', KEYS[2] .. 'task:' .. id, 'lease') == ARGV[i + 1] then
+    redis.call('ZADD', KEYS[1], 'XX', deadline, id)
+  else
+    table.insert(lost, id)
+  end
+end
+return lost
+"""
+
+# KEYS: queued, running, prefix | ARGV: lease prefix ('{replica}/'). A restarted replica holds
+# nothing: its old leases are handed back at once instead of waiting for them to run out.
+_RELEASE_MINE = """
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  local key = KEYS[3] .. 'task:' .. id
+  local lease = redis.call('HGET', key, 'lease')
+  if lease and string.sub(lease, 1, #ARGV[1]) == ARGV[1] then
+    redis.call('HSET', key, 'status', 'queued')
+    redis.call('HDEL', key, 'lease')
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZADD', KEYS[1], 0, id)
+    n = n + 1
+  end
+end
+return n
+"""
+
+# KEYS: task, audio, ids, queued, running | ARGV: id
+_DELETE = """
+local existed = redis.call('HEXISTS', KEYS[1], 'status')
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1]); redis.call('ZREM', KEYS[4], ARGV[1]); redis.call('ZREM', KEYS[5], ARGV[1])
+return existed
+"""
+
+
+class RedisTaskStore:
+    """Task records, the pending queue and the uploaded audio, shared by every replica.
+
+    ``replica`` names this process among the replicas (it prefixes its leases; a restarted
+    replica with the same name takes its old tasks back at once). ``spool_dir`` is local: a
+    claimed task's audio is written there for the decoder and removed when the task ends.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        replica: str,
+        spool_dir: Path,
+        *,
+        key_prefix: str = "asr:",
+        max_attempts: int = 3,
+        visibility_timeout_s: float = 30.0,
+        result_ttl_s: float = 0,
+    ) -> None:
+        self._redis = redis.Redis.from_url(url, health_check_interval=30)
+        self._redis.ping()  # fail at start-up, naming the URL, rather than on the first upload
+        self._p = key_prefix
+        self._replica = replica
+        self._spool = spool_dir
+        self._spool.mkdir(parents=True, exist_ok=True)
+        self.max_attempts = max_attempts
+        self._lease_ms = int(visibility_timeout_s * 1000)
+        self._ttl = int(result_ttl_s)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._end = self._redis.register_script(_END)
+        self._renew = self._redis.register_script(_RENEW)
+        self._release_mine = self._redis.register_script(_RELEASE_MINE)
+        self._delete = self._redis.register_script(_DELETE)
+        self._leases: dict[str, str] = {}  # task id -> lease token, for the tasks this replica holds
+        self._lock = threading.Lock()
+        self._last_id = ""
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._renew_leases, name="asr-leases", daemon=True)
+        self._heartbeat.start()
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def _task(self, task_id: str) -> str:
+        return f"{self._p}task:{task_id}"
+
+    def _audio(self, task_id: str) -> str:
+        return f"{self._p}audio:{task_id}"
+
+    # -- the routes' side --------------------------------------------------------------------
+
+    def create(self, audio_path: str, options: dict[str, Any]) -> str:
+        """Move the uploaded file into Redis under a new id that no replica has used."""
+        data = Path(audio_path).read_bytes()
+        task_id = self._reserve_id()
+        now = str(time.time())
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._audio(task_id), data)
+        pipe.hset(self._task(task_id), mapping={
+            "status": QUEUED, "options": json.dumps(options), "attempts": 0, "created": now, "updated": now,
+        })
+        pipe.persist(self._task(task_id))
+        pipe.zadd(f"{self._p}ids", {task_id: 0})
+        pipe.zadd(f"{self._p}queued", {task_id: 0})
+        pipe.execute()
+        Path(audio_path).unlink(missing_ok=True)
+        return task_id
+
+    def _reserve_id(self) -> str:
+        """The seed's 20-digit id from this replica's clock, made unique across replicas by
+        HSETNX; the reservation expires if this process dies before the task is written."""
+        with self._lock:
+            moment = datetime.now(timezone.utc)
+            if format_task_id(moment) <= self._last_id:
+                moment = parse_task_id(self._last_id) + timedelta(microseconds=1)
+            while True:
+                candidate = format_task_id(moment)
+                key = self._task(candidate)
+                if self._redis.hsetnx(key, "reserved", self._replica):
+                    self._redis.expire(key, 3600)
+                    self._last_id = candidate
+                    return candidate
+                moment += timedelta(microseconds=1)
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        values = self._redis.hmget(self._task(task_id), _FIELDS)
+        return _record(task_id, values)
+
+    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]:
+        """Tasks in id order after ``after``; ids whose record expired are dropped on the way."""
+        out: list[TaskSummary] = []
+        start = f"({after}" if after else "-"
+        while len(out) < limit:
+            ids = [i.decode() for i in self._redis.zrangebylex(f"{self._p}ids", start, "+", 0, 500)]
+            if not ids:
+                break
+            pipe = self._redis.pipeline(transaction=False)
+            for task_id in ids:
+                pipe.hmget(self._task(task_id), ["status", "options"])
+            gone = []
+            for task_id, (raw, options) in zip(ids, pipe.execute()):
+                if raw is None:
+                    gone.append(task_id)
+                elif (status is None or raw.decode() == status) and (
+                        owner is None or json.loads(options or b"{}").get("owner") == owner):
+                    out.append(TaskSummary(task_id, raw.decode()))
+            if gone:
+                self._redis.zrem(f"{self._p}ids", *gone)
+            start = f"({ids[-1]}"
+        return out[:limit]
+
+    def delete(self, task_id: str) -> bool:
+        keys = [self._task(task_id), self._audio(task_id), f"{self._p}ids", f"{self._p}queued", f"{self._p}running"]
+        return bool(self._delete(keys=keys, args=[task_id]))
+
+    def queued(self) -> int:
+        return int(self._redis.zcard(f"{self._p}queued"))
+
+    def queue_position(self, task_id: str) -> int:
+        return int(self._redis.zlexcount(f"{self._p}queued", "-", f"({task_id}"))
+
+    def counts(self) -> dict[str, int]:
+        return {QUEUED: self.queued(), RUNNING: int(self._redis.zcard(f"{self._p}running"))}
+
+    def live_audio_paths(self) -> set[str]:
+        return set()  # audio lives in Redis; every local file at start-up is an orphan
+
+    # -- the scheduler's side ------------------------------------------------------------------
+
+    def claim(self, limit: int) -> list[TaskRecord]:
+        """Lease up to ``limit`` tasks (expired leases first) and spool their audio locally."""
+        if limit <= 0:
+            return []
+        message = ("task abandoned: processing was interrupted %d times (the replica working on it "
+                   f"stopped); giving up after {self.max_attempts}")
+        flat = self._claim(
+            keys=[f"{self._p}queued", f"{self._p}running", self._p],
+            args=[limit, self._replica, self._lease_ms, self.max_attempts, message],
+        )
+        records = []
+        for i in range(0, len(flat), 4):
+            task_id, options, attempts, status = flat[i].decode(), flat[i + 1], int(flat[i + 2]), flat[i + 3].decode()
+            if status == ERROR:
+                continue
+            lease = f"{self._replica}/{task_id}/{attempts}"
+            with self._lock:
+                self._leases[task_id] = lease
+            audio = self._redis.get(self._audio(task_id))
+            if audio is None:  # deleted between the claim and now
+                self._finish(task_id, ERROR, None, "the task's audio is gone (the task was deleted)")
+                continue
+            path = self._spool / task_id
+            path.write_bytes(audio)
+            records.append(TaskRecord(task_id, RUNNING, str(path), json.loads(options), None, None, attempts))
+        return records
+
+    def finish(self, task_id: str, result: dict[str, Any]) -> bool:
+        return self._finish(task_id, DONE, json.dumps(result, ensure_ascii=False), None)
+
+    def fail(self, task_id: str, error: str) -> bool:
+        return self._finish(task_id, ERROR, None, error)
+
+    def _finish(self, task_id: str, status: str, result: str | None, error: str | None) -> bool:
+        with self._lock:
+            lease = self._leases.pop(task_id, None)
+        (self._spool / task_id).unlink(missing_ok=True)
+        if lease is None:
+            return False
+        written = bool(self._end(
+            keys=[self._task(task_id), self._audio(task_id), f"{self._p}running"],
+            args=[lease, status, result or "", error or "", self._ttl, task_id],
+        ))
+        if not written:
+            log.warning("task %s: result discarded, the lease was lost (another replica took the task)", task_id)
+        return written
+
+    def requeue_running(self) -> int:
+        """Hand back the tasks an earlier process of this replica held."""
+        return int(self._release_mine(
+            keys=[f"{self._p}queued", f"{self._p}running", self._p], args=[f"{self._replica}/"]))
+
+    def _renew_leases(self) -> None:
+        while not self._stop.wait(self._lease_ms / 3000):
+            with self._lock:
+                held = dict(self._leases)
+            if not held:
+                continue
+            args: list[Any] = [self._lease_ms]
+            for pair in held.items():
+                args.extend(pair)
+            try:
+                lost = self._renew(keys=[f"{self._p}running", self._p], args=args)
+            except redis.RedisError:
+                log.warning("could not renew leases; retrying", exc_info=True)
+                continue
+            for raw in lost:
+                task_id = raw.decode()
+                log.warning("task %s: lease lost (taken by another replica, or deleted)", task_id)
+                with self._lock:
+                    self._leases.pop(task_id, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._heartbeat.join(timeout=5)
+        self._redis.close()
+
+
+def _record(task_id: str, values: list[bytes | None]) -> TaskRecord | None:
+    status, options, result, error, attempts = (v.decode() if v is not None else None for v in values)
+    if status is None:  # absent, or an id reserved whose task was never written
+        return None
+    return TaskRecord(
+        task_id=task_id,
+        status=status,
+        audio_path=None,
+        options=json.loads(options or "{}"),
+        result=json.loads(result) if result else None,
+        error=error or None,
+        attempts=int(attempts or 0),
+    )

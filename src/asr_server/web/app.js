@@ -1,0 +1,234 @@
+// The page uses only the public API: POST /api/v1/asr/task, GET /api/v1/asr/task/{id}
+// (?progress=true while it runs, ?format= for downloads). Audio stays in the browser for playback.
+"use strict";
+
+const POLL_MS = 1000;
+const $ = (selector, root = document) => root.querySelector(selector);
+
+function authHeaders() {
+  const key = $("#api_key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function clock(seconds) {
+  const s = Math.max(0, seconds);
+  const m = Math.floor(s / 60);
+  return `${m}:${(s % 60).toFixed(1).padStart(4, "0")}`;
+}
+
+function setStatus(row, text, kind) {
+  const status = $(".status", row);
+  status.textContent = text;
+  row.dataset.state = kind;
+}
+
+// The server's error, readable: its JSON "error" (a 4xx) or the traceback's last line (a 500).
+function showError(row, summary, details) {
+  setStatus(row, "error", "error");
+  $("progress", row).hidden = true;
+  const box = $(".error", row);
+  box.hidden = false;
+  $(".summary", box).textContent = summary;
+  const more = $("details", box);
+  more.hidden = !details;
+  $("pre", box).textContent = details || "";
+}
+
+function lastLine(traceback) {
+  const lines = String(traceback).trim().split("\n").filter((l) => l.trim());
+  return lines.length ? lines[lines.length - 1].trim() : "The task failed.";
+}
+
+async function readBody(response) {
+  try {
+    return await response.json();
+  } catch {
+    return {};
+  }
+}
+
+async function submit(file) {
+  const row = $("#task-row").content.firstElementChild.cloneNode(true);
+  $(".name", row).textContent = file.name;
+  $("#tasks").append(row);
+  $("#empty").hidden = true;
+  setStatus(row, "uploading", "uploading");
+
+  const form = new FormData();
+  form.append("file", file, file.name);
+  for (const name of ["language", "task"]) {
+    const value = $(`#${name}`).value;
+    if (value) form.append(name, value);
+  }
+  if ($("#word_timestamps").checked) form.append("word_timestamps", "true");
+
+  let response;
+  try {
+    response = await fetch("/api/v1/asr/task", { method: "POST", body: form, headers: authHeaders() });
+  } catch (err) {
+    showError(row, `Upload failed: ${err.message}`);
+    return;
+  }
+  const body = await readBody(response);
+  if (response.status !== 201) {
+    showError(row, `Not accepted (${response.status}): ${body.error || response.statusText}`);
+    return;
+  }
+  row.dataset.taskId = body.task_id;
+  setStatus(row, "queued", "queued");
+  poll(row, file);
+}
+
+async function poll(row, file) {
+  const id = row.dataset.taskId;
+  let response;
+  try {
+    response = await fetch(`/api/v1/asr/task/${id}?progress=true`, { headers: authHeaders() });
+  } catch {
+    setTimeout(() => poll(row, file), POLL_MS); // the server may be restarting: keep asking
+    return;
+  }
+  const body = await readBody(response);
+  if (response.status === 202) {
+    const bar = $("progress", row);
+    if (body.queue_position > 0) {
+      setStatus(row, `queued (${body.queue_position} ahead)`, "queued");
+    } else {
+      setStatus(row, `processing ${Math.round(100 * (body.progress || 0))}%`, "processing");
+      bar.hidden = false;
+      bar.value = body.progress || 0;
+    }
+    setTimeout(() => poll(row, file), POLL_MS);
+  } else if (response.status === 200) {
+    showResult(row, file, body.result);
+  } else if (response.status === 500) {
+    showError(row, lastLine(body.result), body.result);
+  } else {
+    showError(row, `Unexpected answer ${response.status}: ${body.status || body.error || ""}`);
+  }
+}
+
+function showResult(row, file, result) {
+  setStatus(row, "done", "done");
+  $("progress", row).hidden = true;
+  const done = $(".done", row);
+  done.hidden = false;
+  row.result = result;
+
+  const audio = $("audio", done);
+  audio.src = URL.createObjectURL(file);
+  let stopAt = null;
+  audio.addEventListener("timeupdate", () => {
+    if (stopAt !== null && audio.currentTime >= stopAt) {
+      audio.pause();
+      stopAt = null;
+    }
+  });
+
+  const list = $(".segments", done);
+  for (const segment of result.segments) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "segment";
+    button.dataset.start = segment.start;
+    button.dataset.end = segment.end;
+    const time = document.createElement("span");
+    time.className = "time";
+    time.textContent = `${clock(segment.start)} – ${clock(segment.end)}`;
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = segment.text.trim();
+    button.append(time, text);
+    button.addEventListener("click", () => {
+      for (const other of list.querySelectorAll(".segment[aria-current]")) other.removeAttribute("aria-current");
+      button.setAttribute("aria-current", "true");
+      stopAt = segment.end;
+      audio.currentTime = segment.start;
+      audio.play().catch((err) => showNotice(row, `Cannot play this file here: ${err.message}`));
+    });
+    item.append(button);
+    list.append(item);
+  }
+  if (!result.segments.length) {
+    const item = document.createElement("li");
+    item.textContent = "No speech found.";
+    list.append(item);
+  }
+
+  for (const button of done.querySelectorAll("button[data-format]")) {
+    button.addEventListener("click", () => download(row, button.dataset.format));
+  }
+  $(".copy", done).addEventListener("click", () => copyText(row, result.text.trim()));
+}
+
+function showNotice(row, text) {
+  let notice = $(".notice", row);
+  if (!notice) {
+    notice = document.createElement("p");
+    notice.className = "notice";
+    notice.setAttribute("role", "status");
+    $(".done", row).prepend(notice);
+  }
+  notice.textContent = text;
+}
+
+async function download(row, format) {
+  const id = row.dataset.taskId;
+  const response = await fetch(`/api/v1/asr/task/${id}?format=${format}`, { headers: authHeaders() });
+  if (!response.ok) {
+    showNotice(row, `Download failed (${response.status})`);
+    return;
+  }
+  const blob = await response.blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `${id}.${format}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+async function copyText(row, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const area = document.createElement("textarea"); // clipboard API refused: the old way
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  showNotice(row, "Text copied.");
+}
+
+function submitAll(files) {
+  for (const file of files) submit(file);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const input = $("#files");
+  const drop = $("#drop");
+  input.addEventListener("change", () => {
+    submitAll([...input.files]);
+    input.value = "";
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (event) => {
+      event.preventDefault();
+      drop.classList.add("over");
+    });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    drop.addEventListener(type, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    submitAll([...event.dataTransfer.files]);
+  });
+  const key = $("#api_key");
+  key.value = sessionStorage.getItem("asr-api-key") || "";
+  key.addEventListener("change", () => sessionStorage.setItem("asr-api-key", key.value));
+});
