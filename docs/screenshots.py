@@ -51,6 +51,7 @@ def shoot(browser, url: str, broken: Path, out: Path, **context_args) -> None:
     for name in ("jfk.flac", "broken.mp3"):
         page.locator(".task", has_text=name).locator('.status:text-matches("^(done|error)$")').wait_for(timeout=120_000)
     page.locator(".segment").first.click()
+    page.wait_for_function("() => !document.querySelector('audio').paused")
     page.evaluate("document.querySelector('audio').pause()")
     page.screenshot(path=str(out), full_page=True)
     context.close()

@@ -34,9 +34,13 @@ function showError(row, summary, details) {
   $("pre", box).textContent = details || "";
 }
 
+// "package.module.SomeError: what happened" -> "what happened" (the class is in Details).
 function lastLine(traceback) {
   const lines = String(traceback).trim().split("\n").filter((l) => l.trim());
-  return lines.length ? lines[lines.length - 1].trim() : "The task failed.";
+  if (!lines.length) return "The task failed.";
+  const last = lines[lines.length - 1].trim();
+  const match = last.match(/^[A-Za-z_][\w.]*: (.+)$/);
+  return match ? match[1] : last;
 }
 
 async function readBody(response) {
@@ -145,7 +149,10 @@ function showResult(row, file, result) {
       button.setAttribute("aria-current", "true");
       stopAt = segment.end;
       audio.currentTime = segment.start;
-      audio.play().catch((err) => showNotice(row, `Cannot play this file here: ${err.message}`));
+      audio.play().catch((err) => {
+        // AbortError: the user paused or chose another segment before playback began.
+        if (err.name !== "AbortError") showNotice(row, `Cannot play this file here: ${err.message}`, true);
+      });
     });
     item.append(button);
     list.append(item);
@@ -162,7 +169,7 @@ function showResult(row, file, result) {
   $(".copy", done).addEventListener("click", () => copyText(row, result.text.trim()));
 }
 
-function showNotice(row, text) {
+function showNotice(row, text, problem = false) {
   let notice = $(".notice", row);
   if (!notice) {
     notice = document.createElement("p");
@@ -171,13 +178,14 @@ function showNotice(row, text) {
     $(".done", row).prepend(notice);
   }
   notice.textContent = text;
+  notice.classList.toggle("problem", problem);
 }
 
 async function download(row, format) {
   const id = row.dataset.taskId;
   const response = await fetch(`/api/v1/asr/task/${id}?format=${format}`, { headers: authHeaders() });
   if (!response.ok) {
-    showNotice(row, `Download failed (${response.status})`);
+    showNotice(row, `Download failed (${response.status})`, true);
     return;
   }
   const blob = await response.blob();
