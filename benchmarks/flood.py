@@ -5,7 +5,7 @@
 
 It starts a server (fresh data dir), measures GET latency on the idle server (the baseline),
 then sends --uploads uploads at once (short English clips of the eval set, cycled, language
-given) while a prober GETs a finished task and /healthz every 20 ms. It reports the uploads
+given) while a prober, in a process of its own, GETs a finished task and /healthz every 20 ms. It reports the uploads
 accepted (201) and refused (503 with Retry-After), GET latency p50/p99/max during the upload
 burst and during the processing that follows, against the idle baseline, and whether every
 accepted task ended done. A JSON file goes to --out.
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
+import queue
 import statistics
 import sys
 import time
@@ -40,23 +42,24 @@ def summary(latencies: list[float]) -> dict[str, float]:
             "max_ms": round(max(ms), 1)}
 
 
-async def probe(client: httpx.AsyncClient, url: str, task_id: str, stop: asyncio.Event,
-                out: dict[str, list[float]], phase: list[str]) -> None:
-    while not stop.is_set():
-        for path in (f"/api/v1/asr/task/{task_id}", "/healthz"):
-            t0 = time.perf_counter()
-            response = await client.get(url + path)
-            if response.status_code not in (200, 202):
-                raise RuntimeError(f"GET {path}: {response.status_code}")
-            out.setdefault(phase[0], []).append(time.perf_counter() - t0)
-        await asyncio.sleep(0.02)
+def probe(url: str, task_id: str, stop: Any, samples: Any) -> None:
+    """In a process of its own, so that the uploading client's busy event loop cannot delay it:
+    GET a finished task and /healthz every 20 ms; put (wall time, latency) pairs on ``samples``."""
+    with httpx.Client(timeout=60) as client:
+        while not stop.is_set():
+            for path in (f"/api/v1/asr/task/{task_id}", "/healthz"):
+                t0 = time.perf_counter()
+                response = client.get(url + path)
+                if response.status_code not in (200, 202):
+                    raise RuntimeError(f"GET {path}: {response.status_code}")
+                samples.put((time.time(), time.perf_counter() - t0))
+            time.sleep(0.02)
 
 
 async def flood(server: Server, items: list[dict[str, Any]], uploads: int) -> dict[str, Any]:
     url = server.url
     limits = httpx.Limits(max_connections=uploads + 10, max_keepalive_connections=uploads + 10)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client, \
-            httpx.AsyncClient(timeout=60) as prober:
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         first = items[0]
         with open(first["path"], "rb") as handle:
             seed = (await client.post(url + "/api/v1/asr/task", files={"file": (first["file"], handle.read())},
@@ -64,15 +67,15 @@ async def flood(server: Server, items: list[dict[str, Any]], uploads: int) -> di
         while (await client.get(f"{url}/api/v1/asr/task/{seed}")).status_code == 202:
             await asyncio.sleep(0.1)
 
-        latencies: dict[str, list[float]] = {}
-        phase = ["idle"]
-        stop = asyncio.Event()
-        prober_task = asyncio.create_task(probe(prober, url, seed, stop, latencies, phase))
+        stop, samples = multiprocessing.Event(), multiprocessing.Queue()
+        prober_process = multiprocessing.Process(target=probe, args=(url, seed, stop, samples), daemon=True)
+        prober_process.start()
+        marks = {"idle": time.time()}
         await asyncio.sleep(3)
 
         payloads = [(items[i % len(items)]["file"], Path(items[i % len(items)]["path"]).read_bytes())
                     for i in range(uploads)]
-        phase[0] = "uploading"
+        marks["uploading"] = time.time()
         t0 = time.perf_counter()
 
         async def upload(name: str, data: bytes) -> httpx.Response:
@@ -80,7 +83,7 @@ async def flood(server: Server, items: list[dict[str, Any]], uploads: int) -> di
 
         responses = await asyncio.gather(*(upload(name, data) for name, data in payloads))
         upload_s = time.perf_counter() - t0
-        phase[0] = "processing"
+        marks["processing"] = time.time()
         accepted = [r.json()["task_id"] for r in responses if r.status_code == 201]
         refused = [r for r in responses if r.status_code == 503]
         other = [r.status_code for r in responses if r.status_code not in (201, 503)]
@@ -95,8 +98,20 @@ async def flood(server: Server, items: list[dict[str, Any]], uploads: int) -> di
                     pending.discard(task_id)
             await asyncio.sleep(0.5)
         total_s = time.perf_counter() - t0
+        marks["end"] = time.time()
         stop.set()
-        await prober_task
+        collected = []
+        while prober_process.is_alive() or not samples.empty():
+            try:
+                collected.append(samples.get(timeout=0.5))
+            except queue.Empty:
+                pass
+        prober_process.join()
+        if prober_process.exitcode != 0:
+            raise RuntimeError("the prober failed: a GET did not answer 200 or 202")
+        latencies = {phase: [lat for when, lat in collected if marks[phase] <= when < marks[following]]
+                     for phase, following in (("idle", "uploading"), ("uploading", "processing"),
+                                              ("processing", "end"))}
 
     return {
         "uploads": uploads,

@@ -54,7 +54,8 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.extra_env = extra_env or {}
+        # Stopping a test server should not wait out a drain; tests of shutdown set their own.
+        self.extra_env = {"ASR_SERVER__SHUTDOWN_TIMEOUT_S": "0", **(extra_env or {})}
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"

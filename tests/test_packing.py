@@ -60,7 +60,8 @@ def test_a_segment_that_runs_across_a_gap_sends_both_clips_back_alone(scripted):
     first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
     pack = PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0)
     pack.complete(outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
-    assert first.pack_refused and second.pack_refused and not first.finished and not second.finished
+    assert first.pack_refused == second.pack_refused == "straddle"
+    assert not first.finished and not second.finished
     assert third.finished and third.result()["text"] == " Five."
 
 
@@ -68,7 +69,7 @@ def test_a_clip_the_model_reached_without_text_is_decoded_alone(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One.", 3.8)]))
     assert first.finished
-    assert second.pack_refused and not second.finished
+    assert second.pack_refused == "no_text" and not second.finished
 
 
 def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
@@ -85,7 +86,7 @@ def test_a_window_that_would_need_temperature_fallback_is_unpacked(scripted):
     result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
     too_improbable = Outcome(result.generated, -2.0, 0.0, 1.2)
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(too_improbable)
-    assert first.pack_refused and second.pack_refused
+    assert first.pack_refused == second.pack_refused == "fallback"
 
 
 def test_only_clips_of_one_language_and_options_share_a_pack(scripted):

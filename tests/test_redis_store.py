@@ -160,3 +160,14 @@ def test_finished_tasks_expire_after_the_retention_time(open_store, tmp_path, re
     store.finish(task_id, {"text": ""})
     ttl = redis.Redis.from_url(redis_url).ttl(f"{redis_prefix}task:{task_id}")
     assert 0 < ttl <= 100
+
+
+def test_progress_is_shared_with_every_replica_and_never_revives_a_deleted_task(open_store, tmp_path):
+    a, b = open_store("a"), open_store("b")
+    task_id = a.create(upload(tmp_path), {})
+    a.claim(1)
+    a.set_progress(task_id, 0.25)
+    assert b.get(task_id).progress == 0.25
+    b.delete(task_id)
+    a.set_progress(task_id, 0.5)
+    assert b.get(task_id) is None

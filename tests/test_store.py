@@ -136,3 +136,34 @@ def test_expire_removes_only_tasks_that_ended_before_the_cutoff(tmp_path):
     assert store.expire(cutoff) == 2
     assert store.get(old_done) is None and store.get(old_failed) is None
     assert store.get(queued).status == "queued"
+
+
+def test_create_refuses_beyond_max_queued_even_from_many_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asr_server.store import QueueFull
+
+    store = SqliteTaskStore(tmp_path / "t.db")
+
+    def create(_: int) -> bool:
+        try:
+            store.create("/x", {}, max_queued=10)
+            return True
+        except QueueFull:
+            return False
+
+    with ThreadPoolExecutor(16) as pool:
+        accepted = sum(pool.map(create, range(50)))
+    assert accepted == 10 and store.queued() == 10
+
+
+def test_reads_see_writes_made_on_another_thread_at_once(tmp_path):
+    import threading
+
+    store = SqliteTaskStore(tmp_path / "t.db")
+    assert store.queued() == 0  # this thread's read connection now exists
+    ids = []
+    writer = threading.Thread(target=lambda: ids.append(store.create("/x", {})))
+    writer.start()
+    writer.join()
+    assert store.get(ids[0]).status == "queued" and store.queued() == 1

@@ -30,7 +30,7 @@ from .metrics import CONTENT_TYPE_LATEST, RequestTimer
 from .config import Settings
 from .formats import FORMATS, MEDIA_TYPES, render
 from .service import Service
-from .store import DONE, ERROR, QUEUED, RUNNING, TaskRecord
+from .store import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord
 from .task_bodies import task_body
 from .task_options import OptionError, parse_task_options
 from .uploads import UploadError, receive_upload
@@ -45,6 +45,11 @@ def _service(request: Request) -> Service:
 
 
 RETRY_AFTER_S = 10
+
+
+def queue_full(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"Too many queued tasks (limit {limit}); retry later"}, status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def draining_response() -> JSONResponse:
@@ -71,9 +76,7 @@ async def create_task(request: Request) -> JSONResponse:
         return draining_response()
     limit = service.settings.server.max_queued_tasks
     if await run_in_threadpool(service.store.queued) >= limit:
-        # Refused before the body is read, so a flood costs the server little.
-        return JSONResponse({"error": f"Too many queued tasks (limit {limit}); retry later"}, status_code=503,
-                            headers={"Retry-After": str(RETRY_AFTER_S)})
+        return queue_full(limit)  # before the body is read, so a flood costs the server little
     try:
         upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
                                       service.settings.server.upload_idle_timeout_s)
@@ -91,7 +94,10 @@ async def create_task(request: Request) -> JSONResponse:
         options["owner"] = _owner(request)
     assert service.store is not None
     try:
-        task_id = await run_in_threadpool(service.store.create, str(upload.path), options)
+        task_id = await run_in_threadpool(service.store.create, str(upload.path), options, limit)
+    except QueueFull:  # others filled the queue while this body arrived
+        upload.path.unlink(missing_ok=True)
+        return queue_full(limit)
     except BaseException:
         upload.path.unlink(missing_ok=True)
         raise
@@ -120,7 +126,7 @@ async def get_task(request: Request) -> Response:
         # Opt-in, so that the seed's 202 body stays byte for byte what clients know.
         assert record is not None
         position = await run_in_threadpool(service.store.queue_position, task_id) if record.status == QUEUED else 0
-        body = {**body, "progress": service.progress(task_id), "queue_position": position}
+        body = {**body, "progress": service.progress(task_id, record.progress), "queue_position": position}
     return JSONResponse(body, status_code=status)
 
 

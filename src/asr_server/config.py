@@ -76,9 +76,10 @@ class SchedulerConfig(_Section):
         "decoded alone (benchmarks/packing.py, RESULTS.md).",
     )
     detect_on_window: bool = Field(
-        False,
+        True,
         description="Detect the language on the first window's own encoding instead of "
-        "faster-whisper's separate pass (saves one encoder run per short clip).",
+        "faster-whisper's separate pass (saves one encoder run per short clip); false = "
+        "faster-whisper's exact detection.",
     )
 
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from .errors import is_undecodable_audio
 from .formats import render
-from .store import DONE, ERROR
+from .store import DONE, ERROR, QueueFull
 from .task_options import OptionError, parse_task_options
 from .task_bodies import short_error
 from .uploads import UploadError, receive_upload
@@ -76,7 +76,14 @@ async def _transcribe(request: Request, task: str) -> Response:
     owner = request.scope.get("state", {}).get("owner")
     if owner:
         options["owner"] = owner
-    task_id = await run_in_threadpool(service.store.create, str(upload.path), options)
+    limit = service.settings.server.max_queued_tasks
+    try:
+        task_id = await run_in_threadpool(service.store.create, str(upload.path), options, limit)
+    except QueueFull:
+        upload.path.unlink(missing_ok=True)
+        response = openai_error(f"Too many queued tasks (limit {limit}); retry later", 503, kind="server_error")
+        response.headers["Retry-After"] = "10"
+        return response
     service.task_created()
     record = await _wait(service, task_id)
     headers = {"x-asr-task-id": task_id}

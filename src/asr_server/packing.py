@@ -89,7 +89,7 @@ class PackedWindow:
             and outcome.generated.no_speech_prob > options.no_speech_threshold
         )
         if owner.needs_fallback(outcome) or silent:
-            self._refuse(range(len(self.parts)))
+            self._refuse(range(len(self.parts)), "silent" if silent else "fallback")
             return
         tokenizer = owner.tokenizer
         spans = self.spans()
@@ -102,7 +102,8 @@ class PackedWindow:
             if piece["start"] != piece["end"] and text.strip():
                 pieces.append({**piece, "text": text})
         tolerance = self.tolerance
-        refused: list[int] = []
+        refused: list[int] = []  # segments reaching into two clips
+        empty: list[int] = []  # reached, but no text
         assigned: list[list[dict[str, Any]]] = [[] for _ in self.parts]
         for piece in pieces:
             overlaps = [_overlap((piece["start"], piece["end"]), span) for span in spans]
@@ -117,10 +118,11 @@ class PackedWindow:
             if i in refused:
                 continue
             if not assigned[i]:
-                refused.append(i)  # reached but no text: the model may have skipped it
+                empty.append(i)  # reached but no text: the model may have skipped it
                 continue
             part.complete_packed(self._segments(part, start, assigned[i], outcome))
-        self._refuse(refused)
+        self._refuse(set(refused), "straddle")
+        self._refuse(empty, "no_text")
 
     def _clip_at(self, time: float) -> int:
         """The clip that owns a time: each gap is shared at its middle."""
@@ -155,9 +157,9 @@ class PackedWindow:
             )
         return segments
 
-    def _refuse(self, indices: Sequence[int] | set[int] | range) -> None:
+    def _refuse(self, indices: Sequence[int] | set[int] | range, reason: str) -> None:
         for i in indices:
-            self.parts[i].pack_refused = True
+            self.parts[i].pack_refused = reason
             self.parts[i].audio = None
 
 

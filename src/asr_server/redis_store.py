@@ -28,11 +28,11 @@ from typing import Any
 
 import redis
 
-from .store import DONE, ERROR, QUEUED, RUNNING, TaskRecord, TaskSummary, format_task_id, parse_task_id
+from .store import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord, TaskSummary, format_task_id, parse_task_id
 
 log = logging.getLogger("asr_server.redis_store")
 
-_FIELDS = ("status", "options", "result", "error", "attempts")
+_FIELDS = ("status", "options", "result", "error", "attempts", "progress")
 
 # KEYS: queued, running, prefix | ARGV: limit, lease prefix, lease ms, max attempts, abandon message
 # Takes expired leases first (their tasks are the oldest), then queued tasks in id order.
@@ -127,6 +127,11 @@ end
 return n
 """
 
+# KEYS: task | ARGV: fraction. Only on a task that still exists (HSET would create a deleted one).
+_PROGRESS = """
+if redis.call('HGET', KEYS[1], 'status') == 'running' then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
+"""
+
 # KEYS: task, audio, ids, queued, running | ARGV: id
 _DELETE = """
 local existed = redis.call('HEXISTS', KEYS[1], 'status')
@@ -169,6 +174,7 @@ class RedisTaskStore:
         self._renew = self._redis.register_script(_RENEW)
         self._release_mine = self._redis.register_script(_RELEASE_MINE)
         self._delete = self._redis.register_script(_DELETE)
+        self._progress = self._redis.register_script(_PROGRESS)
         self._leases: dict[str, str] = {}  # task id -> lease token, for the tasks this replica holds
         self._lock = threading.Lock()
         self._last_id = ""
@@ -186,8 +192,12 @@ class RedisTaskStore:
 
     # -- the routes' side --------------------------------------------------------------------
 
-    def create(self, audio_path: str, options: dict[str, Any]) -> str:
-        """Move the uploaded file into Redis under a new id that no replica has used."""
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str:
+        """Move the uploaded file into Redis under a new id that no replica has used. The
+        ``max_queued`` check is not atomic with the write: replicas creating at the same moment
+        can overshoot it by the number of uploads in flight."""
+        if max_queued is not None and self.queued() >= max_queued:
+            raise QueueFull(max_queued)
         data = Path(audio_path).read_bytes()
         task_id = self._reserve_id()
         now = str(time.time())
@@ -311,6 +321,10 @@ class RedisTaskStore:
             log.warning("task %s: result discarded, the lease was lost (another replica took the task)", task_id)
         return written
 
+    def set_progress(self, task_id: str, fraction: float) -> None:
+        """Kept in the task, so that every replica's ``?progress=true`` sees it."""
+        self._progress(keys=[self._task(task_id)], args=[round(fraction, 3)])
+
     def requeue_running(self) -> int:
         """Hand back the tasks an earlier process of this replica held."""
         return int(self._release_mine(
@@ -343,7 +357,7 @@ class RedisTaskStore:
 
 
 def _record(task_id: str, values: list[bytes | None]) -> TaskRecord | None:
-    status, options, result, error, attempts = (v.decode() if v is not None else None for v in values)
+    status, options, result, error, attempts, progress = (v.decode() if v is not None else None for v in values)
     if status is None:  # absent, or an id reserved whose task was never written
         return None
     return TaskRecord(
@@ -354,4 +368,5 @@ def _record(task_id: str, values: list[bytes | None]) -> TaskRecord | None:
         result=json.loads(result) if result else None,
         error=error or None,
         attempts=int(attempts or 0),
+        progress=float(progress) if progress else None,
     )

@@ -133,6 +133,7 @@ class Scheduler:
         self.clips_packed = 0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
         self.clips_unpacked = 0
+        self.pack_refusals: Counter[str] = Counter()  # why clips were sent back to be decoded alone
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class Scheduler:
                 "engine_seconds": round(self.engine_seconds, 3),
                 "clips_packed": self.clips_packed,
                 "clips_unpacked": self.clips_unpacked,
+                "pack_refusals": dict(self.pack_refusals),
             }
 
     # -- preparation (worker threads) ------------------------------------------------------
@@ -316,6 +318,7 @@ class Scheduler:
                 with self._cv:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
                     self.clips_unpacked += sum(1 for part in unit.parts if part.pack_refused)
+                    self.pack_refusals.update(part.pack_refused for part in unit.parts if part.pack_refused)
             for active, done_before in zip(actives, before):
                 t = active.transcription
                 with self._cv:

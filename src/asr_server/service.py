@@ -195,13 +195,20 @@ class Service:
 
     def _record_progress(self, task_id: str, fraction: float, duration: float) -> None:
         self._progress[task_id] = fraction
+        share = getattr(self.store, "set_progress", None)  # a shared store tells every replica
+        if share is not None and fraction < 1.0:
+            try:
+                share(task_id, fraction)
+            except Exception:
+                log.warning("could not share the progress of task %s", task_id, exc_info=True)
         if fraction >= 1.0:
             self._progress.pop(task_id, None)
             self.metrics.audio_seconds.inc(duration)
 
-    def progress(self, task_id: str) -> float:
-        """How much of a task's audio is transcribed, 0..1 (0 until its first window is done)."""
-        return round(self._progress.get(task_id, 0.0), 3)
+    def progress(self, task_id: str, stored: float | None = None) -> float:
+        """How much of a task's audio is transcribed, 0..1 (0 until its first window is done):
+        this replica's own figure, else the one the store shares."""
+        return round(self._progress.get(task_id, stored or 0.0), 3)
 
     def task_created(self) -> None:
         if self.scheduler is not None:

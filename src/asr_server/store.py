@@ -29,6 +29,7 @@ class TaskRecord:
     result: dict[str, Any] | None
     error: str | None
     attempts: int
+    progress: float | None = None  # share of the audio done, where the store keeps it (Redis)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class TaskSummary:
 class TaskStore(Protocol):
     """What the routes and the scheduler need of a store."""
 
-    def create(self, audio_path: str, options: dict[str, Any]) -> str: ...
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str: ...
     def get(self, task_id: str) -> TaskRecord | None: ...
     def claim(self, limit: int) -> list[TaskRecord]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> bool: ...
@@ -55,6 +56,10 @@ class TaskStore(Protocol):
     def queue_position(self, task_id: str) -> int: ...
     def queued(self) -> int: ...
     def close(self) -> None: ...
+
+
+class QueueFull(Exception):
+    """``create`` refused: ``max_queued`` tasks already wait."""
 
 
 def format_task_id(moment: datetime) -> str:
@@ -86,7 +91,8 @@ class SqliteTaskStore:
     """Embedded store: one SQLite file, one connection guarded by a lock.
 
     Every call is short (an indexed read or write), so callers on the event loop run it in a
-    worker thread and the lock costs little. ``synchronous=FULL`` makes every commit durable
+    worker thread and the lock costs little. Reads go through a connection of their own per
+    thread: in WAL mode they never wait for a write, so GETs stay fast under a flood of uploads. ``synchronous=FULL`` makes every commit durable
     across power loss too, not only across a crash of the process.
     """
 
@@ -97,13 +103,32 @@ class SqliteTaskStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._path = path
+        self._local = threading.local()  # each thread's read connection
+        self._readers: list[sqlite3.Connection] = []
         self._last_id = ""
         self.max_attempts = max_attempts
 
-    def create(self, audio_path: str, options: dict[str, Any]) -> str:
-        """Insert a queued task under the next free id (an id is never reused)."""
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self._path), check_same_thread=False, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        return conn
+
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str:
+        """Insert a queued task under the next free id (an id is never reused). With
+        ``max_queued``, raise QueueFull instead when that many tasks already wait: checked
+        under the write lock, so concurrent uploads cannot overshoot it."""
         now = time.time()
         with self._lock:
+            if max_queued is not None:
+                waiting = self._conn.execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0]
+                if waiting >= max_queued:
+                    raise QueueFull(waiting)
             moment = datetime.now(timezone.utc)
             candidate = format_task_id(moment)
             if candidate <= self._last_id:
@@ -124,11 +149,10 @@ class SqliteTaskStore:
             return candidate
 
     def get(self, task_id: str) -> TaskRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT task_id, status, audio_path, options, result, error, attempts FROM tasks WHERE task_id = ?",
-                (task_id,),
-            ).fetchone()
+        row = self._reader().execute(
+            "SELECT task_id, status, audio_path, options, result, error, attempts FROM tasks WHERE task_id = ?",
+            (task_id,),
+        ).fetchone()
         return _record(row) if row else None
 
     def claim(self, limit: int) -> list[TaskRecord]:
@@ -202,10 +226,9 @@ class SqliteTaskStore:
 
     def live_audio_paths(self) -> set[str]:
         """Audio files still needed by queued or running tasks."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT audio_path FROM tasks WHERE status IN (?, ?) AND audio_path IS NOT NULL", (QUEUED, RUNNING)
-            ).fetchall()
+        rows = self._reader().execute(
+            "SELECT audio_path FROM tasks WHERE status IN (?, ?) AND audio_path IS NOT NULL", (QUEUED, RUNNING)
+        ).fetchall()
         return {row[0] for row in rows}
 
     def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]:
@@ -220,8 +243,7 @@ class SqliteTaskStore:
             params.append(owner)
         query += " ORDER BY task_id LIMIT ?"
         params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(query, params).fetchall()
+        rows = self._reader().execute(query, params).fetchall()
         return [TaskSummary(task_id, task_status) for task_id, task_status in rows]
 
     def delete(self, task_id: str) -> bool:
@@ -237,24 +259,23 @@ class SqliteTaskStore:
 
     def queued(self) -> int:
         """How many tasks wait for the engine."""
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0])
+        return int(self._reader().execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0])
 
     def queue_position(self, task_id: str) -> int:
         """How many queued tasks are ahead of this one (0 when it is next, or running)."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT COUNT(*) FROM tasks WHERE status = ? AND task_id < ?", (QUEUED, task_id)
-            ).fetchone()
+        row = self._reader().execute(
+            "SELECT COUNT(*) FROM tasks WHERE status = ? AND task_id < ?", (QUEUED, task_id)
+        ).fetchone()
         return int(row[0])
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._conn.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
+        rows = self._reader().execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
         return {status: count for status, count in rows}
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
             self._conn.close()
 
 

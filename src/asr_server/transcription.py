@@ -136,7 +136,7 @@ class Transcription:
     segments: list[dict[str, Any]] = field(default_factory=list)
     windows_done: int = 0
     audio: np.ndarray | None = None  # kept only for clips short enough to be packed
-    pack_refused: bool = False  # set once a pack could not give this clip a clean result
+    pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
     pack_attempts: int = 0
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
@@ -175,6 +175,8 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
                 break
             except asyncio.TimeoutError:
                 raise UploadError(408, f"Upload stalled: no data received for {idle_timeout_s:g} s") from None
+            except ClientDisconnect:  # nobody will read the answer; not a server error
+                raise UploadError(400, "The client disconnected before the upload ended") from None
             received += len(chunk)
             if max_bytes is not None and received > max_bytes:
                 raise too_large(max_bytes)
