@@ -83,3 +83,37 @@ def test_unknown_form_fields_are_ignored(server):
     response = post(server, "jfk.flac", (AUDIO / "jfk.flac").read_bytes(), colour="blue", model="whisper-1")
     assert response.status_code == 201
     assert wait_for_task(server.url, response.json()["task_id"]).status_code == 200
+
+
+def silence_flac(seconds: int) -> bytes:
+    """``seconds`` of digital silence, 16 kHz mono FLAC (a few KB per hour)."""
+    import io
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="flac") as container:
+        stream = container.add_stream("flac", rate=16000, layout="mono")
+        block = np.zeros((1, 16000 * 60), dtype=np.int16)
+        for _ in range(seconds // 60):
+            frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+            frame.sample_rate = 16000
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_hours_of_silence_past_max_audio_seconds_end_as_error_before_decoding(server_factory):
+    limited = server_factory(extra_env={"ASR_SERVER__MAX_AUDIO_SECONDS": "3600"}).start()
+    response = post(limited, "silence.flac", silence_flac(3 * 3600))
+    assert response.status_code == 201
+    done = wait_for_task(limited.url, response.json()["task_id"], timeout=60)
+    assert done.status_code == 500
+    assert "AudioTooLong: The audio is 10800.0 s long" in done.json()["result"]
+
+
+def test_long_silence_in_vad_mode_ends_done_with_no_text(server):
+    response = post(server, "silence.flac", silence_flac(20 * 60), vad_filter="true")
+    done = wait_for_task(server.url, response.json()["task_id"], timeout=120)
+    assert done.status_code == 200
+    assert done.json()["result"]["segments"] == [] and done.json()["result"]["text"] == ""

@@ -137,7 +137,9 @@ def words(text: str) -> list[str]:
 
 
 def transcribe_all(engine, names: list[str], pack: bool) -> tuple[dict[str, dict], Scheduler]:
-    config = SchedulerConfig(pack_clips=pack, max_batch_size=8, max_wait_ms=200)
+    # A long wait: the engine holds back only while clips are still being prepared, so that all
+    # 8 are in view at once however slow preparation is on a loaded machine.
+    config = SchedulerConfig(pack_clips=pack, max_batch_size=8, max_wait_ms=10_000)
     source, scheduler = run_jobs(engine, [Job(name, str(EVAL / name)) for name in names], config,
                                  DecodingOptions(language="en"))
     return source.results, scheduler

@@ -186,3 +186,23 @@ def test_a_rejected_upload_shows_the_servers_reason(browser, server, tmp_path):
     summary.wait_for()
     assert summary.inner_text() == "Not accepted (400): Empty 'file': the upload has no bytes"
     context.close()
+
+
+def test_a_file_dropped_on_the_page_becomes_a_task(browser, server):
+    import base64
+
+    context = browser.new_context()
+    watched = Watched(context, server.url + "/")
+    encoded = base64.b64encode((AUDIO / "jfk.flac").read_bytes()).decode()
+    transfer = watched.page.evaluate_handle(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "dropped.flac", { type: "audio/flac" }));
+            return transfer;
+        }""", encoded)
+    watched.page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    dropped = row(watched, "dropped.flac")
+    dropped.locator('.status:text("done")').wait_for(timeout=DONE_TIMEOUT_MS)
+    assert "ask not what your country" in dropped.locator(".segments").inner_text()
+    context.close()

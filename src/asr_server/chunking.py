@@ -33,8 +33,8 @@ class ChunkedTranscription:
         window = engine.frames_per_window * engine.seconds_per_frame
         speech = get_speech_timestamps(audio, VAD_OPTIONS, sampling_rate=rate)
         groups = group_speech(speech, int(window * rate))
-        if not groups:  # no speech found: let Whisper see the start and say so
-            groups = [[{"start": 0, "end": min(len(audio), int(window * rate))}]] if len(audio) else []
+        # No speech found: no chunks, so no text, as with faster-whisper's VAD filter (Whisper shown
+        # silence alone tends to invent a word or two).
         self.groups = groups
         # No text is carried from one chunk to the next, nor between windows inside a chunk, so
         # every window starts with an empty prompt and any two can share a batch.
