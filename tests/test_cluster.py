@@ -161,3 +161,14 @@ def test_a_task_uploaded_to_one_replica_is_answered_alike_by_the_other(cluster):
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
     assert re.fullmatch(r"\d{20}", task_id)
+
+
+def test_audio_over_the_redis_cap_gets_413_and_nothing_is_kept(server_factory, redis_url, redis_prefix):
+    replica = server_factory(extra_env={
+        "ASR_STORE__KIND": "redis", "ASR_STORE__REDIS_URL": redis_url, "ASR_STORE__KEY_PREFIX": redis_prefix,
+        "ASR_STORE__MAX_AUDIO_MB": "1",
+    }).start(wait_ready=False)
+    response = submit(replica.url, EVAL / "en_jfk_inaugural.flac")  # 1.15 MB
+    assert response.status_code == 413
+    assert response.json() == {"error": "Upload too large: the limit is 1 MB"}
+    assert list(redis.Redis.from_url(redis_url).scan_iter(f"{redis_prefix}*")) == []
