@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from . import openai_api, openapi
-from .auth import ApiKeyAuth, load_digests
+from .auth import ApiKeyAuth, load_digests, request_owner
 from .logs import RequestId
 from .metrics import CONTENT_TYPE_LATEST, RequestTimer
 from .config import Settings
@@ -48,18 +48,12 @@ RETRY_AFTER_S = 10
 
 
 def queue_full(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"Too many queued tasks (limit {limit}); retry later"}, status_code=503,
-                        headers={"Retry-After": str(RETRY_AFTER_S)})
+    return JSONResponse({"error": str(QueueFull(limit))}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def draining_response() -> JSONResponse:
     return JSONResponse({"error": "The server is shutting down; retry (another replica will take it)"},
                         status_code=503, headers={"Retry-After": "5"})
-
-
-def _owner(request: Request) -> str | None:
-    """The key's owner id when API keys are on (set by auth.ApiKeyAuth), else None."""
-    return request.scope.get("state", {}).get("owner")
 
 
 def _visible(record: TaskRecord | None, owner: str | None) -> TaskRecord | None:
@@ -90,9 +84,8 @@ async def create_task(request: Request) -> JSONResponse:
     except OptionError as exc:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": str(exc)}, status_code=400)
-    if _owner(request):
-        options["owner"] = _owner(request)
-    assert service.store is not None
+    if owner := request_owner(request.scope):
+        options["owner"] = owner
     try:
         task_id = await run_in_threadpool(service.store.create, str(upload.path), options, limit)
     except QueueFull:  # others filled the queue while this body arrived
@@ -117,7 +110,7 @@ async def get_task(request: Request) -> Response:
         return JSONResponse({"error": f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}"},
                             status_code=400)
     assert service.store is not None
-    record = _visible(await run_in_threadpool(service.store.get, task_id), _owner(request))
+    record = _visible(await run_in_threadpool(service.store.get, task_id), request_owner(request.scope))
     if record is not None and record.status == DONE and fmt != "json":
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
@@ -126,7 +119,7 @@ async def get_task(request: Request) -> Response:
         # Opt-in, so that the seed's 202 body stays byte for byte what clients know.
         assert record is not None
         position = await run_in_threadpool(service.store.queue_position, task_id) if record.status == QUEUED else 0
-        body = {**body, "progress": service.progress(task_id, record.progress), "queue_position": position}
+        body = {**body, "progress": round(record.progress or 0.0, 3), "queue_position": position}
     return JSONResponse(body, status_code=status)
 
 
@@ -153,7 +146,7 @@ async def list_tasks(request: Request) -> JSONResponse:
     statuses = [QUEUED, RUNNING] if status == "processing" else [STATUSES[status]] if status else [None]
     rows = []
     for one in statuses:
-        rows += await run_in_threadpool(service.store.list, one, after, limit + 1, _owner(request))
+        rows += await run_in_threadpool(service.store.list, one, after, limit + 1, request_owner(request.scope))
     rows = sorted(rows, key=lambda row: row.task_id)[: limit + 1]
     page, more = rows[:limit], len(rows) > limit
     return JSONResponse({
@@ -172,7 +165,7 @@ async def delete_task(request: Request) -> JSONResponse:
     service = _service(request)
     task_id = request.path_params["task_id"]
     assert service.store is not None
-    record = _visible(await run_in_threadpool(service.store.get, task_id), _owner(request))
+    record = _visible(await run_in_threadpool(service.store.get, task_id), request_owner(request.scope))
     if record is None or not await run_in_threadpool(service.store.delete, task_id):
         return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
     return JSONResponse({"task_id": task_id, "status": "deleted"})

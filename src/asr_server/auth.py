@@ -31,6 +31,11 @@ def owner_of(digest: str) -> str:
     return digest[:16]
 
 
+def request_owner(scope: Scope) -> str | None:
+    """The owner id ``ApiKeyAuth`` put in the scope; None when API keys are off."""
+    return scope.get("state", {}).get("owner")
+
+
 def load_digests(hashes: Iterable[str], keys_file: str) -> set[str]:
     """Every accepted digest, from the config list and the keys file; ValueError names a bad line."""
     digests = {h.strip().lower() for h in hashes}

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from .auth import request_owner
 from .errors import is_undecodable_audio
 from .formats import render
 from .store import DONE, ERROR, QueueFull
@@ -73,15 +74,14 @@ async def _transcribe(request: Request, task: str) -> Response:
     if problem is not None:
         upload.path.unlink(missing_ok=True)
         return openai_error(problem[0], 400, problem[1])
-    owner = request.scope.get("state", {}).get("owner")
-    if owner:
+    if owner := request_owner(request.scope):
         options["owner"] = owner
     limit = service.settings.server.max_queued_tasks
     try:
         task_id = await run_in_threadpool(service.store.create, str(upload.path), options, limit)
-    except QueueFull:
+    except QueueFull as exc:
         upload.path.unlink(missing_ok=True)
-        response = openai_error(f"Too many queued tasks (limit {limit}); retry later", 503, kind="server_error")
+        response = openai_error(str(exc), 503, kind="server_error")
         response.headers["Retry-After"] = "10"
         return response
     service.task_created()

@@ -132,7 +132,6 @@ class Scheduler:
         self.audio_seconds_done = 0.0
         self.clips_packed = 0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
-        self.clips_unpacked = 0
         self.pack_refusals: Counter[str] = Counter()  # why clips were sent back to be decoded alone
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -181,7 +180,7 @@ class Scheduler:
                 "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
                 "engine_seconds": round(self.engine_seconds, 3),
                 "clips_packed": self.clips_packed,
-                "clips_unpacked": self.clips_unpacked,
+                "clips_unpacked": sum(self.pack_refusals.values()),
                 "pack_refusals": dict(self.pack_refusals),
             }
 
@@ -317,7 +316,6 @@ class Scheduler:
             if isinstance(unit, PackedWindow):
                 with self._cv:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
-                    self.clips_unpacked += sum(1 for part in unit.parts if part.pack_refused)
                     self.pack_refusals.update(part.pack_refused for part in unit.parts if part.pack_refused)
             for active, done_before in zip(actives, before):
                 t = active.transcription

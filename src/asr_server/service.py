@@ -82,7 +82,6 @@ class Service:
         self._lock_file: Any = None
         self._loader: threading.Thread | None = None
         self.notifier: Notifier | None = None
-        self._progress: dict[str, float] = {}  # task id -> fraction of its audio done (in memory)
         self.metrics = Metrics()
         self._closing = threading.Event()
         self.draining = False
@@ -194,21 +193,15 @@ class Service:
             log.exception("the model could not be loaded")
 
     def _record_progress(self, task_id: str, fraction: float, duration: float) -> None:
-        self._progress[task_id] = fraction
-        share = getattr(self.store, "set_progress", None)  # a shared store tells every replica
-        if share is not None and fraction < 1.0:
-            try:
-                share(task_id, fraction)
-            except Exception:
-                log.warning("could not share the progress of task %s", task_id, exc_info=True)
+        """The store keeps a running task's progress (SQLite in memory, Redis in the task, so
+        that every replica sees it); finished audio is counted for the metrics."""
+        assert self.store is not None
+        try:
+            self.store.set_progress(task_id, fraction)
+        except Exception:
+            log.warning("could not record the progress of task %s", task_id, exc_info=True)
         if fraction >= 1.0:
-            self._progress.pop(task_id, None)
             self.metrics.audio_seconds.inc(duration)
-
-    def progress(self, task_id: str, stored: float | None = None) -> float:
-        """How much of a task's audio is transcribed, 0..1 (0 until its first window is done):
-        this replica's own figure, else the one the store shares."""
-        return round(self._progress.get(task_id, stored or 0.0), 3)
 
     def task_created(self) -> None:
         if self.scheduler is not None:

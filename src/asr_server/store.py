@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +49,7 @@ class TaskStore(Protocol):
     def finish(self, task_id: str, result: dict[str, Any]) -> bool: ...
     def fail(self, task_id: str, error: str) -> bool: ...
     def requeue_running(self) -> int: ...
+    def set_progress(self, task_id: str, fraction: float) -> None: ...
     def live_audio_paths(self) -> set[str]: ...
     def counts(self) -> dict[str, int]: ...
     def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]: ...
@@ -59,7 +60,11 @@ class TaskStore(Protocol):
 
 
 class QueueFull(Exception):
-    """``create`` refused: ``max_queued`` tasks already wait."""
+    """``create`` refused: ``max_queued`` tasks already wait. The message is the client's."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many queued tasks (limit {limit}); retry later")
+        self.limit = limit
 
 
 def format_task_id(moment: datetime) -> str:
@@ -106,6 +111,7 @@ class SqliteTaskStore:
         self._path = path
         self._local = threading.local()  # each thread's read connection
         self._readers: list[sqlite3.Connection] = []
+        self._progress: dict[str, float] = {}  # running task id -> share done; in memory, as it need not survive
         self._last_id = ""
         self.max_attempts = max_attempts
 
@@ -128,7 +134,7 @@ class SqliteTaskStore:
             if max_queued is not None:
                 waiting = self._conn.execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0]
                 if waiting >= max_queued:
-                    raise QueueFull(waiting)
+                    raise QueueFull(max_queued)
             moment = datetime.now(timezone.utc)
             candidate = format_task_id(moment)
             if candidate <= self._last_id:
@@ -153,7 +159,12 @@ class SqliteTaskStore:
             "SELECT task_id, status, audio_path, options, result, error, attempts FROM tasks WHERE task_id = ?",
             (task_id,),
         ).fetchone()
-        return _record(row) if row else None
+        if row is None:
+            return None
+        return replace(_record(row), progress=self._progress.get(task_id))
+
+    def set_progress(self, task_id: str, fraction: float) -> None:
+        self._progress[task_id] = fraction
 
     def claim(self, limit: int) -> list[TaskRecord]:
         """Mark up to ``limit`` queued tasks running, oldest first, and return them."""
@@ -204,6 +215,7 @@ class SqliteTaskStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        self._progress.pop(task_id, None)
         if row and row[0]:
             Path(row[0]).unlink(missing_ok=True)
         return row is not None
@@ -251,6 +263,7 @@ class SqliteTaskStore:
         scheduler finds nothing to update when it ends (finish and fail touch no row)."""
         with self._lock:
             row = self._conn.execute("DELETE FROM tasks WHERE task_id = ? RETURNING audio_path", (task_id,)).fetchone()
+        self._progress.pop(task_id, None)
         if row is None:
             return False
         if row[0]:
