@@ -89,6 +89,24 @@ def test_a_window_that_would_need_temperature_fallback_is_unpacked(scripted):
     assert first.pack_refused == second.pack_refused == "fallback"
 
 
+def test_a_pack_with_no_speech_and_no_confident_text_is_unpacked_as_silent(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
+    silent = Outcome(Generated(result.generated.tokens, -5.0, 0.9), -1.5, 0.0, 1.2)
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(silent)
+    assert first.pack_refused == second.pack_refused == "silent"
+
+
+def test_a_pack_with_a_high_no_speech_probability_but_confident_text_keeps_it(scripted):
+    # Whisper's rule: a window is skipped as silence only if its text is improbable too. A pack
+    # that opens with a quiet clip can score high on no-speech and still be read confidently.
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
+    confident = Outcome(Generated(result.generated.tokens, -5.0, 0.9), -0.2, 0.0, 1.2)
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(confident)
+    assert first.result()["text"] == " One." and second.result()["text"] == " Two."
+
+
 def test_only_clips_of_one_language_and_options_share_a_pack(scripted):
     clips = [clip(scripted, 5.0, "en"), clip(scripted, 5.0, "de"), clip(scripted, 5.0, "en"),
              clip(scripted, 5.0, "en", beam_size=1), clip(scripted, 5.0, "de")]

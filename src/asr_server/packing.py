@@ -84,9 +84,11 @@ class PackedWindow:
         options = owner.options
         for part in self.parts:
             part.pack_attempts += 1
+        # Whisper's own rule for a silent window: no speech, and no confident text either.
         silent = (
             options.no_speech_threshold is not None
             and outcome.generated.no_speech_prob > options.no_speech_threshold
+            and not (options.log_prob_threshold is not None and outcome.avg_logprob > options.log_prob_threshold)
         )
         if owner.needs_fallback(outcome) or silent:
             self._refuse(range(len(self.parts)), "silent" if silent else "fallback")
