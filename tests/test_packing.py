@@ -81,29 +81,29 @@ def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
     assert not second.finished and not second.pack_refused and second.packable
 
 
-def test_a_window_that_would_need_temperature_fallback_is_unpacked(scripted):
+def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float) -> tuple[Transcription, Transcription]:
+    """Two packed clips, each with its own segment, decoded with the given scores."""
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
-    too_improbable = Outcome(result.generated, -2.0, 0.0, 1.2)
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(too_improbable)
+    tokens = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)]).generated.tokens
+    scored = Outcome(Generated(tokens, -5.0, no_speech_prob), avg_logprob, 0.0, 1.2)
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(scored)
+    return first, second
+
+
+def test_a_window_that_would_need_temperature_fallback_is_unpacked(scripted):
+    first, second = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
     assert first.pack_refused == second.pack_refused == "fallback"
 
 
 def test_a_pack_with_no_speech_and_no_confident_text_is_unpacked_as_silent(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
-    silent = Outcome(Generated(result.generated.tokens, -5.0, 0.9), -1.5, 0.0, 1.2)
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(silent)
+    first, second = two_clips_scored(scripted, avg_logprob=-1.5, no_speech_prob=0.9)
     assert first.pack_refused == second.pack_refused == "silent"
 
 
 def test_a_pack_with_a_high_no_speech_probability_but_confident_text_keeps_it(scripted):
     # Whisper's rule: a window is skipped as silence only if its text is improbable too. A pack
     # that opens with a quiet clip can score high on no-speech and still be read confidently.
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    result = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)])
-    confident = Outcome(Generated(result.generated.tokens, -5.0, 0.9), -0.2, 0.0, 1.2)
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(confident)
+    first, second = two_clips_scored(scripted, avg_logprob=-0.2, no_speech_prob=0.9)
     assert first.result()["text"] == " One." and second.result()["text"] == " Two."
 
 
