@@ -61,21 +61,3 @@ def test_known_language_batches_equal_faster_whisper_with_that_language(engine):
         result = source.results[job.task_id]
         assert result["language"] == "de"
         assert [s["text"] for s in result["segments"]] == expected
-
-
-@pytest.fixture(scope="module")
-def two_worker_engine():
-    from asr_server.config import ModelConfig
-    from asr_server.engine import WhisperEngine
-    from asr_server.models import resolve_model
-
-    config = ModelConfig(num_workers=2)
-    return WhisperEngine(resolve_model(config.name, config.resolved_cache_dir()), config)
-
-
-def test_two_engine_lanes_side_by_side_give_the_same_output_as_faster_whisper(two_worker_engine, reference):
-    jobs = [Job(name, str(AUDIO / name)) for name in CLIPS]
-    source, _ = run_scheduler(two_worker_engine, jobs, max_batch_size=1)
-    assert two_worker_engine.calls_side_by_side > 0, "the two lanes should have run side by side"
-    for name in CLIPS:
-        assert as_comparable(source.results[name]) == reference[name], name

@@ -7,9 +7,7 @@ test_equivalence.py and test_seed_api.py.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import time
 import wave
 from pathlib import Path
 
@@ -44,18 +42,11 @@ class ScriptedEngine:
     max_length = 448
     is_multilingual = True
 
-    def __init__(self, hf_tokenizer, fail_when=None, workers: int = 1, seconds_per_call: float = 0.0) -> None:
+    def __init__(self, hf_tokenizer, fail_when=None) -> None:
         self._hf = hf_tokenizer
-        self.workers = workers
-        self.seconds_per_call = seconds_per_call  # how long a generate() takes, so lanes overlap
-        self.calls_under_way = 0
-        self.most_calls_at_once = 0
         self.generate_calls: list[list[list[int]]] = []
         self.fail_when = fail_when
         self.lock = threading.Lock()
-
-    def beside_others(self, others_busy):
-        return contextlib.nullcontext()
 
     def tokenizer(self, task, language):
         return Tokenizer(self._hf, True, task=task, language=language)
@@ -79,11 +70,6 @@ class ScriptedEngine:
         assert len(positions) == 1, "CTranslate2 needs <|startoftranscript|> at one position"
         with self.lock:
             self.generate_calls.append(prompts)
-            self.calls_under_way += 1
-            self.most_calls_at_once = max(self.most_calls_at_once, self.calls_under_way)
-        time.sleep(self.seconds_per_call)
-        with self.lock:
-            self.calls_under_way -= 1
         if self.fail_when is not None and self.fail_when(encoded):
             raise RuntimeError("scripted engine failure")
         tok = self.tokenizer("transcribe", "en")
@@ -183,25 +169,3 @@ def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):
     assert source.results["x"]["language"] == "en"
     tok = engine.tokenizer("transcribe", "en")
     assert all(prompt[-2] == tok.language for call in engine.generate_calls for prompt in call)
-
-
-def test_two_engine_workers_decode_two_batches_at_once(hf_tokenizer, tmp_path):
-    engine = ScriptedEngine(hf_tokenizer, workers=2, seconds_per_call=0.2)
-    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 5, 0.1 + i / 20)) for i in range(8)]
-    source = run(engine, jobs, max_batch_size=2, pack_clips=False)
-    assert len(source.results) == 8 and not source.errors
-    assert engine.most_calls_at_once == 2
-    for i in range(8):
-        assert f"{0.1 + i / 20:.2f}" in source.results[str(i)]["text"], "each task's text from its own audio"
-
-
-def test_with_two_lanes_a_recordings_windows_are_still_decoded_one_after_another(hf_tokenizer, tmp_path):
-    # A long recording's next window depends on the previous one's text: it is never offered
-    # to the second lane while the first is decoding the window before it.
-    engine = ScriptedEngine(hf_tokenizer, workers=2, seconds_per_call=0.05)
-    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 95, 0.2 + i / 10)) for i in range(3)]
-    source = run(engine, jobs, max_batch_size=1)
-    assert not source.errors
-    for i in range(3):
-        assert [s["seek"] for s in source.results[str(i)]["segments"]] == [0, 3000, 6000, 9000]
-    assert engine.most_calls_at_once == 2

@@ -37,12 +37,7 @@ class ModelConfig(_Section):
         "default", "auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16",
         "float16", "bfloat16", "float32",
     ] = "int8"
-    cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra_threads: threads per engine call; 0 = its default.")
-    num_workers: int = Field(
-        1, ge=1, le=16,
-        description="CTranslate2 inter_threads: engine calls that run at once. The scheduler runs "
-        "one engine lane per worker, each decoding its own batch (see README: lanes).",
-    )
+    cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra_threads; 0 = its default.")
     device_index: int = Field(0, ge=0)
     encode_batch_size: int = Field(
         1, ge=1, le=256,

@@ -8,10 +8,6 @@ it computes, so the event loop and audio decoding keep running beside it.
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +46,7 @@ class Generated:
 
 
 class WhisperEngine:
-    """One loaded Whisper model; ``workers`` threads may call it at once.
-
-    With more than one worker the weights are loaded twice: a lane working alone calls the copy
-    that uses every thread (``cpu_threads``), so a lone request is as fast as in-process; lanes
-    working side by side call a second copy whose workers share those threads, one call each. On 2 cores two single-threaded calls get through more windows than two-threaded calls
-    one after the other (benchmarks/RESULTS.md, lanes)."""
+    """One loaded Whisper model; safe to call from one engine thread at a time."""
 
     def __init__(self, model_dir: Path, config: ModelConfig) -> None:
         self._whisper = WhisperModel(
@@ -66,18 +57,6 @@ class WhisperEngine:
             cpu_threads=config.cpu_threads,
         )
         self.model: ctranslate2.models.Whisper = self._whisper.model
-        self.workers: int = config.num_workers
-        self._side_by_side: ctranslate2.models.Whisper | None = None
-        if self.workers > 1:
-            threads = config.cpu_threads or os.cpu_count() or 1
-            self._side_by_side = ctranslate2.models.Whisper(
-                str(model_dir), device=config.device, device_index=config.device_index,
-                compute_type=config.compute_type, intra_threads=max(1, threads // self.workers),
-                inter_threads=self.workers,
-            )
-        self._local = threading.local()  # which copy this thread's calls use
-        self.calls_side_by_side = 0  # calls made on the side-by-side copy (tests, benchmarks)
-        self._count_lock = threading.Lock()
         self.feature_extractor = self._whisper.feature_extractor
         self.sampling_rate: int = self.feature_extractor.sampling_rate
         self.frames_per_window: int = self.feature_extractor.nb_max_frames
@@ -89,23 +68,6 @@ class WhisperEngine:
         self.is_multilingual: bool = self.model.is_multilingual
         self._to_cpu = self.model.device == "cuda"
         self._encode_batch_size = config.encode_batch_size
-
-    @contextmanager
-    def beside_others(self, others_busy: bool) -> Iterator[None]:
-        """This thread's calls within run on the side-by-side copy if other lanes are busy,
-        else on every thread. The scheduler knows which: it is the one that runs the lanes."""
-        self._local.side_by_side = others_busy and self._side_by_side is not None
-        try:
-            yield
-        finally:
-            self._local.side_by_side = False
-
-    def _model(self) -> ctranslate2.models.Whisper:
-        if getattr(self._local, "side_by_side", False):
-            with self._count_lock:
-                self.calls_side_by_side += 1
-            return self._side_by_side
-        return self.model
 
     @property
     def whisper_model(self) -> WhisperModel:
@@ -126,12 +88,12 @@ class WhisperEngine:
         for start in range(0, len(windows), self._encode_batch_size):
             chunk = windows[start : start + self._encode_batch_size]
             batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(chunk)))
-            out.extend(np.asarray(self._model().encode(batch, to_cpu=self._to_cpu)))
+            out.extend(np.asarray(self.model.encode(batch, to_cpu=self._to_cpu)))
         return out
 
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]:
         """Language probabilities per window, best first, codes without markers."""
-        results = self._model().detect_language(_storage(encoded))
+        results = self.model.detect_language(_storage(encoded))
         return [[(token[2:-2], prob) for token, prob in result] for result in results]
 
     def add_word_timestamps(self, segments: list[list[dict]], tokenizer: Tokenizer, encoded: np.ndarray,
@@ -151,7 +113,7 @@ class WhisperEngine:
             }
         else:
             sampling = {"beam_size": params.beam_size, "patience": params.patience}
-        results = self._model().generate(
+        results = self.model.generate(
             _storage(encoded),
             prompts,
             length_penalty=params.length_penalty,

@@ -30,7 +30,7 @@ from .errors import AudioTooLong, UndecodableAudio
 from .chunking import ChunkedTranscription
 from .packing import PackedWindow, pack_windows
 from .task_options import apply_decoding
-from .transcription import Engine, Outcome, Transcription, Unit, decode_windows
+from .transcription import Engine, Transcription, Unit, decode_windows
 
 log = logging.getLogger("asr_server.scheduler")
 
@@ -118,9 +118,6 @@ class Scheduler:
         # A task's decoding options: the service's rule, or the defaults with its overrides.
         self._options_for = options_for or (lambda options: apply_decoding(defaults, options))
         self._cv = threading.Condition()
-        self._dispatch = threading.Lock()  # one lane at a time chooses work or takes results
-        self._in_flight: set[int] = set()  # id() of the transcriptions a lane is decoding
-        self._epoch = 0  # bumped whenever work may have appeared: an idle lane looks again
         self._prepared: deque[_Active] = deque()
         self._preparing = 0
         self._active: list[_Active] = []
@@ -128,7 +125,7 @@ class Scheduler:
         self._stopping = False
         self._draining = False
         self._wake = False
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
         self.batch_sizes: Counter[int] = Counter()
         self.windows_decoded = 0
@@ -140,27 +137,18 @@ class Scheduler:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """One engine lane per engine worker: each lane decodes its own batch, and the engine
-        runs as many calls at once (CTranslate2's inter_threads)."""
-        lanes = max(1, getattr(self._engine, "workers", 1))
-        self._threads = [threading.Thread(target=self._run, name=f"asr-engine-{n}", daemon=True) for n in range(lanes)]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
+        self._thread.start()
 
     @property
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads) and not self._stopping
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
 
     def notify(self) -> None:
         """Tell the loop that new work may be waiting in the source."""
         with self._cv:
             self._wake = True
-            self._signal()
-
-    def _signal(self) -> None:
-        """Wake idle lanes (caller holds ``_cv``)."""
-        self._epoch += 1
-        self._cv.notify_all()
+            self._cv.notify_all()
 
     def drain(self) -> None:
         """Claim nothing more; the tasks already held run to their end."""
@@ -177,9 +165,8 @@ class Scheduler:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread is not None:
+            self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def stats(self) -> dict[str, Any]:
@@ -238,57 +225,32 @@ class Scheduler:
                 self._preparing -= 1
                 if prepared is not None:
                     self._prepared.append(prepared)
-                self._signal()
+                self._cv.notify_all()
 
     # -- the engine loop ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        """One lane: choose a batch (one lane at a time), decode it (lanes side by side), and
-        take its outcomes back (one lane at a time)."""
         poll = self._config.poll_interval_ms / 1000
         while True:
             with self._cv:
                 if self._stopping:
                     return
-                epoch = self._epoch
-            chosen = self._choose()
-            if chosen is None:
+            try:
+                self._intake()
+            except Exception:
+                log.exception("claiming work failed; retrying")
+            self._admit()
+            self._finish_completed()
+            windows = self._offered_windows()
+            if not windows:
                 with self._cv:
-                    if not self._stopping and self._epoch == epoch:
+                    if not self._stopping and not self._wake and not self._prepared:
                         self._cv.wait(poll)
                 continue
-            self._step(*chosen)
-
-    def _choose(self) -> tuple[list[Unit], dict[int, _Active], bool] | None:
-        """Take in work, finish what is done, and choose a batch among the windows no lane is
-        decoding; its transcriptions are then in flight. None when there is nothing to decode;
-        else the batch, each part's task, and whether other lanes are decoding meanwhile."""
-        with self._dispatch:
-            while True:
-                try:
-                    self._intake()
-                except Exception:
-                    log.exception("claiming work failed; retrying")
-                self._admit()
-                self._finish_completed()
-                windows = self._offered_windows()
-                if not windows:
-                    return None
-                batch = self._select(windows)
-                if self._in_flight and len(batch) < max(1, self._config.max_batch_size // 2):
-                    # Another lane is decoding: a small batch now would split work that packs
-                    # and batches better a moment later, and slow that lane down.
-                    return None
-                if len(batch) < self._config.max_batch_size and self._wait_for_company():
-                    continue  # more windows arrived: choose again with them in view
-                others_busy = bool(self._in_flight)
-                for unit in batch:
-                    self._in_flight.update(id(part) for part in unit.transcriptions)
-                if len(batch) < len(windows):
-                    with self._cv:
-                        self._signal()  # windows are left over: another lane may take them
-                by_part = {id(part): a for a in self._active for part in a.transcription.parts}
-                return batch, by_part, others_busy
+            batch = self._select(windows)
+            if len(batch) < self._config.max_batch_size and self._wait_for_company():
+                continue  # more windows arrived: choose again with them in view
+            self._step(batch)
 
     def _admit(self) -> None:
         with self._cv:
@@ -296,10 +258,8 @@ class Scheduler:
                 self._active.append(self._prepared.popleft())
 
     def _offered_windows(self) -> list[Unit]:
-        """Each active task's next window that no lane is decoding, oldest task first; short
-        clips packed together."""
-        windows = [window for active in self._active for window in active.transcription.windows()
-                   if id(window.owner) not in self._in_flight]
+        """Each active task's next window, oldest task first; short clips packed together."""
+        windows = [window for active in self._active for window in active.transcription.windows()]
         if not self._config.pack_clips:
             return windows
         return pack_windows(windows, self._config.pack_gap_ms / 1000,
@@ -324,33 +284,19 @@ class Scheduler:
                 self._cv.wait(left)
             return bool(self._prepared)
 
-    def _step(self, batch: list[Unit], by_part: dict[int, _Active], others_busy: bool) -> None:
+    def _step(self, batch: list[Unit]) -> None:
+        by_part = {id(part): a for a in self._active for part in a.transcription.parts}
         started = time.perf_counter()
         try:
-            with self._engine.beside_others(others_busy):
-                outcomes = decode_windows(self._engine, batch, self._detect_on_window)
+            outcomes = decode_windows(self._engine, batch, self._detect_on_window)
         except Exception:
             log.exception("a batch of %d windows failed", len(batch))
             error = traceback.format_exc()
-            with self._dispatch:
-                self._land(batch)
-                for unit in batch:
-                    for part in unit.transcriptions:
-                        self._drop(by_part[id(part)], error)
+            for unit in batch:
+                for part in unit.transcriptions:
+                    self._drop(by_part[id(part)], error)
             return
         elapsed = time.perf_counter() - started
-        with self._dispatch:
-            self._land(batch)
-            self._complete(batch, outcomes, by_part, elapsed)
-
-    def _land(self, batch: list[Unit]) -> None:
-        """The batch is back from the engine: its transcriptions may be offered again."""
-        for unit in batch:
-            self._in_flight.difference_update(id(part) for part in unit.transcriptions)
-        with self._cv:
-            self._signal()
-
-    def _complete(self, batch: list[Unit], outcomes: list[Outcome], by_part: dict[int, _Active], elapsed: float) -> None:
         with self._cv:
             self.batch_sizes[len(batch)] += 1
             self.windows_decoded += len(batch)
@@ -372,8 +318,6 @@ class Scheduler:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
                     self.pack_refusals.update(part.pack_refused for part in unit.parts if part.pack_refused)
             for active, done_before in zip(actives, before):
-                if active not in self._active:
-                    continue  # dropped meanwhile: another lane's batch failed it
                 t = active.transcription
                 with self._cv:
                     self.audio_seconds_done += t.seconds_done - done_before

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -38,9 +37,7 @@ class Engine(Protocol):
     time_precision: float
     max_length: int
     is_multilingual: bool
-    workers: int  # engine calls that may run at once
 
-    def beside_others(self, others_busy: bool) -> AbstractContextManager[None]: ...
     def tokenizer(self, task: str, language: str | None) -> Tokenizer: ...
     def features(self, audio: np.ndarray) -> np.ndarray: ...
     def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
