@@ -129,6 +129,24 @@ def test_a_pack_never_holds_more_than_one_window_of_audio(scripted):
     assert sum(len(u.parts) if isinstance(u, PackedWindow) else 1 for u in units) == len(clips)
 
 
+def test_consecutive_uploads_are_dealt_to_different_packs(scripted):
+    # Eight 6 s clips need two windows: dealt like cards, each pack holds every other upload,
+    # so no two consecutive uploads (often two halves of one recording) sit side by side.
+    clips = [clip(scripted, 6.0) for _ in range(8)]
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    assert all(isinstance(u, PackedWindow) for u in units)
+    assert [[clips.index(p) for p in u.parts] for u in units] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+
+
+def test_a_clip_that_does_not_fit_its_turn_goes_to_the_next_pack_with_room(scripted):
+    clips = [clip(scripted, seconds) for seconds in (14.0, 14.0, 9.0, 9.0, 9.0)]
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    packs = [[clips.index(p) for p in u.parts] if isinstance(u, PackedWindow) else [clips.index(u.owner)] for u in units]
+    assert sorted(sum(packs, [])) == [0, 1, 2, 3, 4], "every clip is in exactly one unit"
+    assert all(sum(clips[i].duration for i in pack) + len(pack) - 1 <= 30.0 for pack in packs)
+    assert len(packs) == 3
+
+
 def test_clips_of_unknown_language_long_recordings_and_prompted_ones_are_not_packed(scripted):
     unknown = clip(scripted, 5.0, None)
     prompted = clip(scripted, 5.0, initial_prompt="Glossary")

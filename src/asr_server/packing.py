@@ -3,12 +3,15 @@
 The encoder costs the same for 3 s of speech as for 30 s, and on CPU it is most of the cost of a
 short clip. So clips that share a language and decoding options are laid end to end, with two
 seconds of silence between them (``pack_gap_ms``), and decoded as one window; the window's segments go back to the
-clip whose span they cover. Whisper ends a segment at such a pause, so the split is clean.
+clip whose span they cover. Whisper usually ends a segment at such a pause, so the split is
+clean. Consecutive uploads are dealt to different packs, because the model is likeliest to read
+on across the gap between two sentences of one recording.
 
 Anything ambiguous sends the clips concerned back to be decoded alone, with Whisper's full
 temperature fallback: a segment that reaches into two clips by more than a third of the gap; a
 clip the model reached but gave no text (it may have stopped early); a clip cut off where the
-model stopped; a window that would need temperature fallback or looks like silence. So a pack
+model stopped; a window that would need temperature fallback or that Whisper would skip as
+silence. So a pack
 never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
 """
 
@@ -172,29 +175,19 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
 def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float) -> list[Window | PackedWindow]:
     """Replace the windows of packable clips by packs; other windows pass through.
 
-    Clips share a pack only with the same language, task and decoding options. Packs are
-    filled first-fit with the longest clips first, so neighbours in a pack are rarely
-    consecutive uploads, the clips most likely to run on into each other (two halves of one
-    sentence) and be refused. A pack of one is left as the plain window it was. Units are
-    ordered by their oldest clip, which keeps the scheduler's oldest-first rule."""
+    Clips share a pack only with the same language, task and decoding options. A pack of one is
+    left as the plain window it was. Units are ordered by their oldest clip, which keeps the
+    scheduler's oldest-first rule."""
     gap_s = round(gap_s / STEP_S) * STEP_S
     limit = window_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
-    bins: list[tuple[Hashable, list[Window]]] = []
-    ends: list[float] = []
-    for window in sorted((w for w in windows if w.owner.packable), key=lambda w: -w.owner.duration):
+    groups: dict[Hashable, list[Window]] = {}
+    for window in windows:
         owner = window.owner
-        key = (owner.language, owner.options.task, owner.generation_key)
-        for n, (bin_key, members) in enumerate(bins):
-            if bin_key == key and _next_offset(ends[n], gap_s) + owner.duration <= limit:
-                members.append(window)
-                ends[n] = _next_offset(ends[n], gap_s) + owner.duration
-                break
-        else:
-            bins.append((key, [window]))
-            ends.append(owner.duration)
+        if owner.packable:
+            groups.setdefault((owner.language, owner.options.task, owner.generation_key), []).append(window)
     units: list[tuple[int, Window | PackedWindow]] = [(arrival[id(w)], w) for w in windows if not w.owner.packable]
-    for _, members in bins:
+    for members in (pack for group in groups.values() for pack in _deal(group, gap_s, limit)):
         first = min(arrival[id(w)] for w in members)
         if len(members) == 1:
             units.append((first, members[0]))
@@ -205,6 +198,33 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float) -> li
             offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
         units.append((first, PackedWindow(parts, offsets, gap_s)))
     return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
+
+
+def _deal(clips: list[Window], gap_s: float, limit: float) -> list[list[Window]]:
+    """Deal clips, in arrival order, over the fewest packs their audio needs, as one deals
+    cards: the n-th clip goes to pack n mod k, or to the next pack with room, or to a new one.
+
+    Consecutive uploads are often consecutive sentences of one recording, which the model reads
+    on across the gap, and a segment in two clips sends both back to be decoded alone. Dealt,
+    they land in different packs. With every clip in view this packed the benchmark's 64 clips
+    into 27 windows with 4 sent back, against 35 and 14 for longest-first packing
+    (benchmarks/RESULTS.md)."""
+    need = sum(w.owner.duration for w in clips) + gap_s * (len(clips) - 1)
+    packs: list[list[Window]] = [[] for _ in range(max(1, int(np.ceil(need / limit))))]
+    ends = [0.0] * len(packs)
+    for n, window in enumerate(clips):
+        duration = window.owner.duration
+        for step in range(len(packs)):
+            i = (n + step) % len(packs)
+            end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
+            if end <= limit:
+                packs[i].append(window)
+                ends[i] = end
+                break
+        else:
+            packs.append([window])
+            ends.append(duration)
+    return [pack for pack in packs if pack]
 
 
 def _next_offset(end: float, gap_s: float) -> float:
