@@ -11,8 +11,8 @@ Anything ambiguous sends the clips concerned back to be decoded alone, with Whis
 temperature fallback: a segment that reaches into two clips by more than a third of the gap; a
 clip the model reached but gave no text (it may have stopped early); a clip cut off where the
 model stopped; a window that would need temperature fallback or that Whisper would skip as
-silence. So a pack
-never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
+silence. So a pack never mixes text between tasks, and never keeps a decoding that Whisper
+would have rejected.
 """
 
 from __future__ import annotations
