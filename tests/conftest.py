@@ -113,12 +113,17 @@ def server_factory(tmp_path: Path) -> Iterator:
         server.stop()
 
 
+def serving(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A ready server on ``data_dir`` for a fixture to ``yield from``; stopped at teardown."""
+    process = ServerProcess(data_dir, extra_env=env).start()
+    yield process
+    process.stop()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One ready server shared by a module's tests."""
-    process = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
-    yield process
-    process.stop()
+    yield from serving(tmp_path_factory.mktemp("server") / "data")
 
 
 def wait_for_task(url: str, task_id: str, timeout: float = 120, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from asr_server.auth import hash_key, load_digests
-from conftest import AUDIO, ServerProcess, wait_for_task
+from conftest import AUDIO, serving, wait_for_task
 
 ALICE, BOB = "alice-key-0123456789", "bob-key-9876543210"
 
@@ -16,12 +16,10 @@ def keyed(tmp_path_factory):
     root = tmp_path_factory.mktemp("auth")
     keys_file = root / "keys.txt"
     keys_file.write_text(f"# asr-server keys\n{hash_key(BOB)} bob\n")
-    process = ServerProcess(root / "data", extra_env={
+    yield from serving(root / "data", {
         "ASR_AUTH__API_KEY_HASHES": f'["{hash_key(ALICE)}"]',
         "ASR_AUTH__API_KEYS_FILE": str(keys_file),
-    }).start()
-    yield process
-    process.stop()
+    })
 
 
 def post(url: str, headers: dict[str, str]) -> httpx.Response:

@@ -9,15 +9,12 @@ import time
 import httpx
 import pytest
 
-from conftest import AUDIO, EVAL, ServerProcess, submit, wait_for_task
+from conftest import AUDIO, EVAL, serving, submit, wait_for_task
 
 
 @pytest.fixture(scope="module")
 def small_limit(tmp_path_factory):
-    process = ServerProcess(tmp_path_factory.mktemp("limits") / "data",
-                            extra_env={"ASR_SERVER__MAX_UPLOAD_MB": "2"}).start()
-    yield process
-    process.stop()
+    yield from serving(tmp_path_factory.mktemp("limits") / "data", {"ASR_SERVER__MAX_UPLOAD_MB": "2"})
 
 
 def test_a_body_declared_too_large_gets_413_before_it_is_read(small_limit, tmp_path):

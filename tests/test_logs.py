@@ -8,17 +8,12 @@ import json
 import httpx
 import pytest
 
-from conftest import AUDIO, wait_for_task
+from conftest import AUDIO, serving, wait_for_task
 
 
 @pytest.fixture(scope="module")
 def json_server(tmp_path_factory):
-    from conftest import ServerProcess
-
-    process = ServerProcess(tmp_path_factory.mktemp("logs") / "data",
-                            extra_env={"ASR_SERVER__LOG_FORMAT": "json"}).start()
-    yield process
-    process.stop()
+    yield from serving(tmp_path_factory.mktemp("logs") / "data", {"ASR_SERVER__LOG_FORMAT": "json"})
 
 
 @pytest.fixture(scope="module")

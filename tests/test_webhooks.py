@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from asr_server.webhooks import sign
-from conftest import AUDIO, ServerProcess, submit, wait_for_task
+from conftest import AUDIO, serving, submit, wait_for_task
 
 SECRET = "s3cret"
 
@@ -61,9 +61,7 @@ def receiver():
 @pytest.fixture(scope="module")
 def hooked_server(tmp_path_factory):
     env = {"ASR_WEBHOOKS__SECRET": json.dumps(SECRET), "ASR_WEBHOOKS__BACKOFF_S": "0.3"}
-    process = ServerProcess(tmp_path_factory.mktemp("hooks") / "data", extra_env=env).start()
-    yield process
-    process.stop()
+    yield from serving(tmp_path_factory.mktemp("hooks") / "data", env)
 
 
 def test_a_finished_task_is_posted_its_get_body_after_a_failed_attempt(hooked_server, receiver):
