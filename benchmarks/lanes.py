@@ -14,7 +14,6 @@ The setups alternate for --rounds rounds, so a drift of the machine's speed hits
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from throughput import DEFAULT_MANIFEST, REPO, load_workload
+
 sys.path.insert(0, str(REPO / "src"))
 
 SETUPS = {"one lane, default threads": (0, 1), "two lanes, 1 thread each": (1, 2), "two lanes, 2 threads each": (2, 2)}
@@ -30,7 +30,7 @@ SETUPS = {"one lane, default threads": (0, 1), "two lanes, 1 thread each": (1, 2
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manifest", type=Path, default=REPO.parent / "shared" / "eval" / "manifest.jsonl")
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--windows", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
@@ -44,11 +44,9 @@ def main() -> int:
 
     config = ModelConfig()
     path = str(resolve_model(config.name, config.resolved_cache_dir()))
-    items = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
-    items = [i for i in items if i["lang"] == "en" and i["duration_s"] <= 30][: args.windows]
+    items = load_workload(args.manifest, "short", {"en"}, args.windows)
     reference = WhisperModel(path, device="cpu", compute_type=config.compute_type)
-    windows = [pad_or_trim(reference.feature_extractor(decode_audio(str(args.manifest.parent / i["file"])))[:, :-1])
-               for i in items]
+    windows = [pad_or_trim(reference.feature_extractor(decode_audio(i["path"]))[:, :-1]) for i in items]
     prompt = reference.hf_tokenizer.encode("<|startoftranscript|><|en|><|transcribe|>", add_special_tokens=False).ids
     options = dict(beam_size=5, return_scores=True, return_no_speech_prob=True, max_length=448)
 
