@@ -4,8 +4,8 @@
 
 Runs the scheduler in this process (no HTTP) over the short clips of one language, once per
 gap (0 = packing off), with the language given. It times the engine's encoder, decoder and
-feature calls, and reports the wall time, windows decoded, clips packed and clips sent back to
-be decoded alone, and WER against the references.
+feature calls, and reports the wall time, windows decoded, clips packed, clips given a second
+pack, clips sent back to be decoded alone, and WER against the references.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         setattr(engine, name, timed)
 
     print(f"{machine()}; {len(items)} clips, {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
-    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | clips packed / sent back | why sent back | batch sizes | WER |")
-    print("|-|-|-|-|-|-|-|-|-|-|")
+    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | clips packed / sent back | why sent back | given a second pack | batch sizes | WER |")
+    print("|-|-|-|-|-|-|-|-|-|-|-|")
     for gap in [int(g) for g in args.gaps.split(",")]:
         config = settings.scheduler.model_copy(update={"pack_clips": gap > 0, "pack_gap_ms": gap or 2000})
         source = ListSource([Job(item["file"], item["path"]) for item in items])
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         wer = error_rate(items, {f: r["text"] for f, r in source.results.items()}).get("wer")
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
               f"{seconds['features']:.1f} | {stats['windows_decoded']} | "
-              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | "
+              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | "
               f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {wer:.2f}% |",
               flush=True)
     return 0

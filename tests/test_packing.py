@@ -56,20 +56,48 @@ def test_each_segment_goes_to_the_clip_it_covers_with_times_from_that_clip(scrip
     assert first.finished and second.finished
 
 
-def test_a_segment_that_runs_across_a_gap_sends_both_clips_back_alone(scripted):
+def test_a_segment_that_runs_across_a_gap_gives_both_clips_another_pack(scripted):
     first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
     pack = PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0)
     pack.complete(outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
-    assert first.pack_refused == second.pack_refused == "straddle"
     assert not first.finished and not second.finished
+    assert first.packable and second.packable and pack.retried == ["straddle", "straddle"]
     assert third.finished and third.result()["text"] == " Five."
 
 
-def test_a_clip_the_model_reached_without_text_is_decoded_alone(scripted):
+def test_clips_that_ran_together_are_never_packed_side_by_side_again(scripted):
+    first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
+    PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0).complete(
+        outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
+    others = [clip(scripted, 4.0) for _ in range(2)]
+    units = pack_windows([c.next_window() for c in (first, second, *others)], gap_s=1.0, window_s=30.0)
+    assert not any(first in u.transcriptions and second in u.transcriptions for u in units)
+
+
+def test_a_segment_across_a_gap_in_a_clips_second_pack_sends_it_back_alone(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    for part in (first, second):
+        part.pack_attempts = 1
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One two three.", 7.0)]))
+    assert first.pack_refused == second.pack_refused == "straddle"
+    assert not first.packable and not first.finished
+
+
+def test_a_clip_the_model_reached_without_text_gets_another_pack_then_is_decoded_alone(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One.", 3.8)]))
     assert first.finished
+    assert second.packable and not second.finished
+    third = clip(scripted, 4.0)
+    PackedWindow([third, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Three.", 3.8)]))
     assert second.pack_refused == "no_text" and not second.finished
+
+
+def test_a_clip_a_pack_did_not_reach_goes_first_in_its_next_pack(scripted):
+    clips = [clip(scripted, 4.0) for _ in range(3)]
+    clips[2].pack_attempts = 1
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    assert len(units) == 1 and units[0].parts[0] is clips[2]
 
 
 def test_clips_after_where_the_model_stopped_are_packed_again(scripted):

@@ -8,22 +8,23 @@ clean. Consecutive uploads are dealt to different packs, because the model is li
 on across the gap between two sentences of one recording.
 
 Anything ambiguous sends the clips concerned back to be decoded alone, with Whisper's full
-temperature fallback: a segment that reaches into two clips by more than a third of the gap; a
-clip the model reached but gave no text (it may have stopped early); a clip cut off where the
-model stopped; a window that would need temperature fallback or that Whisper would skip as
-silence. So a pack never mixes text between tasks, and never keeps a decoding that Whisper
-would have rejected.
+temperature fallback: a window that would need temperature fallback or that Whisper would skip
+as silence. A segment that reaches into two clips by more than a third of the gap, or a clip the
+model reached but gave no text (it may have read past it), gets one more pack first, away from
+the clips it met in the first; a clip cut off where the model stopped goes into another pack
+too. A clip that two packs could not give a clean result is decoded alone. So a pack never
+mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
 
-from .transcription import Outcome, Transcription, Window, compression_ratio, split_by_timestamps
+from .transcription import MAX_PACK_ATTEMPTS, Outcome, Transcription, Window, compression_ratio, split_by_timestamps
 
 STEP_S = 0.02  # one timestamp token: clips start on this grid so timestamps shift exactly
 
@@ -37,6 +38,7 @@ class PackedWindow:
     gap_s: float
     needs_language = False
     retry_on_fallback = False  # a doubtful pack is unpacked instead
+    retried: list[str] = field(default_factory=list)  # why clips were given another pack
 
     @property
     def owner(self) -> Transcription:
@@ -109,12 +111,16 @@ class PackedWindow:
         tolerance = self.tolerance
         refused: list[int] = []  # segments reaching into two clips
         empty: list[int] = []  # reached, but no text
+        met: dict[int, set[int]] = {}  # the clips each doubtful clip must be kept apart from
         assigned: list[list[dict[str, Any]]] = [[] for _ in self.parts]
         for piece in pieces:
             overlaps = [_overlap((piece["start"], piece["end"]), span) for span in spans]
             if sorted(overlaps)[-2] > tolerance:
                 # Text of two clips in one segment: neither can have a clean result.
-                refused.extend(i for i, overlap in enumerate(overlaps) if overlap > 0)
+                covered = {i for i, overlap in enumerate(overlaps) if overlap > 0}
+                refused.extend(covered)
+                for i in covered:
+                    met.setdefault(i, set()).update(covered - {i})
                 continue
             assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
         for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
@@ -123,11 +129,12 @@ class PackedWindow:
             if i in refused:
                 continue
             if not assigned[i]:
-                empty.append(i)  # reached but no text: the model may have skipped it
+                empty.append(i)  # reached but no text: the model may have read it into a neighbour
+                met[i] = {n for n in (i - 1, i + 1) if 0 <= n < len(self.parts)}
                 continue
             part.complete_packed(self._segments(part, start, assigned[i], outcome))
-        self._refuse(set(refused), "straddle")
-        self._refuse(empty, "no_text")
+        self._retry(sorted(set(refused)), "straddle", met)
+        self._retry(empty, "no_text", met)
 
     def _clip_at(self, time: float) -> int:
         """The clip that owns a time: each gap is shared at its middle."""
@@ -161,6 +168,16 @@ class PackedWindow:
                 }
             )
         return segments
+
+    def _retry(self, indices: Sequence[int], reason: str, met: dict[int, set[int]]) -> None:
+        """Another pack, away from the clips it met here, for a clip on its first pack; a clip
+        on its last is decoded alone. Straddles come from neighbours the model reads as one text
+        (consecutive sentences of one recording), so new neighbours usually end them."""
+        again = [i for i in indices if self.parts[i].pack_attempts < MAX_PACK_ATTEMPTS]
+        for i in again:
+            self.parts[i].pack_apart.update(id(self.parts[n]) for n in met[i])
+            self.retried.append(reason)
+        self._refuse([i for i in indices if i not in again], reason)
 
     def _refuse(self, indices: Sequence[int] | set[int] | range, reason: str) -> None:
         for i in indices:
@@ -214,17 +231,19 @@ def _deal(clips: list[Window], gap_s: float, limit: float) -> list[list[Window]]
     ends = [0.0] * len(packs)
     for n, window in enumerate(clips):
         duration = window.owner.duration
+        apart = window.owner.pack_apart
         for step in range(len(packs)):
             i = (n + step) % len(packs)
             end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
-            if end <= limit:
+            if end <= limit and not any(id(w.owner) in apart or id(window.owner) in w.owner.pack_apart for w in packs[i]):
                 packs[i].append(window)
                 ends[i] = end
                 break
         else:
             packs.append([window])
             ends.append(duration)
-    return [pack for pack in packs if pack]
+    # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
+    return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack]
 
 
 def _next_offset(end: float, gap_s: float) -> float:

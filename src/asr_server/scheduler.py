@@ -133,6 +133,7 @@ class Scheduler:
         self.clips_packed = 0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
         self.pack_refusals: Counter[str] = Counter()  # why clips were sent back to be decoded alone
+        self.pack_retries: Counter[str] = Counter()  # why clips were given a second pack
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ class Scheduler:
                 "clips_packed": self.clips_packed,
                 "clips_unpacked": sum(self.pack_refusals.values()),
                 "pack_refusals": dict(self.pack_refusals),
+                "pack_retries": dict(self.pack_retries),
             }
 
     # -- preparation (worker threads) ------------------------------------------------------
@@ -317,6 +319,7 @@ class Scheduler:
                 with self._cv:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
                     self.pack_refusals.update(part.pack_refused for part in unit.parts if part.pack_refused)
+                    self.pack_retries.update(unit.retried)
             for active, done_before in zip(actives, before):
                 t = active.transcription
                 with self._cv:

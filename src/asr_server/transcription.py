@@ -23,7 +23,7 @@ from .config import DecodingOptions
 from .engine import GenerateParams, Generated
 
 
-MAX_PACK_ATTEMPTS = 2  # a clip that two packs did not reach is decoded alone
+MAX_PACK_ATTEMPTS = 2  # a clip that two packs could not give a clean result is decoded alone
 
 
 class Engine(Protocol):
@@ -138,6 +138,7 @@ class Transcription:
     audio: np.ndarray | None = None  # kept only for clips short enough to be packed
     pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
     pack_attempts: int = 0
+    pack_apart: set[int] = field(default_factory=set)  # ids of clips it must not share a pack with again
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
