@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .store import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord
 from .task_bodies import task_body
 from .task_options import OptionError, parse_task_options
 from .uploads import UploadError, receive_upload
+from .waiters import MAX_WAIT_S, RECHECK_S, wait_once
 
 
 log = logging.getLogger("asr_server.api")
@@ -102,15 +104,20 @@ async def create_task(request: Request) -> JSONResponse:
 async def get_task(request: Request) -> Response:
     """The seed's answers; with ``?format=txt|srt|vtt|tsv`` a finished task's transcript as a
     download instead of the 200 body (every other answer stays the seed's JSON); with
-    ``?progress=true`` a 202 also holds ``progress`` (0..1) and ``queue_position``."""
+    ``?progress=true`` a 202 also holds ``progress`` (0..1) and ``queue_position``; with
+    ``?wait=S`` a task still processing is answered when it ends, or after S seconds."""
     service = _service(request)
     task_id = request.path_params["task_id"]
     fmt = request.query_params.get("format", "json")
     if fmt not in FORMATS:
         return JSONResponse({"error": f"Unknown format {fmt!r}; expected one of {', '.join(FORMATS)}"},
                             status_code=400)
+    wait = _wait_seconds(request.query_params.get("wait"))
+    if wait is None:
+        return JSONResponse({"error": f"Invalid 'wait': expected a number of seconds from 0 to {MAX_WAIT_S:g}"},
+                            status_code=400)
     assert service.store is not None
-    record = _visible(await run_in_threadpool(service.store.get, task_id), request_owner(request.scope))
+    record = await _read_task(service, task_id, request_owner(request.scope), wait)
     if record is not None and record.status == DONE and fmt != "json":
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
@@ -121,6 +128,31 @@ async def get_task(request: Request) -> Response:
         position = await run_in_threadpool(service.store.queue_position, task_id) if record.status == QUEUED else 0
         body = {**body, "progress": round(record.progress or 0.0, 3), "queue_position": position}
     return JSONResponse(body, status_code=status)
+
+
+def _wait_seconds(value: str | None) -> float | None:
+    """``?wait=``: seconds from 0 to MAX_WAIT_S (absent: 0); None when it is not that."""
+    if value is None:
+        return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_WAIT_S else None
+
+
+async def _read_task(service: Service, task_id: str, owner: str | None, wait: float) -> TaskRecord | None:
+    """The task as the store has it; with a wait, read again when it ends (or every RECHECK_S,
+    for a task another replica runs) until it is no longer processing or the wait is over."""
+    assert service.store is not None
+    deadline = time.monotonic() + wait
+    with service.waiters.watching(task_id) as ended:
+        while True:
+            record = _visible(await run_in_threadpool(service.store.get, task_id), owner)
+            left = deadline - time.monotonic()
+            if record is None or record.status not in (QUEUED, RUNNING) or left <= 0 or service.waiters.closed:
+                return record
+            await wait_once(ended, min(left, RECHECK_S))
 
 
 STATUSES = {"queued": QUEUED, "running": RUNNING, "processing": None, "done": DONE, "error": ERROR}
@@ -168,6 +200,7 @@ async def delete_task(request: Request) -> JSONResponse:
     record = _visible(await run_in_threadpool(service.store.get, task_id), request_owner(request.scope))
     if record is None or not await run_in_threadpool(service.store.delete, task_id):
         return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
+    service.waiters.ended(task_id)
     return JSONResponse({"task_id": task_id, "status": "deleted"})
 
 

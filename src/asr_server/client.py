@@ -1,9 +1,9 @@
 """``asr-server submit``: send files to a running server through its public API.
 
 Each file becomes a task (``POST /api/v1/asr/task``, options as form fields). Without
-``--wait`` it prints one line per file, ``<task_id>\t<file>``, and exits. With ``--wait`` it polls
-until every task ends and prints (or writes, with ``--output-dir``) each transcript in
-``--format`` through the server's own downloads. Exit status: 0 when every task is done, 1 when
+``--wait`` it prints one line per file, ``<task_id>\t<file>``, and exits. With ``--wait`` it
+waits (long polling, ``?wait=30``) until every task ends and prints (or writes, with
+``--output-dir``) each transcript in ``--format`` through the server's own downloads. Exit status: 0 when every task is done, 1 when
 any upload was refused or any task ended in error.
 """
 
@@ -48,10 +48,13 @@ def submit(files: list[str], server: str, options: dict[str, str], wait: bool, f
         deadline = time.monotonic() + timeout_s
         for task_id, name in submitted:
             while True:
-                response = client.get(f"{server}{TASK}/{task_id}", params={"format": fmt})
+                # Long polling: the server answers when the task ends (or after 30 s).
+                asked = time.monotonic()
+                response = client.get(f"{server}{TASK}/{task_id}", params={"format": fmt, "wait": 30})
                 if response.status_code != 202 or time.monotonic() > deadline:
                     break
-                time.sleep(poll_s)
+                if time.monotonic() - asked < poll_s:  # a server that does not hold requests
+                    time.sleep(poll_s)
             if response.status_code != 200:
                 print(f"asr-server: {name} (task {task_id}): {_why(response)}", file=sys.stderr)
                 status = 1

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import __version__
 from .formats import FORMATS
+from .waiters import MAX_WAIT_S
 
 TASK_ID = {"type": "string", "pattern": "^[0-9]{20}$", "example": "20251124101501123456"}
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
@@ -115,13 +116,18 @@ def spec() -> dict[str, Any]:
                                                    "schema": {"type": "string", "enum": list(FORMATS)}},
                                    {"name": "progress", "in": "query", "required": False,
                                     "description": "true: a 202 also holds progress and queue_position",
-                                    "schema": {"type": "boolean"}}],
+                                    "schema": {"type": "boolean"}},
+                                   {"name": "wait", "in": "query", "required": False,
+                                    "description": "Long polling: hold the request until the task ends or "
+                                                   "this many seconds pass, then answer as usual (202 if "
+                                                   "still processing)",
+                                    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_S}}],
                     "responses": {
                         "200": {"description": "Done: the seed body, or the transcript file with `format`.",
                                 "content": {"application/json": {"schema": _seed("done", RESULT)},
                                             "text/plain": {"schema": {"type": "string"}}}},
                         "202": _json(_seed("processing", {"const": ""}), "Queued or being transcribed."),
-                        "400": _json(ERROR, "Unknown format."),
+                        "400": _json(ERROR, "Unknown format, or a wait out of range."),
                         "404": _json(_seed("Task not found", {"const": ""}), "No such task."),
                         "500": _json(_seed("error", {"type": "string"}), "Failed; `result` holds the traceback."),
                     },

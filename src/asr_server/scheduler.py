@@ -305,6 +305,9 @@ class Scheduler:
             self.engine_seconds += elapsed
         if self._on_batch is not None:
             self._on_batch(len(batch), elapsed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("decoded %d windows (clips per window: %s) in %.2f s; %d tasks active, %d being prepared",
+                      len(batch), [len(unit.transcriptions) for unit in batch], elapsed, len(self._active), self._preparing)
         for unit, outcome in zip(batch, outcomes):
             actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
             before = [a.transcription.seconds_done for a in actives]

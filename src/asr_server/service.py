@@ -22,6 +22,7 @@ from .scheduler import Scheduler
 from .store import SqliteTaskStore, TaskStore
 from .task_bodies import task_body
 from .task_options import decoding_for, finalizer
+from .waiters import TaskWaiters
 from .webhooks import Notifier
 
 log = logging.getLogger("asr_server.service")
@@ -34,8 +35,10 @@ class DataDirLocked(Exception):
 class _NotifyingSource:
     """The store as the scheduler's work source, with a webhook sent when a task ends."""
 
-    def __init__(self, store: TaskStore, notifier: Notifier, metrics: Metrics, expose_tracebacks: bool = True) -> None:
+    def __init__(self, store: TaskStore, notifier: Notifier, metrics: Metrics, waiters: TaskWaiters,
+                 expose_tracebacks: bool = True) -> None:
         self._store = store
+        self._waiters = waiters
         self._notifier = notifier
         self._metrics = metrics
         self._expose = expose_tracebacks
@@ -61,6 +64,7 @@ class _NotifyingSource:
         if written:
             self._metrics.tasks_ended.labels(status).inc()
             log.info("task ended: %s", status, extra={"task_id": task_id})
+            self._waiters.ended(task_id)
         url = self._callbacks.pop(task_id, None)
         if url and written:  # only then is the stored body read back
             self._notifier.send(url, task_id, task_body(task_id, self._store.get(task_id), self._expose)[1])
@@ -83,6 +87,7 @@ class Service:
         self._loader: threading.Thread | None = None
         self.notifier: Notifier | None = None
         self.metrics = Metrics()
+        self.waiters = TaskWaiters()  # GETs waiting for their task to end (?wait=)
         self._closing = threading.Event()
         self.draining = False
         self._sweeper: threading.Thread | None = None
@@ -175,7 +180,8 @@ class Service:
             self.notifier = Notifier(self.settings.webhooks)
             scheduler = Scheduler(
                 engine,
-                _NotifyingSource(self.store, self.notifier, self.metrics, self.settings.server.expose_tracebacks),
+                _NotifyingSource(self.store, self.notifier, self.metrics, self.waiters,
+                                 self.settings.server.expose_tracebacks),
                 self.settings.scheduler,
                 self.settings.decoding,
                 detect_on_window=self.settings.scheduler.detect_on_window,
@@ -210,6 +216,7 @@ class Service:
     def close(self) -> None:
         """Stop the engine, hand back what it still held, close the store."""
         self._closing.set()
+        self.waiters.close()
         if self.scheduler is not None:
             # The engine stops between steps: waiting for the step under way (seconds) keeps the
             # process from tearing down under CTranslate2 mid-generate.

@@ -44,4 +44,5 @@ class DrainingServer(uvicorn.Server):
             time.sleep(0.1)
         if not self.service.drained():
             log.warning("drain time is up; unfinished tasks go back to the queue")
+        self.service.waiters.close()  # requests held by ?wait= are answered now, not at their timeout
         self.should_exit = True
