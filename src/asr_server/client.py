@@ -3,8 +3,8 @@
 Each file becomes a task (``POST /api/v1/asr/task``, options as form fields). Without
 ``--wait`` it prints one line per file, ``<task_id>\t<file>``, and exits. With ``--wait`` it
 waits (long polling, ``?wait=30``) until every task ends and prints (or writes, with
-``--output-dir``) each transcript in ``--format`` through the server's own downloads. Exit status: 0 when every task is done, 1 when
-any upload was refused or any task ended in error.
+``--output-dir``) each transcript in ``--format`` through the server's own downloads. Exit
+status: 0 when every task is done, 1 when any upload was refused or any task ended in error.
 """
 
 from __future__ import annotations
