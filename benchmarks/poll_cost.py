@@ -1,10 +1,10 @@
 """What the benchmark's own polling costs: one server, the short clips all at once, per poll interval.
 
-    .venv/bin/python benchmarks/poll_cost.py --polls 0.25,2
+    .venv/bin/python benchmarks/poll_cost.py --polls 0.25,2,wait
 
 The clients run in this process, on the same cores as the server (as in throughput.py). For
-each poll interval it starts a fresh server (configs/cpu-int8.toml, language given), submits
-every short English clip at once, and reports the wall time, the server's CPU seconds, the
+each poll interval, and for long polling, it starts a fresh server (configs/cpu-int8.toml,
+language given), submits every short English clip at once, and reports the wall time, the server's CPU seconds, the
 engine's busy seconds, windows decoded, clips sent back, and this process's CPU seconds.
 """
 
@@ -32,13 +32,14 @@ def own_cpu_seconds() -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--polls", default="0.25,2", help="client poll intervals, seconds")
+    parser.add_argument("--polls", default="0.25,2,wait",
+                        help="client poll intervals, seconds; wait = long polling (?wait=30)")
     args = parser.parse_args()
     items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
     print(f"{machine()}; {len(items)} clips at once")
     print("| poll s | wall s | server CPU s | engine busy s | windows | clips sent back | client CPU s |")
     print("|-|-|-|-|-|-|-|")
-    for poll in [float(p) for p in args.polls.split(",")]:
+    for poll in [None if p == "wait" else float(p) for p in args.polls.split(",")]:
         server = Server(str(REPO / "configs" / "cpu-int8.toml"), {"ASR_DECODING__LANGUAGE": json.dumps("en")})
         try:
             server_before, stats_before, client_before = cpu_seconds(server.proc.pid), server.stats(), own_cpu_seconds()
@@ -46,7 +47,7 @@ def main() -> int:
             run, = run_server_sweep(server, items, [len(items)], poll)
             wall = time.perf_counter() - start
             stats = server.stats()
-            print(f"| {poll:g} | {wall:.1f} | {cpu_seconds(server.proc.pid) - server_before:.1f} | "
+            print(f"| {'long-poll' if poll is None else f'{poll:g}'} | {wall:.1f} | {cpu_seconds(server.proc.pid) - server_before:.1f} | "
                   f"{stats['engine_seconds'] - stats_before['engine_seconds']:.1f} | "
                   f"{stats['windows_decoded'] - stats_before['windows_decoded']} | {run['clips_unpacked']} | "
                   f"{own_cpu_seconds() - client_before:.1f} |", flush=True)

@@ -7,8 +7,9 @@ For the chosen files (from a manifest of JSON lines {"file", "lang", "ref", "dur
 measures, on the same model, compute type, threads and decoding options:
   (a) sequential ``WhisperModel.transcribe``, one file after another, model loaded once;
   (b) ``BatchedInferencePipeline`` one file after another, at each batch size given (best kept);
-  (c) the server (started here, fresh data dir) through the seed API at each concurrency, and a
-      lone file on the idle server against (a)'s time for it.
+  (c) the server (started here, fresh data dir) through the seed API at each concurrency, once
+      with clients that poll every --poll seconds and once with long-polling clients
+      (``?wait=30``), and a lone file on the idle server against (a)'s time for it.
 It reports audio seconds per wall second, p50/p95 task latency, the engine's batch-size
 histogram, the server's peak RSS, and WER/CER against the references; writes a JSON file and a
 PNG plot to --out, and prints a table.
@@ -157,19 +158,22 @@ class Server:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    def transcribe(self, client: httpx.Client, path: str, poll_s: float) -> tuple[str, float]:
+    def transcribe(self, client: httpx.Client, path: str, poll_s: float | None) -> tuple[str, float]:
+        """Upload, then poll every ``poll_s`` seconds; ``None``: long polling (``?wait=30``)."""
         t0 = time.perf_counter()
         with open(path, "rb") as handle:
             response = client.post(self.url + "/api/v1/asr/task", files={"file": (Path(path).name, handle)})
         response.raise_for_status()
         task_id = response.json()["task_id"]
         while True:
-            response = client.get(f"{self.url}/api/v1/asr/task/{task_id}")
+            params = {"wait": 30} if poll_s is None else {}
+            response = client.get(f"{self.url}/api/v1/asr/task/{task_id}", params=params)
             if response.status_code == 200:
                 return response.json()["result"]["text"], time.perf_counter() - t0
             if response.status_code != 202:
                 raise RuntimeError(f"task {task_id} ended {response.status_code}: {response.text[-500:]}")
-            time.sleep(poll_s)
+            if poll_s is not None:
+                time.sleep(poll_s)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -183,7 +187,9 @@ def histogram_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, 
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
-def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies: list[int], poll_s: float) -> list[dict[str, Any]]:
+def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies: list[int],
+                     poll_s: float | None) -> list[dict[str, Any]]:
+    """One run per concurrency; clients poll every ``poll_s`` seconds, or long-poll (``None``)."""
     runs = []
     for concurrency in concurrencies:
         stats_before = server.stats()
@@ -205,6 +211,7 @@ def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies:
         wall = time.perf_counter() - start
         runs.append({
             "concurrency": concurrency,
+            "client": "long-poll" if poll_s is None else f"poll {poll_s:g} s",
             "wall_s": wall,
             "latency_p50_s": statistics.median(latencies),
             "latency_p95_s": sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)],
@@ -246,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra environment for the server, e.g. ASR_SCHEDULER__MAX_BATCH_SIZE=16")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--tag", default="")
+    parser.add_argument("--clients", default="poll,wait", choices=["poll", "wait", "poll,wait", "wait,poll"],
+                        help="the sweep's clients: poll (a GET every --poll seconds), wait (long polling, "
+                             "?wait=30), or both, one sweep each")
     parser.add_argument("--poll", type=float, default=0.25,
                         help="seconds between a client's polls in the sweep (the client shares the CPU)")
     args = parser.parse_args(argv)
@@ -306,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                            "in_process_s": lone_in_process,
                            "ratio": lone_latency / lone_in_process}
         concurrencies = [len(items) if c == "all" else int(c) for c in args.concurrency.split(",")]
-        sweep = run_server_sweep(server, items, concurrencies, args.poll)
+        sweep = []
+        for kind in args.clients.split(","):
+            sweep += run_server_sweep(server, items, concurrencies, None if kind == "wait" else args.poll)
         for run in sweep:
             run.update(throughput=audio_s / run["wall_s"], **error_rate(items, run["texts"]))
             run["speedup_vs_sequential"] = run["throughput"] / results["sequential"]["throughput"]
@@ -339,7 +351,7 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"| BatchedInferencePipeline bs={b['batch_size']} | {b['wall_s']:.1f} | {b['throughput']:.2f} | "
               f"{b['throughput'] / seq['throughput']:.2f}x | | | {score(b)} | |")
     for r in results.get("server", []):
-        print(f"| asr-server, concurrency {r['concurrency']} | {r['wall_s']:.1f} | {r['throughput']:.2f} | "
+        print(f"| asr-server, concurrency {r['concurrency']}, {r['client']} client | {r['wall_s']:.1f} | {r['throughput']:.2f} | "
               f"{r['speedup_vs_sequential']:.2f}x | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
               f"{score(r)} | {r['batch_sizes']} | {r['clips_packed']} / {r['clips_unpacked']} |")
     lone = results.get("lone")
@@ -357,7 +369,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     runs = results.get("server", [])
-    ax.plot([r["concurrency"] for r in runs], [r["throughput"] for r in runs], "o-", label="asr-server")
+    for client in dict.fromkeys(r["client"] for r in runs):
+        mine = [r for r in runs if r["client"] == client]
+        ax.plot([r["concurrency"] for r in mine], [r["throughput"] for r in mine], "o-",
+                label=f"asr-server, {client} client")
     ax.axhline(results["sequential"]["throughput"], color="gray", linestyle="--", label="sequential transcribe")
     for b in results["batched_pipeline"]:
         ax.axhline(b["throughput"], color="tab:orange", linestyle=":", label=f"BatchedInferencePipeline bs={b['batch_size']}")
