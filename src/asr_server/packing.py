@@ -125,7 +125,8 @@ class PackedWindow:
             assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
         for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
             if end > reached + tolerance:
-                continue  # cut off where the model stopped: it goes into another pack
+                self.retried.append("not_reached")  # the model stopped before it: another pack
+                continue
             if i in refused:
                 continue
             if not assigned[i]:
