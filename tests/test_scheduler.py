@@ -8,6 +8,7 @@ test_equivalence.py and test_seed_api.py.
 from __future__ import annotations
 
 import threading
+import time
 import wave
 from pathlib import Path
 
@@ -161,6 +162,23 @@ def test_a_lone_task_is_not_held_back_for_company(hf_tokenizer, tmp_path):
         assert source.done.wait(5)
     finally:
         scheduler.stop()
+
+
+def test_a_trickle_of_arrivals_holds_a_batch_back_no_longer_than_max_wait(hf_tokenizer, tmp_path, monkeypatch):
+    # Each task takes 150 ms to prepare; every arrival within the wait must not restart it.
+    from asr_server import scheduler as scheduler_module
+
+    decode = scheduler_module._decode
+
+    def slow_decode(*args, **kwargs):
+        time.sleep(0.15)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "_decode", slow_decode)
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 2, 0.3)) for i in range(6)]
+    run(engine, jobs, max_batch_size=8, max_wait_ms=300, pack_clips=False)
+    assert len(engine.generate_calls[0]) < 6, "the first batch went when the wait was up"
 
 
 def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):

@@ -125,6 +125,7 @@ class Scheduler:
         self._stopping = False
         self._draining = False
         self._wake = False
+        self._holding_since: float | None = None  # when the engine began holding a small batch back
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
         self.batch_sizes: Counter[int] = Counter()
@@ -274,10 +275,15 @@ class Scheduler:
         return same[: self._config.max_batch_size]
 
     def _wait_for_company(self) -> bool:
-        """Hold a small batch back briefly, only while other tasks are being prepared."""
+        """Hold a small batch back, only while other tasks are being prepared, and for at most
+        ``max_wait_ms`` from when the engine first held back (not from each arrival, so that
+        a steady trickle cannot hold it longer). True when more work arrived meanwhile."""
         if self._config.max_wait_ms <= 0:
             return False
-        deadline = time.monotonic() + self._config.max_wait_ms / 1000
+        now = time.monotonic()
+        if self._holding_since is None:
+            self._holding_since = now
+        deadline = self._holding_since + self._config.max_wait_ms / 1000
         with self._cv:
             while self._preparing and not self._prepared and not self._stopping:
                 left = deadline - time.monotonic()
@@ -287,6 +293,7 @@ class Scheduler:
             return bool(self._prepared)
 
     def _step(self, batch: list[Unit]) -> None:
+        self._holding_since = None
         by_part = {id(part): a for a in self._active for part in a.transcription.parts}
         started = time.perf_counter()
         try:
