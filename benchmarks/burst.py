@@ -1,0 +1,59 @@
+"""A burst of uploads: every short English clip at once, one server setting against another.
+
+    .venv/bin/python benchmarks/burst.py --rounds 3 \
+        --setting ASR_SCHEDULER__MAX_WAIT_MS=30 --setting ASR_SCHEDULER__MAX_WAIT_MS=1000
+
+Single runs of a burst differ by seconds (which clips end up side by side depends on timing), so
+the settings are run in turn, ``--rounds`` times each, each on a fresh server
+(configs/cpu-int8.toml, language given) with long-polling clients. A setting is a
+space-separated list of ENV=VALUE for the server ('' = the defaults). Per run it prints the wall
+time, windows decoded, the engine's batch sizes, and why clips were given a second pack or sent
+back to be decoded alone; then the mean wall time per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from throughput import DEFAULT_MANIFEST, REPO, Server, error_rate, load_workload, machine, run_server_sweep
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setting", action="append", default=[], help="ENV=VALUE ... for the server")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    settings = args.setting or [""]
+    items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
+    print(f"{machine()}; {len(items)} clips at once, long-polling clients, {args.rounds} rounds")
+    print("| setting | wall s | windows | batch sizes | sent back alone | given a second pack | WER |")
+    print("|-|-|-|-|-|-|-|")
+    walls: dict[str, list[float]] = {setting: [] for setting in settings}
+    for _ in range(args.rounds):
+        for setting in settings:
+            env = dict(pair.split("=", 1) for pair in setting.split())
+            server = Server(str(REPO / "configs" / "cpu-int8.toml"), {"ASR_DECODING__LANGUAGE": json.dumps("en"), **env})
+            try:
+                before = server.stats()
+                start = time.perf_counter()
+                run, = run_server_sweep(server, items, [len(items)], None)
+                wall = time.perf_counter() - start
+                stats = server.stats()
+            finally:
+                server.stop()
+            walls[setting].append(wall)
+            print(f"| {setting or 'defaults'} | {wall:.1f} | {stats['windows_decoded'] - before['windows_decoded']} | "
+                  f"{run['batch_sizes']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | "
+                  f"{error_rate(items, run['texts'])['wer']:.2f}% |", flush=True)
+    print()
+    for setting, values in walls.items():
+        print(f"{setting or 'defaults'}: mean {statistics.mean(values):.1f} s over {len(values)} runs "
+              f"({', '.join(f'{v:.1f}' for v in values)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
