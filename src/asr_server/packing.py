@@ -232,11 +232,10 @@ def _deal(clips: list[Window], gap_s: float, limit: float) -> list[list[Window]]
     ends = [0.0] * len(packs)
     for n, window in enumerate(clips):
         duration = window.owner.duration
-        apart = window.owner.pack_apart
         for step in range(len(packs)):
             i = (n + step) % len(packs)
             end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
-            if end <= limit and not any(id(w.owner) in apart or id(window.owner) in w.owner.pack_apart for w in packs[i]):
+            if end <= limit and not any(_kept_apart(window.owner, other.owner) for other in packs[i]):
                 packs[i].append(window)
                 ends[i] = end
                 break
@@ -245,6 +244,11 @@ def _deal(clips: list[Window], gap_s: float, limit: float) -> list[list[Window]]
             ends.append(duration)
     # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
     return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack]
+
+
+def _kept_apart(one: Transcription, other: Transcription) -> bool:
+    """Whether two clips ran together in an earlier pack (see ``PackedWindow._retry``)."""
+    return id(other) in one.pack_apart or id(one) in other.pack_apart
 
 
 def _next_offset(end: float, gap_s: float) -> float:
