@@ -109,6 +109,14 @@ def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
     assert not second.finished and not second.pack_refused and second.packable
 
 
+def test_a_clip_the_model_stopped_short_of_in_its_second_pack_is_decoded_alone(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 8.0)
+    second.pack_attempts = 1
+    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(
+        outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
+    assert second.pack_refused == "not_reached" and not second.packable and not second.finished
+
+
 def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float) -> tuple[Transcription, Transcription]:
     """Two packed clips, each with its own segment, decoded with the given scores."""
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)

@@ -146,7 +146,8 @@ async def _read_task(service: Service, task_id: str, owner: str | None, wait: fl
     for a task another replica runs) until it is no longer processing or the wait is over."""
     assert service.store is not None
     deadline = time.monotonic() + wait
-    with service.waiters.watching(task_id) as ended:
+    # Only a waiting request is registered: a plain GET, the common case, reads once.
+    with service.waiters.watching(task_id) if wait else contextlib.nullcontext() as ended:
         while True:
             record = _visible(await run_in_threadpool(service.store.get, task_id), owner)
             left = deadline - time.monotonic()

@@ -111,6 +111,7 @@ class PackedWindow:
         tolerance = self.tolerance
         refused: list[int] = []  # segments reaching into two clips
         empty: list[int] = []  # reached, but no text
+        unreached: list[int] = []  # after where the model stopped
         met: dict[int, set[int]] = {}  # the clips each doubtful clip must be kept apart from
         assigned: list[list[dict[str, Any]]] = [[] for _ in self.parts]
         for piece in pieces:
@@ -125,7 +126,7 @@ class PackedWindow:
             assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
         for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
             if end > reached + tolerance:
-                self.retried.append("not_reached")  # the model stopped before it: another pack
+                unreached.append(i)
                 continue
             if i in refused:
                 continue
@@ -136,6 +137,7 @@ class PackedWindow:
             part.complete_packed(self._segments(part, start, assigned[i], outcome))
         self._retry(sorted(set(refused)), "straddle", met)
         self._retry(empty, "no_text", met)
+        self._retry(unreached, "not_reached", met)
 
     def _clip_at(self, time: float) -> int:
         """The clip that owns a time: each gap is shared at its middle."""
@@ -176,7 +178,7 @@ class PackedWindow:
         (consecutive sentences of one recording), so new neighbours usually end them."""
         again = [i for i in indices if self.parts[i].pack_attempts < MAX_PACK_ATTEMPTS]
         for i in again:
-            self.parts[i].pack_apart.update(id(self.parts[n]) for n in met[i])
+            self.parts[i].pack_apart.update(id(self.parts[n]) for n in met.get(i, ()))
             self.retried.append(reason)
         self._refuse([i for i in indices if i not in again], reason)
 
