@@ -4,8 +4,8 @@
 
 Runs the scheduler in this process (no HTTP) over the short clips of one language, once per
 gap (0 = packing off), with the language given. It times the engine's encoder, decoder and
-feature calls, and reports the wall time, windows decoded, clips packed, clips given a second
-pack, clips sent back to be decoded alone, and WER against the references.
+feature calls, and reports the wall time, windows decoded, encoder passes, clips packed, clips
+given a second pack, clips sent back to be decoded alone, and WER against the references.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--language", default="en")
     parser.add_argument("--gaps", default="0,1000,2000", help="pack_gap_ms values; 0 turns packing off")
+    parser.add_argument("--max-wait-ms", type=int, default=None,
+                        help="scheduler.max_wait_ms (default: the config's); a long wait puts every clip "
+                             "prepared in view before each step, which makes runs repeatable")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
@@ -36,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(None, {"decoding": {"language": args.language}})
     engine = WhisperEngine(Path(model_dir(settings)), settings.model)
     seconds: Counter[str] = Counter()
+    calls: Counter[str] = Counter()  # windows through each call (encoder passes, decoded items)
     for name in ("encode", "generate", "features"):
         call = getattr(engine, name)
 
         def timed(*a, __call=call, __name=name, **k):
             start = time.perf_counter()
+            calls[__name] += len(a[0]) if __name != "features" else 1
             try:
                 return __call(*a, **k)
             finally:
@@ -49,12 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         setattr(engine, name, timed)
 
     print(f"{machine()}; {len(items)} clips, {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
-    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | clips packed / sent back | why sent back | given a second pack | batch sizes | WER |")
-    print("|-|-|-|-|-|-|-|-|-|-|-|")
+    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | given a second pack | batch sizes | WER |")
+    print("|-|-|-|-|-|-|-|-|-|-|-|-|")
     for gap in [int(g) for g in args.gaps.split(",")]:
         config = settings.scheduler.model_copy(update={"pack_clips": gap > 0, "pack_gap_ms": gap or 2000})
+        if args.max_wait_ms is not None:
+            config = config.model_copy(update={"max_wait_ms": args.max_wait_ms})
         source = ListSource([Job(item["file"], item["path"]) for item in items])
         seconds.clear()
+        calls.clear()
         scheduler = Scheduler(engine, source, config, settings.decoding)
         start = time.perf_counter()
         scheduler.start()
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         scheduler.stop()
         wer = error_rate(items, {f: r["text"] for f, r in source.results.items()}).get("wer")
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
-              f"{seconds['features']:.1f} | {stats['windows_decoded']} | "
+              f"{seconds['features']:.1f} | {stats['windows_decoded']} | {calls['encode']} | "
               f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | "
               f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {wer:.2f}% |",
               flush=True)

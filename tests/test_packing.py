@@ -109,6 +109,13 @@ def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
     assert not second.finished and not second.pack_refused and second.packable
 
 
+def test_a_pack_is_silent_from_its_last_clip_to_the_windows_end(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 5.0)
+    audio = PackedWindow([first, second], [0.0, 6.0], gap_s=2.0).audio()
+    assert len(audio) == 30 * 16000, "the window is filled with samples, not left to feature padding"
+    assert np.all(audio[11 * 16000 :] == 0) and np.all(audio[6 * 16000 : 11 * 16000] == 0.1)
+
+
 def test_a_clip_the_model_stopped_short_of_in_its_second_pack_is_decoded_alone(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 8.0)
     second.pack_attempts = 1

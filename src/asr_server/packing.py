@@ -57,11 +57,19 @@ class PackedWindow:
         return [(offset, offset + part.duration) for offset, part in zip(self.offsets, self.parts)]
 
     def audio(self) -> np.ndarray:
-        """The clips' samples at their offsets, silence between them."""
-        rate = self.owner.engine.sampling_rate
+        """The clips' samples at their offsets, with silence between them and after the last
+        one to the window's end.
+
+        The silence at the end matters. Left to the feature padding (log-mel frames of zero,
+        unlike the gaps' silent samples, as faster-whisper pads a lone clip), the window made
+        the model stop before the last clip, writing only its start time, in 9 of 26 packs;
+        with silent samples, in 3 (benchmarks/RESULTS.md, session 6)."""
+        engine = self.owner.engine
+        rate = engine.sampling_rate
         clips = [part.audio for part in self.parts]
         assert all(clip is not None for clip in clips), "only clips that kept their audio are packed"
-        audio = np.zeros(int(round(self.offsets[-1] * rate)) + len(clips[-1]), dtype=np.float32)
+        window = int(round(engine.frames_per_window * engine.seconds_per_frame * rate))
+        audio = np.zeros(max(window, int(round(self.offsets[-1] * rate)) + len(clips[-1])), dtype=np.float32)
         for offset, clip in zip(self.offsets, clips):
             start = int(round(offset * rate))
             audio[start : start + len(clip)] = clip
