@@ -39,13 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(None, {"decoding": {"language": args.language}})
     engine = WhisperEngine(Path(model_dir(settings)), settings.model)
     seconds: Counter[str] = Counter()
-    calls: Counter[str] = Counter()  # windows through each call (encoder passes, decoded items)
+    encoder_passes: Counter[str] = Counter()  # windows through the encoder
     for name in ("encode", "generate", "features"):
         call = getattr(engine, name)
 
         def timed(*a, __call=call, __name=name, **k):
             start = time.perf_counter()
-            calls[__name] += len(a[0]) if __name != "features" else 1
+            if __name == "encode":
+                encoder_passes["windows"] += len(a[0])
             try:
                 return __call(*a, **k)
             finally:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             config = config.model_copy(update={"max_wait_ms": args.max_wait_ms})
         source = ListSource([Job(item["file"], item["path"]) for item in items])
         seconds.clear()
-        calls.clear()
+        encoder_passes.clear()
         scheduler = Scheduler(engine, source, config, settings.decoding)
         start = time.perf_counter()
         scheduler.start()
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         scheduler.stop()
         wer = error_rate(items, {f: r["text"] for f, r in source.results.items()}).get("wer")
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
-              f"{seconds['features']:.1f} | {stats['windows_decoded']} | {calls['encode']} | "
+              f"{seconds['features']:.1f} | {stats['windows_decoded']} | {encoder_passes['windows']} | "
               f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | "
               f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {wer:.2f}% |",
               flush=True)

@@ -62,8 +62,9 @@ class PackedWindow:
 
         The silence at the end matters. Left to the feature padding (log-mel frames of zero,
         unlike the gaps' silent samples, as faster-whisper pads a lone clip), the window made
-        the model stop before the last clip, writing only its start time, in 9 of 26 packs;
-        with silent samples, in 3 (benchmarks/RESULTS.md, session 6)."""
+        the model stop before the last clip, writing only its start time: for 7 to 12 of the
+        benchmark's 64 clips in a burst; with silent samples, for 3 to 5
+        (benchmarks/RESULTS.md, session 6)."""
         engine = self.owner.engine
         rate = engine.sampling_rate
         clips = [part.audio for part in self.parts]
@@ -190,7 +191,7 @@ class PackedWindow:
             self.retried.append(reason)
         self._refuse([i for i in indices if i not in again], reason)
 
-    def _refuse(self, indices: Sequence[int] | set[int] | range, reason: str) -> None:
+    def _refuse(self, indices: Sequence[int], reason: str) -> None:
         for i in indices:
             self.parts[i].pack_refused = reason
             self.parts[i].audio = None
