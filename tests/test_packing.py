@@ -65,6 +65,15 @@ def test_a_segment_that_runs_across_a_gap_gives_both_clips_another_pack(scripted
     assert third.finished and third.result()["text"] == " Five."
 
 
+def test_a_clip_in_a_straddling_segment_where_the_model_stopped_is_retried_once(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 8.0)
+    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
+    # One segment runs from the first clip into the second, and the model stops there.
+    pack.complete(outcome(scripted, [(0.0, " One two three.", 7.0)], final=8.0))
+    assert pack.retried == ["straddle", "straddle"], "the second clip is not counted again as not reached"
+    assert first.packable and second.packable
+
+
 def test_clips_that_ran_together_are_never_packed_side_by_side_again(scripted):
     first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
     PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0).complete(

@@ -134,10 +134,10 @@ class PackedWindow:
                 continue
             assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
         for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
+            if i in refused:
+                continue  # in a straddling segment: retried once, as a straddle
             if end > reached + tolerance:
                 unreached.append(i)
-                continue
-            if i in refused:
                 continue
             if not assigned[i]:
                 empty.append(i)  # reached but no text: the model may have read it into a neighbour
