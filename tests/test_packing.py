@@ -199,6 +199,24 @@ def test_a_clip_that_does_not_fit_its_turn_goes_to_the_next_pack_with_room(scrip
     assert len(packs) == 3
 
 
+def test_with_a_batch_of_packs_capped_the_packs_that_run_first_are_full(scripted):
+    # Twelve 6 s clips need three windows; with room for two packs in a batch, the first two
+    # packs take four clips each (27 s of 30), and the rest wait behind them.
+    clips = [clip(scripted, 6.0) for _ in range(12)]
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0, max_packs=2)
+    first, second, *rest = [[clips.index(p) for p in u.parts] for u in units]
+    assert len(first) == len(second) == 4
+    assert 0 in first, "the oldest clip runs first"
+    assert sorted(first + second + sum(rest, [])) == list(range(12))
+    assert all(later not in first + second for later in sum(rest, []))
+
+
+def test_a_clip_longer_than_a_pack_allows_still_gets_a_window_when_packs_are_capped(scripted):
+    clips = [clip(scripted, 29.99), clip(scripted, 29.99)]
+    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0, max_packs=1)
+    assert [u.owner for u in units] == clips
+
+
 def test_clips_of_unknown_language_long_recordings_and_prompted_ones_are_not_packed(scripted):
     unknown = clip(scripted, 5.0, None)
     prompted = clip(scripted, 5.0, initial_prompt="Glossary")

@@ -93,9 +93,9 @@ def tone(path: Path, seconds: float, loudness: float) -> str:
     return str(path)
 
 
-def run(engine, jobs, **config) -> ListSource:
+def run(engine, jobs, decoding: DecodingOptions | None = None, **config) -> ListSource:
     source = ListSource(jobs)
-    scheduler = Scheduler(engine, source, SchedulerConfig(**config), DecodingOptions())
+    scheduler = Scheduler(engine, source, SchedulerConfig(**config), decoding or DecodingOptions())
     scheduler.start()
     try:
         assert source.done.wait(60), "scheduler did not finish"
@@ -179,6 +179,67 @@ def test_a_trickle_of_arrivals_holds_a_batch_back_no_longer_than_max_wait(hf_tok
     jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 2, 0.3)) for i in range(6)]
     run(engine, jobs, max_batch_size=8, max_wait_ms=300, pack_clips=False)
     assert len(engine.generate_calls[0]) < 6, "the first batch went when the wait was up"
+
+
+def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None) -> list[str]:
+    """Each task takes 100 ms to prepare; a file named in ``hold`` waits (3 s at most) for its
+    event first. Returns the files whose wait ran out."""
+    from asr_server import scheduler as scheduler_module
+
+    decode = scheduler_module._decode
+    ran_out: list[str] = []
+
+    def slow_decode(path, *args, **kwargs):
+        event = (hold or {}).get(Path(path).name)
+        if event is not None and not event.wait(3):
+            ran_out.append(Path(path).name)
+        time.sleep(0.1)
+        return decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "_decode", slow_decode)
+    return ran_out
+
+
+def record_batches(monkeypatch, first: threading.Event | None = None) -> list[list[int]]:
+    """Clips per window of each batch the engine decodes; ``first`` is set at the first."""
+    from asr_server import scheduler as scheduler_module
+
+    batches: list[list[int]] = []
+    decode_windows = scheduler_module.decode_windows
+
+    def recording(engine, batch, *args):
+        batches.append([len(unit.transcriptions) for unit in batch])
+        if first is not None:
+            first.set()
+        return decode_windows(engine, batch, *args)
+
+    monkeypatch.setattr(scheduler_module, "decode_windows", recording)
+    return batches
+
+
+ENGLISH = DecodingOptions(language="en")  # a known language: short clips are packed
+
+
+def test_packs_with_room_are_held_back_while_more_clips_are_prepared(hf_tokenizer, tmp_path, monkeypatch):
+    # Two 18 s clips make two windows, a full batch by count, each with 12 s of room: the four
+    # 3 s clips being prepared fill them, so the first batch waits for them.
+    slow_preparation(monkeypatch)
+    batches = record_batches(monkeypatch)
+    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", seconds, 0.3)) for i, seconds in enumerate([18, 18, 3, 3, 3, 3])]
+    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=2, max_wait_ms=5000, pack_gap_ms=2000)
+    assert batches[0] == [3, 3]
+
+
+def test_a_batch_of_full_packs_is_not_held_back(hf_tokenizer, tmp_path, monkeypatch):
+    # A 28 s clip fills a batch of one window. The 3 s clip's preparation waits for the first
+    # batch: had the engine held that batch back for it, the wait would run out.
+    first = threading.Event()
+    ran_out = slow_preparation(monkeypatch, hold={"short.wav": first})
+    batches = record_batches(monkeypatch, first)
+    jobs = [Job("long", tone(tmp_path / "long.wav", 28, 0.3)), Job("short", tone(tmp_path / "short.wav", 3, 0.3))]
+    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=1, max_wait_ms=10_000, prepare_workers=2)
+    assert batches[0] == [1]
+    assert ran_out == []
 
 
 def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):

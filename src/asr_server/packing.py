@@ -201,12 +201,16 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
 
 
-def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float) -> list[Window | PackedWindow]:
+def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
+                 max_packs: int | None = None) -> list[Window | PackedWindow]:
     """Replace the windows of packable clips by packs; other windows pass through.
 
     Clips share a pack only with the same language, task and decoding options. A pack of one is
-    left as the plain window it was. Units are ordered by their oldest clip, which keeps the
-    scheduler's oldest-first rule."""
+    left as the plain window it was. With ``max_packs`` (the batch size), each group's clips are
+    dealt over at most that many packs, as full as the clips allow; the clips that fit in none
+    are dealt again, into packs that come after all of those (the next tier). Within a tier,
+    units are ordered by their oldest clip, which keeps the scheduler's oldest-first rule: the
+    oldest clip always lands in the first tier."""
     gap_s = round(gap_s / STEP_S) * STEP_S
     limit = window_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
@@ -215,46 +219,89 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float) -> li
         owner = window.owner
         if owner.packable:
             groups.setdefault((owner.language, owner.options.task, owner.generation_key), []).append(window)
-    units: list[tuple[int, Window | PackedWindow]] = [(arrival[id(w)], w) for w in windows if not w.owner.packable]
-    for members in (pack for group in groups.values() for pack in _deal(group, gap_s, limit)):
-        first = min(arrival[id(w)] for w in members)
-        if len(members) == 1:
-            units.append((first, members[0]))
-            continue
-        parts = [w.owner for w in members]
-        offsets = [0.0]
-        for part in parts[:-1]:
-            offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
-        units.append((first, PackedWindow(parts, offsets, gap_s)))
+    units: list[tuple[tuple[int, int], Window | PackedWindow]] = [
+        ((0, arrival[id(w)]), w) for w in windows if not w.owner.packable
+    ]
+    for group in groups.values():
+        for tier, members in _tiers(group, gap_s, limit, max_packs):
+            first = (tier, min(arrival[id(w)] for w in members))
+            if len(members) == 1:
+                units.append((first, members[0]))
+                continue
+            parts = [w.owner for w in members]
+            offsets = [0.0]
+            for part in parts[:-1]:
+                offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
+            units.append((first, PackedWindow(parts, offsets, gap_s)))
     return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
 
 
-def _deal(clips: list[Window], gap_s: float, limit: float) -> list[list[Window]]:
+MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
+
+
+def has_room(unit: Window | PackedWindow, gap_s: float, window_s: float) -> bool:
+    """Whether a unit's window could still take a clip (``MIN_CLIP_S`` after a gap). The
+    scheduler holds back a batch with room while other uploads are being prepared."""
+    if isinstance(unit, PackedWindow):
+        end = unit.spans()[-1][1]
+    elif unit.owner.packable:
+        end = unit.owner.duration
+    else:
+        return False
+    return window_s - end >= gap_s + MIN_CLIP_S
+
+
+def _tiers(clips: list[Window], gap_s: float, limit: float, max_packs: int | None) -> list[tuple[int, list[Window]]]:
+    """The packs of one group, tier by tier: each tier at most ``max_packs`` packs."""
+    out: list[tuple[int, list[Window]]] = []
+    tier = 0
+    while clips:
+        packs, clips = _deal(clips, gap_s, limit, max_packs)
+        out.extend((tier, pack) for pack in packs)
+        tier += 1
+    return out
+
+
+def _deal(clips: list[Window], gap_s: float, limit: float,
+          max_packs: int | None = None) -> tuple[list[list[Window]], list[Window]]:
     """Deal clips, in arrival order, over the fewest packs their audio needs, as one deals
-    cards: the n-th clip goes to pack n mod k, or to the next pack with room, or to a new one.
+    cards: the n-th clip goes to pack n mod k, or to the next pack with room, or to a new one
+    while there are fewer than ``max_packs``. Returns the packs and the clips left over.
 
     Consecutive uploads are often consecutive sentences of one recording, which the model reads
     on across the gap, and a segment in two clips sends both back to be decoded alone. Dealt,
     they land in different packs. With every clip in view this packed the benchmark's 64 clips
     into 27 windows with 4 sent back, against 35 and 14 for longest-first packing
-    (benchmarks/RESULTS.md)."""
+    (benchmarks/RESULTS.md). Capped at a batch's worth of packs, the packs that run now are
+    full, and the clips left over wait for the next step, where new clips may join them."""
     need = sum(w.owner.duration for w in clips) + gap_s * (len(clips) - 1)
-    packs: list[list[Window]] = [[] for _ in range(max(1, int(np.ceil(need / limit))))]
+    count = max(1, int(np.ceil(need / limit)))
+    if max_packs is not None:
+        count = min(count, max_packs)
+    packs: list[list[Window]] = [[] for _ in range(count)]
     ends = [0.0] * len(packs)
+    left: list[Window] = []
     for n, window in enumerate(clips):
         duration = window.owner.duration
         for step in range(len(packs)):
             i = (n + step) % len(packs)
-            end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
+            if not packs[i]:  # an empty pack takes any clip: each tier places at least one
+                packs[i].append(window)
+                ends[i] = duration
+                break
+            end = _next_offset(ends[i], gap_s) + duration
             if end <= limit and not any(_kept_apart(window.owner, other.owner) for other in packs[i]):
                 packs[i].append(window)
                 ends[i] = end
                 break
         else:
+            if max_packs is not None and len(packs) >= max_packs:
+                left.append(window)
+                continue
             packs.append([window])
             ends.append(duration)
     # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
-    return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack]
+    return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack], left
 
 
 def _kept_apart(one: Transcription, other: Transcription) -> bool:

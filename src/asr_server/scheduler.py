@@ -5,9 +5,11 @@ It knows tasks only through ``WorkSource`` (claim / finish / fail). Claimed task
 becomes a ``Transcription`` that offers its next window. Every step of the engine loop groups
 the offered windows by batch key (CTranslate2 wants <|startoftranscript|> at one position in
 all prompts, and one set of decoding parameters), takes the group holding the oldest task's
-window, up to ``max_batch_size`` windows, and decodes them in one batch. A lone request never
-waits: the loop only holds a small batch back (``max_wait_ms``) while other tasks' audio is
-still being prepared.
+window, up to ``max_batch_size`` windows, and decodes them in one batch. Short clips are packed
+several to a window (packing.py), a batch's worth of packs at a time, as full as the clips in
+view allow. A lone request never waits: the loop holds back a batch that is not full (fewer
+windows than ``max_batch_size``, or packs with room) only while other tasks' audio is still
+being prepared, and for at most ``max_wait_ms``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from faster_whisper.audio import decode_audio
 from .config import DecodingOptions, SchedulerConfig
 from .errors import AudioTooLong, UndecodableAudio
 from .chunking import ChunkedTranscription
-from .packing import PackedWindow, pack_windows
+from .packing import PackedWindow, has_room, pack_windows
 from .task_options import apply_decoding
 from .transcription import Engine, Transcription, Unit, decode_windows
 
@@ -251,7 +253,7 @@ class Scheduler:
                         self._cv.wait(poll)
                 continue
             batch = self._select(windows)
-            if len(batch) < self._config.max_batch_size and self._wait_for_company():
+            if not self._full(batch) and self._wait_for_company():
                 continue  # more windows arrived: choose again with them in view
             self._step(batch)
 
@@ -266,13 +268,25 @@ class Scheduler:
         if not self._config.pack_clips:
             return windows
         return pack_windows(windows, self._config.pack_gap_ms / 1000,
-                            self._engine.frames_per_window * self._engine.seconds_per_frame)
+                            self._engine.frames_per_window * self._engine.seconds_per_frame,
+                            max_packs=self._config.max_batch_size)
 
     def _select(self, windows: list[Unit]) -> list[Unit]:
         """The oldest task's batch key, and up to max_batch_size windows that share it."""
         key = windows[0].batch_key
         same = [w for w in windows if w.batch_key == key]
         return same[: self._config.max_batch_size]
+
+    def _full(self, batch: list[Unit]) -> bool:
+        """A batch not worth holding back: ``max_batch_size`` windows, and none of them with
+        room for another clip. Eight half-empty packs would cost eight encoder passes for the
+        audio of four; the clips still being prepared may fill them."""
+        if len(batch) < self._config.max_batch_size:
+            return False
+        if not self._config.pack_clips:
+            return True
+        window_s = self._engine.frames_per_window * self._engine.seconds_per_frame
+        return not any(has_room(unit, self._config.pack_gap_ms / 1000, window_s) for unit in batch)
 
     def _wait_for_company(self) -> bool:
         """Hold a small batch back, only while other tasks are being prepared, and for at most
