@@ -1,4 +1,4 @@
-"""A burst of uploads: every short English clip at once, one server setting against another.
+"""A burst of uploads: every short English clip at once (or from N clients), one server setting against another.
 
     .venv/bin/python benchmarks/burst.py --rounds 3 \
         --setting ASR_SCHEDULER__MAX_WAIT_MS=30 --setting ASR_SCHEDULER__MAX_WAIT_MS=1000
@@ -25,10 +25,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", action="append", default=[], help="ENV=VALUE ... for the server")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="clients, each sending its next clip when the last is done (0: all at once)")
     args = parser.parse_args()
     settings = args.setting or [""]
     items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
-    print(f"{machine()}; {len(items)} clips at once, long-polling clients, {args.rounds} rounds")
+    clients = args.concurrency or len(items)
+    print(f"{machine()}; {len(items)} clips, {clients} long-polling clients, {args.rounds} rounds")
     print("| setting | wall s | windows | batch sizes | sent back alone | given a second pack | WER |")
     print("|-|-|-|-|-|-|-|")
     walls: dict[str, list[float]] = {setting: [] for setting in settings}
@@ -39,7 +42,7 @@ def main() -> int:
             try:
                 before = server.stats()
                 start = time.perf_counter()
-                run, = run_server_sweep(server, items, [len(items)], None)
+                run, = run_server_sweep(server, items, [clients], None)
                 wall = time.perf_counter() - start
                 stats = server.stats()
             finally:
