@@ -166,24 +166,16 @@ def test_a_lone_task_is_not_held_back_for_company(hf_tokenizer, tmp_path):
 
 def test_a_trickle_of_arrivals_holds_a_batch_back_no_longer_than_max_wait(hf_tokenizer, tmp_path, monkeypatch):
     # Each task takes 150 ms to prepare; every arrival within the wait must not restart it.
-    from asr_server import scheduler as scheduler_module
-
-    decode = scheduler_module._decode
-
-    def slow_decode(*args, **kwargs):
-        time.sleep(0.15)
-        return decode(*args, **kwargs)
-
-    monkeypatch.setattr(scheduler_module, "_decode", slow_decode)
+    slow_preparation(monkeypatch, seconds=0.15)
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 2, 0.3)) for i in range(6)]
     run(engine, jobs, max_batch_size=8, max_wait_ms=300, pack_clips=False)
     assert len(engine.generate_calls[0]) < 6, "the first batch went when the wait was up"
 
 
-def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None) -> list[str]:
-    """Each task takes 100 ms to prepare; a file named in ``hold`` waits (3 s at most) for its
-    event first. Returns the files whose wait ran out."""
+def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None, seconds: float = 0.1) -> list[str]:
+    """Each task takes ``seconds`` to prepare; a file named in ``hold`` waits (3 s at most) for
+    its event first. Returns the files whose wait ran out."""
     from asr_server import scheduler as scheduler_module
 
     decode = scheduler_module._decode
@@ -193,7 +185,7 @@ def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None
         event = (hold or {}).get(Path(path).name)
         if event is not None and not event.wait(3):
             ran_out.append(Path(path).name)
-        time.sleep(0.1)
+        time.sleep(seconds)
         return decode(path, *args, **kwargs)
 
     monkeypatch.setattr(scheduler_module, "_decode", slow_decode)

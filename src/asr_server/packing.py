@@ -211,7 +211,7 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
     are dealt again, into packs that come after all of those (the next tier). Within a tier,
     units are ordered by their oldest clip, which keeps the scheduler's oldest-first rule: the
     oldest clip always lands in the first tier."""
-    gap_s = round(gap_s / STEP_S) * STEP_S
+    gap_s = _on_grid(gap_s)
     limit = window_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
     groups: dict[Hashable, list[Window]] = {}
@@ -240,15 +240,16 @@ MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
 
 
 def has_room(unit: Window | PackedWindow, gap_s: float, window_s: float) -> bool:
-    """Whether a unit's window could still take a clip (``MIN_CLIP_S`` after a gap). The
-    scheduler holds back a batch with room while other uploads are being prepared."""
+    """Whether a unit's window could still take a clip of ``MIN_CLIP_S``, by the rule that
+    ``pack_windows`` packs with. The scheduler holds back a batch with room while other uploads
+    are being prepared."""
     if isinstance(unit, PackedWindow):
         end = unit.spans()[-1][1]
     elif unit.owner.packable:
         end = unit.owner.duration
     else:
         return False
-    return window_s - end >= gap_s + MIN_CLIP_S
+    return _next_offset(end, _on_grid(gap_s)) + MIN_CLIP_S <= window_s - STEP_S
 
 
 def _tiers(clips: list[Window], gap_s: float, limit: float, max_packs: int | None) -> list[tuple[int, list[Window]]]:
@@ -285,12 +286,9 @@ def _deal(clips: list[Window], gap_s: float, limit: float,
         duration = window.owner.duration
         for step in range(len(packs)):
             i = (n + step) % len(packs)
-            if not packs[i]:  # an empty pack takes any clip: each tier places at least one
-                packs[i].append(window)
-                ends[i] = duration
-                break
-            end = _next_offset(ends[i], gap_s) + duration
-            if end <= limit and not any(_kept_apart(window.owner, other.owner) for other in packs[i]):
+            end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
+            # An empty pack takes any clip, so that each tier places at least one.
+            if not packs[i] or (end <= limit and not any(_kept_apart(window.owner, other.owner) for other in packs[i])):
                 packs[i].append(window)
                 ends[i] = end
                 break
@@ -307,6 +305,11 @@ def _deal(clips: list[Window], gap_s: float, limit: float,
 def _kept_apart(one: Transcription, other: Transcription) -> bool:
     """Whether two clips ran together in an earlier pack (see ``PackedWindow._retry``)."""
     return id(other) in one.pack_apart or id(one) in other.pack_apart
+
+
+def _on_grid(gap_s: float) -> float:
+    """A gap of whole timestamp steps, so that every clip starts on the grid."""
+    return round(gap_s / STEP_S) * STEP_S
 
 
 def _next_offset(end: float, gap_s: float) -> float:

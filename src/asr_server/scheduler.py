@@ -111,6 +111,7 @@ class Scheduler:
     ) -> None:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
+        self._window_s = engine.frames_per_window * engine.seconds_per_frame  # one window, seconds
         self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
         self._source = source
         self._config = config
@@ -267,8 +268,7 @@ class Scheduler:
         windows = [window for active in self._active for window in active.transcription.windows()]
         if not self._config.pack_clips:
             return windows
-        return pack_windows(windows, self._config.pack_gap_ms / 1000,
-                            self._engine.frames_per_window * self._engine.seconds_per_frame,
+        return pack_windows(windows, self._config.pack_gap_ms / 1000, self._window_s,
                             max_packs=self._config.max_batch_size)
 
     def _select(self, windows: list[Unit]) -> list[Unit]:
@@ -285,8 +285,7 @@ class Scheduler:
             return False
         if not self._config.pack_clips:
             return True
-        window_s = self._engine.frames_per_window * self._engine.seconds_per_frame
-        return not any(has_room(unit, self._config.pack_gap_ms / 1000, window_s) for unit in batch)
+        return not any(has_room(unit, self._config.pack_gap_ms / 1000, self._window_s) for unit in batch)
 
     def _wait_for_company(self) -> bool:
         """Hold a small batch back, only while other tasks are being prepared, and for at most
