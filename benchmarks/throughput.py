@@ -10,10 +10,11 @@ measures, on the same model, compute type, threads and decoding options:
   (c) the server (started here, fresh data dir) through the seed API at each concurrency, once
       with clients that poll every --poll seconds and once with long-polling clients
       (``?wait=30``), and a lone file on the idle server against (a)'s time for it.
+The baselines' model is created on a thread other than the main one, as the server creates its
+own: created on the main thread, it decoded about twice as slowly here (RESULTS.md, session 8).
 With --baseline-threads (default 1), (a), (b) and the lone file are measured again with the
 model on that many CPU threads (``cpu_threads``), and each server run is also compared with the
-fastest baseline of each kind: on the 2-core VMs faster-whisper decodes faster on one thread than
-on its default two, and a ratio against a handicapped baseline would flatter the server.
+fastest baseline of each kind, so that no ratio rests on a handicapped baseline.
 It reports audio seconds per wall second, p50/p95 task latency, the engine's batch-size
 histogram, the server's peak RSS, and WER/CER against the references; writes a JSON file and a
 PNG plot to --out, and prints a table.
@@ -130,8 +131,13 @@ def run_baselines(whisper_model: Any, settings: Any, threads: int, items: list[d
                   lone: dict[str, Any], sizes: list[int], language: str) -> dict[str, Any]:
     """(a), (b) and the lone file's in-process time, with the model on ``threads`` CPU threads."""
     audio_s = sum(i["duration_s"] for i in items)
-    model = whisper_model(model_dir(settings), device=settings.model.device,
-                          compute_type=settings.model.compute_type, cpu_threads=threads)
+    # Created on a thread of its own, as the server creates its model. Created on the process's
+    # main thread, the same model decoded about twice as slowly on the 2-core VMs, and until
+    # session 8 the baselines were (RESULTS.md, session 8).
+    with ThreadPoolExecutor(1) as pool:
+        model = pool.submit(lambda: whisper_model(model_dir(settings), device=settings.model.device,
+                                                  compute_type=settings.model.compute_type,
+                                                  cpu_threads=threads)).result()
     label = f"cpu_threads={threads}"
     run_sequential(model, items[:1], language)  # warm-up, untimed
     sequential = run_sequential(model, items, language)

@@ -38,12 +38,6 @@ class ModelConfig(_Section):
         "float16", "bfloat16", "float32",
     ] = "int8"
     cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra_threads; 0 = its default.")
-    decode_workers: int = Field(
-        0, ge=0, le=64,
-        description="On CPU, single-threaded CTranslate2 workers that decode the parts of a batch "
-        "side by side (and encode its windows); 0 = one per core, 1 = every call on the "
-        "multi-threaded model. Ignored on GPU (see README: engine).",
-    )
     device_index: int = Field(0, ge=0)
     encode_batch_size: int = Field(
         1, ge=1, le=256,

@@ -8,8 +8,6 @@ it computes, so the event loop and audio decoding keep running beside it.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +46,7 @@ class Generated:
 
 
 class WhisperEngine:
-    """One loaded Whisper model; safe to call from one engine thread at a time.
-
-    On CPU the weights are loaded twice. The model faster-whisper loads, on every thread,
-    encodes a lone window and detects languages. A second copy runs ``decode_workers``
-    single-threaded workers (CTranslate2's ``inter_threads``): a batch is decoded in parts, one
-    per worker, side by side, and its windows are encoded side by side too. On the 2-core VMs a
-    decoder call took more than twice as long on two threads as on one, and a batch of 8 was
-    decoded 1.7x as fast in two halves side by side as in one call on both threads
-    (benchmarks/decode_workers.py, RESULTS.md). The tokens are the same either way."""
+    """One loaded Whisper model; safe to call from one engine thread at a time."""
 
     def __init__(self, model_dir: Path, config: ModelConfig) -> None:
         self._whisper = WhisperModel(
@@ -78,16 +68,6 @@ class WhisperEngine:
         self.is_multilingual: bool = self.model.is_multilingual
         self._to_cpu = self.model.device == "cuda"
         self._encode_batch_size = config.encode_batch_size
-        on_cpu = self.model.device == "cpu"
-        self.decode_workers: int = (config.decode_workers or os.cpu_count() or 1) if on_cpu else 1
-        self._workers: ctranslate2.models.Whisper | None = None
-        self._encoding: ThreadPoolExecutor | None = None
-        if self.decode_workers > 1:
-            self._workers = ctranslate2.models.Whisper(
-                str(model_dir), device="cpu", compute_type=config.compute_type,
-                intra_threads=1, inter_threads=self.decode_workers,
-            )
-            self._encoding = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="asr-encode")
 
     @property
     def whisper_model(self) -> WhisperModel:
@@ -103,16 +83,13 @@ class WhisperEngine:
 
     def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
         """Run the encoder on padded 30 s windows, ``encode_batch_size`` at a time; one host
-        array per window (the decoder batch may then combine windows encoded apart). Several
-        windows are encoded side by side on the workers; a lone one on every thread."""
-        chunks = [windows[start : start + self._encode_batch_size]
-                  for start in range(0, len(windows), self._encode_batch_size)]
-        if self._workers is None or self._encoding is None or len(windows) == 1:
-            encoded = [self.model.encode(_storage(chunk), to_cpu=self._to_cpu) for chunk in chunks]
-        else:
-            workers = self._workers
-            encoded = list(self._encoding.map(lambda chunk: workers.encode(_storage(chunk)), chunks))
-        return [window for out in encoded for window in np.asarray(out)]
+        array per window (the decoder batch may then combine windows encoded apart)."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(windows), self._encode_batch_size):
+            chunk = windows[start : start + self._encode_batch_size]
+            batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(chunk)))
+            out.extend(np.asarray(self.model.encode(batch, to_cpu=self._to_cpu)))
+        return out
 
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]:
         """Language probabilities per window, best first, codes without markers."""
@@ -136,7 +113,9 @@ class WhisperEngine:
             }
         else:
             sampling = {"beam_size": params.beam_size, "patience": params.patience}
-        options = dict(
+        results = self.model.generate(
+            _storage(encoded),
+            prompts,
             length_penalty=params.length_penalty,
             repetition_penalty=params.repetition_penalty,
             no_repeat_ngram_size=params.no_repeat_ngram_size,
@@ -148,23 +127,8 @@ class WhisperEngine:
             max_initial_timestamp_index=params.max_initial_timestamp_index,
             **sampling,
         )
-        if self._workers is None:
-            results = self.model.generate(_storage(encoded), prompts, **options)
-        else:
-            # One asynchronous call per worker, on a contiguous part of the batch; CTranslate2
-            # runs them side by side and the results come back in the batch's order.
-            calls = [self._workers.generate(_storage(encoded[part]), prompts[part], asynchronous=True, **options)
-                     for part in _parts(len(encoded), self.decode_workers)]
-            results = [pending.result() for call in calls for pending in call]
         return [Generated(r.sequences_ids[0], r.scores[0], r.no_speech_prob) for r in results]
 
 
 def _storage(encoded: list[np.ndarray]) -> ctranslate2.StorageView:
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(encoded)))
-
-
-def _parts(size: int, workers: int) -> list[slice]:
-    """A batch cut into at most ``workers`` contiguous parts of near-equal size."""
-    count = max(1, min(size, workers))
-    bounds = [round(n * size / count) for n in range(count + 1)]
-    return [slice(start, end) for start, end in zip(bounds, bounds[1:])]
