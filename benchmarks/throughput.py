@@ -127,17 +127,19 @@ def run_batched_pipeline(model: Any, items: list[dict[str, Any]], language: str 
     return {"wall_s": time.perf_counter() - start, "texts": texts}
 
 
-def run_baselines(whisper_model: Any, settings: Any, threads: int, items: list[dict[str, Any]],
-                  lone: dict[str, Any], sizes: list[int], language: str) -> dict[str, Any]:
+def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone: dict[str, Any],
+                  sizes: list[int], language: str) -> dict[str, Any]:
     """(a), (b) and the lone file's in-process time, with the model on ``threads`` CPU threads."""
+    from faster_whisper import WhisperModel
+
     audio_s = sum(i["duration_s"] for i in items)
     # Created on a thread of its own, as the server creates its model. Created on the process's
-    # main thread, the same model decoded about twice as slowly on the 2-core VMs, and until
-    # session 8 the baselines were (RESULTS.md, session 8).
+    # main thread, the same model decoded about twice as slowly on the 2-core VMs, as the
+    # baselines did until session 8 (benchmarks/model_thread.py, RESULTS.md).
     with ThreadPoolExecutor(1) as pool:
-        model = pool.submit(lambda: whisper_model(model_dir(settings), device=settings.model.device,
-                                                  compute_type=settings.model.compute_type,
-                                                  cpu_threads=threads)).result()
+        model = pool.submit(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
+                                                 compute_type=settings.model.compute_type,
+                                                 cpu_threads=threads)).result()
     label = f"cpu_threads={threads}"
     run_sequential(model, items[:1], language)  # warm-up, untimed
     sequential = run_sequential(model, items, language)
@@ -319,8 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} files, {audio_s:.0f} s of audio; model {settings.model.name} "
           f"{settings.model.compute_type} on {settings.model.device}; language {args.language}", flush=True)
 
-    from faster_whisper import WhisperModel
-
     results: dict[str, Any] = {"workload": args.workload, "language": args.language, "files": len(items),
                                "audio_s": audio_s, "machine": machine(), "server_env": server_env,
                                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -328,9 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     lone = min(items, key=lambda i: abs(i["duration_s"] - 11))
     sizes = [int(s) for s in args.batched_sizes.split(",") if s]
     threads = [settings.model.cpu_threads, *(int(t) for t in args.baseline_threads.split(",") if t)]
-    baselines = [run_baselines(WhisperModel, settings, t, items, lone, sizes, args.language)
-                 for t in dict.fromkeys(threads)]
-    results.update(baselines[0])  # the config's threads: "sequential", "batched_pipeline", "lone"
+    baselines = [run_baselines(settings, t, items, lone, sizes, args.language) for t in dict.fromkeys(threads)]
+    # The config's threads: "sequential", "batched_pipeline" and "lone_in_process_s" at the top.
+    results.update(baselines[0])
     results["baselines"] = baselines
 
     server = Server(args.config, server_env)
@@ -377,7 +377,7 @@ def print_table(results: dict[str, Any]) -> None:
     print("| run | wall s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes | clips packed / sent back |")
     print("|-|-|-|-|-|-|-|-|-|")
     seq = results["sequential"]
-    for baseline in results.get("baselines") or [{"cpu_threads": "config", **results}]:
+    for baseline in results["baselines"]:
         label = f"cpu_threads={baseline['cpu_threads']}"
         b_seq = baseline["sequential"]
         print(f"| sequential WhisperModel.transcribe, {label} | {b_seq['wall_s']:.1f} | {b_seq['throughput']:.2f} | "
@@ -387,13 +387,13 @@ def print_table(results: dict[str, Any]) -> None:
                   f"{b['throughput'] / seq['throughput']:.2f}x | | | {score(b)} | |")
     for r in results.get("server", []):
         print(f"| asr-server, concurrency {r['concurrency']}, {r['client']} client | {r['wall_s']:.1f} | {r['throughput']:.2f} | "
-              f"{r['speedup_vs_sequential']:.2f}x ({r.get('speedup_vs_fastest_sequential', r['speedup_vs_sequential']):.2f}x "
+              f"{r['speedup_vs_sequential']:.2f}x ({r['speedup_vs_fastest_sequential']:.2f}x "
               f"the fastest) | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
               f"{score(r)} | {r['batch_sizes']} | {r['clips_packed']} / {r['clips_unpacked']} |")
     lone = results.get("lone")
     if lone:
         print(f"\nlone {lone['file']}: server {lone['server_latency_s']:.2f} s upload-to-done vs in-process "
-              f"{lone['in_process_s']:.2f} s ({lone['ratio']:.2f}x; {lone.get('ratio_vs_fastest', lone['ratio']):.2f}x "
+              f"{lone['in_process_s']:.2f} s ({lone['ratio']:.2f}x; {lone['ratio_vs_fastest']:.2f}x "
               "the fastest in-process)")
     print(f"server peak RSS: {results.get('server_peak_rss_mb', float('nan')):.0f} MB")
 
@@ -410,7 +410,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         mine = [r for r in runs if r["client"] == client]
         ax.plot([r["concurrency"] for r in mine], [r["throughput"] for r in mine], "o-",
                 label=f"asr-server, {client} client")
-    for n, baseline in enumerate(results.get("baselines") or [{"cpu_threads": "config", **results}]):
+    for n, baseline in enumerate(results["baselines"]):
         label = f"cpu_threads={baseline['cpu_threads']}"
         style = "--" if n == 0 else "-."
         ax.axhline(baseline["sequential"]["throughput"], color="gray", linestyle=style,
