@@ -9,6 +9,10 @@ encodes every window one by one and decodes them at beam 5 in calls of 4:
   ``intra_threads=1, inter_threads=2`` so that the two calls really run at once;
 - two lanes, two threads each: the same, ``intra_threads=2`` (more threads than cores here).
 The setups alternate for --rounds rounds, so a drift of the machine's speed hits them alike.
+Each model is created on a thread that then ends and is dropped after its turn, so that no
+other model's OpenMP workers are alive while a setup runs (session 9: with more libgomp threads
+alive than CPUs, libgomp stops spinning and every decode slows down; the figures measured
+before held all models at once).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,12 @@ from throughput import DEFAULT_MANIFEST, REPO, load_workload
 sys.path.insert(0, str(REPO / "src"))
 
 SETUPS = {"one lane, default threads": (0, 1), "two lanes, 1 thread each": (1, 2), "two lanes, 2 threads each": (2, 2)}
+
+
+def created_apart(build):
+    """``build()`` on a thread that has ended when this returns (see the module docstring)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(build).result()
 
 
 def main() -> int:
@@ -45,7 +56,7 @@ def main() -> int:
     config = ModelConfig()
     path = str(resolve_model(config.name, config.resolved_cache_dir()))
     items = load_workload(args.manifest, "short", {"en"}, args.windows)
-    reference = WhisperModel(path, device="cpu", compute_type=config.compute_type)
+    reference = created_apart(lambda: WhisperModel(path, device="cpu", compute_type=config.compute_type))
     windows = [pad_or_trim(reference.feature_extractor(decode_audio(i["path"]))[:, :-1]) for i in items]
     prompt = reference.hf_tokenizer.encode("<|startoftranscript|><|en|><|transcribe|>", add_special_tokens=False).ids
     options = dict(beam_size=5, return_scores=True, return_no_speech_prob=True, max_length=448)
@@ -58,13 +69,12 @@ def main() -> int:
         for start in range(0, len(encoded), 4):
             model.generate(storage(encoded[start : start + 4]), [prompt] * len(encoded[start : start + 4]), **options)
 
-    models = {name: ctranslate2.models.Whisper(path, device="cpu", compute_type=config.compute_type,
-                                                intra_threads=threads, inter_threads=workers)
-              for name, (threads, workers) in SETUPS.items()}
+    del reference  # only its feature extractor and tokenizer were needed
     seconds: dict[str, list[float]] = {name: [] for name in SETUPS}
     for _ in range(args.rounds):
-        for name, (_, workers) in SETUPS.items():
-            model = models[name]
+        for name, (intra, workers) in SETUPS.items():
+            model = created_apart(lambda: ctranslate2.models.Whisper(
+                path, device="cpu", compute_type=config.compute_type, intra_threads=intra, inter_threads=workers))
             model.encode(storage(windows[:1]))  # warm-up
             start = time.perf_counter()
             threads = [threading.Thread(target=lane, args=(model, windows[n::workers])) for n in range(workers)]
@@ -73,6 +83,7 @@ def main() -> int:
             for thread in threads:
                 thread.join()
             seconds[name].append(time.perf_counter() - start)
+            del model, threads
     base = min(seconds["one lane, default threads"])
     print(f"{len(windows)} windows, {config.compute_type} on cpu, best of {args.rounds} rounds")
     print("| setup | wall s (each round) | speed-up |")

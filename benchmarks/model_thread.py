@@ -3,10 +3,16 @@
     .venv/bin/python benchmarks/model_thread.py [--file de_librivox_simplicissimus.mp3] [--rounds 2]
 
 Transcribes one file of the eval manifest with faster-whisper's ``WhisperModel`` (the config's
-model, compute type and threads, default options) four ways: the model created on the process's
-main thread or on another one, and ``transcribe`` called on the main thread or on another one.
-Each setup runs in a fresh process, so that no model created earlier can affect the next, and
-prints its times and whether the text was the same as the first setup's.
+model, compute type and threads, default options) six ways: the model created on the process's
+main thread, on a thread that then ends, or on one that lives on; ``transcribe`` called on the
+main thread or on another one; and, last, the model of an ``asr_server`` ``WhisperEngine``
+constructed on the main thread. Each setup runs in a fresh process, so that no model created
+earlier can affect the next, and prints its times and whether the text was the same as the
+first setup's.
+
+Why it matters (session 9): loading runs OpenMP regions on the loading thread, and libgomp keeps
+that thread's team of workers while the thread lives. With more libgomp threads alive than CPUs,
+libgomp's workers sleep at barriers instead of spinning, and every decode waits on wake-ups.
 """
 
 from __future__ import annotations
@@ -21,13 +27,23 @@ from pathlib import Path
 
 from throughput import DEFAULT_MANIFEST, REPO, machine, model_dir
 
-SETUPS = [("main", "main"), ("another", "main"), ("main", "another"), ("another", "another")]
+SETUPS = [("main", "main"), ("ended", "main"), ("main", "another"), ("ended", "another"), ("lives on", "main"),
+          ("engine on main", "main")]
+LABELS = {"main": "main thread", "ended": "a thread that then ends", "lives on": "a thread that lives on",
+          "engine on main": "main thread, by WhisperEngine", "another": "another thread"}
+
+LIVING_POOLS: list[ThreadPoolExecutor] = []
 
 
 def on(where: str, call):
-    """Run ``call`` on the main thread, or on a thread of its own."""
+    """Run ``call`` on the main thread, on a thread that ends with it, or on one that lives on."""
     if where == "main":
         return call()
+    if where == "lives on":
+        # Kept referenced and never shut down, so that its thread outlives the call (a pool that
+        # is garbage-collected lets its thread end).
+        LIVING_POOLS.append(ThreadPoolExecutor(1))
+        return LIVING_POOLS[-1].submit(call).result()
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(call).result()
 
@@ -38,10 +54,15 @@ def child(path: str, created_on: str, called_on: str, rounds: int) -> None:
 
     from asr_server.config import load_settings
 
+    from asr_server.engine import WhisperEngine
+
     settings = load_settings(None)
-    model = on(created_on, lambda: WhisperModel(model_dir(settings), device=settings.model.device,
-                                                compute_type=settings.model.compute_type,
-                                                cpu_threads=settings.model.cpu_threads))
+    if created_on == "engine on main":
+        model = WhisperEngine(model_dir(settings), settings.model).whisper_model
+    else:
+        model = on(created_on, lambda: WhisperModel(model_dir(settings), device=settings.model.device,
+                                                    compute_type=settings.model.compute_type,
+                                                    cpu_threads=settings.model.cpu_threads))
 
     def transcribe() -> tuple[float, str]:
         start = time.perf_counter()
@@ -74,7 +95,7 @@ def main() -> int:
                              check=True, capture_output=True, text=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         first_text = first_text if first_text is not None else result["text"]
-        print(f"| {created_on} thread | {called_on} thread | {', '.join(f'{s:.2f}' for s in result['seconds'])} | "
+        print(f"| {LABELS[created_on]} | {LABELS[called_on]} | {', '.join(f'{s:.2f}' for s in result['seconds'])} | "
               f"{'yes' if result['text'] == first_text else 'no'} |", flush=True)
     return 0
 

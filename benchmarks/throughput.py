@@ -10,8 +10,10 @@ measures, on the same model, compute type, threads and decoding options:
   (c) the server (started here, fresh data dir) through the seed API at each concurrency, once
       with clients that poll every --poll seconds and once with long-polling clients
       (``?wait=30``), and a lone file on the idle server against (a)'s time for it.
-The baselines' model is created on a thread other than the main one, as the server creates its
-own: created on the main thread, it decoded about twice as slowly here (RESULTS.md, session 8).
+The baselines' model is created on a thread that then ends, as ``WhisperEngine`` creates the
+server's: created on a thread that lives on (the main one), it transcribed 1.5x to 2x slower here,
+because libgomp then manages more threads than there are CPUs and stops spinning (RESULTS.md,
+sessions 8 and 9).
 With --baseline-threads (default 1), (a), (b) and the lone file are measured again with the
 model on that many CPU threads (``cpu_threads``), and each server run is also compared with the
 fastest baseline of each kind, so that no ratio rests on a handicapped baseline.
@@ -133,9 +135,9 @@ def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone
     from faster_whisper import WhisperModel
 
     audio_s = sum(i["duration_s"] for i in items)
-    # Created on a thread of its own, as the server creates its model. Created on the process's
-    # main thread, the same model decoded about twice as slowly on the 2-core VMs, as the
-    # baselines did until session 8 (benchmarks/model_thread.py, RESULTS.md).
+    # Created on a thread that then ends, as WhisperEngine creates the server's model: loaded on
+    # the main thread, the OpenMP team the load leaves behind made every decode 1.5x to 2x
+    # slower on the 2-core VMs, as the baselines were until session 8 (benchmarks/model_thread.py).
     with ThreadPoolExecutor(1) as pool:
         model = pool.submit(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
                                                  compute_type=settings.model.compute_type,

@@ -8,8 +8,10 @@ it computes, so the event loop and audio decoding keep running beside it.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import ctranslate2
 import numpy as np
@@ -17,6 +19,8 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from .config import ModelConfig
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,13 @@ class WhisperEngine:
     """One loaded Whisper model; safe to call from one engine thread at a time."""
 
     def __init__(self, model_dir: Path, config: ModelConfig) -> None:
-        self._whisper = WhisperModel(
+        self._whisper = _on_a_passing_thread(lambda: WhisperModel(
             str(model_dir),
             device=config.device,
             device_index=config.device_index,
             compute_type=config.compute_type,
             cpu_threads=config.cpu_threads,
-        )
+        ))
         self.model: ctranslate2.models.Whisper = self._whisper.model
         self.feature_extractor = self._whisper.feature_extractor
         self.sampling_rate: int = self.feature_extractor.sampling_rate
@@ -128,6 +132,19 @@ class WhisperEngine:
             **sampling,
         )
         return [Generated(r.sequences_ids[0], r.scores[0], r.no_speech_prob) for r in results]
+
+
+def _on_a_passing_thread(build: Callable[[], T]) -> T:
+    """Run ``build`` on a thread that has ended by the time this returns.
+
+    Loading a CTranslate2 model runs OpenMP regions on the loading thread, and libgomp keeps that
+    thread's team of workers for as long as the thread lives. Once libgomp manages more threads
+    than there are CPUs, its workers stop spinning at barriers and sleep instead, and every later
+    decode pays for the wake-ups: on the 2-core VMs a model loaded on the main thread transcribed
+    1.5x to 2x slower (benchmarks/model_thread.py). A thread that ends takes its team with it.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="asr-model-load") as pool:
+        return pool.submit(build).result()
 
 
 def _storage(encoded: list[np.ndarray]) -> ctranslate2.StorageView:
