@@ -11,6 +11,7 @@ given a second pack, clips sent back to be decoded alone, and WER against the re
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from collections import Counter
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--language", default="en")
     parser.add_argument("--gaps", default="0,1000,2000", help="pack_gap_ms values; 0 turns packing off")
+    parser.add_argument("--shuffle", type=int, default=None, metavar="SEED",
+                        help="submit the clips in a random order (this seed) instead of the manifest's, "
+                             "where consecutive clips are often consecutive sentences of one recording; "
+                             "uploads through HTTP arrive in no such order")
     parser.add_argument("--max-wait-ms", type=int, default=None,
                         help="scheduler.max_wait_ms (default: the config's); a long wait puts every clip "
                              "prepared in view before each step, which makes runs repeatable")
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     from asr_server.scheduler import Scheduler
 
     items = load_workload(args.manifest, "short", {args.language}, None)
+    if args.shuffle is not None:
+        random.Random(args.shuffle).shuffle(items)
     settings = load_settings(None, {"decoding": {"language": args.language}})
     engine = WhisperEngine(Path(model_dir(settings)), settings.model)
     seconds: Counter[str] = Counter()
@@ -54,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
         setattr(engine, name, timed)
 
-    print(f"{machine()}; {len(items)} clips, {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
+    order = "manifest order" if args.shuffle is None else f"shuffled with seed {args.shuffle}"
+    print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
     print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | given a second pack | batch sizes | WER |")
     print("|-|-|-|-|-|-|-|-|-|-|-|-|")
     for gap in [int(g) for g in args.gaps.split(",")]:
