@@ -119,7 +119,6 @@ class PackedWindow:
                 pieces.append({**piece, "text": text})
         tolerance = self.tolerance
         refused: list[int] = []  # segments reaching into two clips
-        read_on: set[int] = set()  # the first clip of each such segment: the model read on from it
         empty: list[int] = []  # reached, but no text
         unreached: list[int] = []  # after where the model stopped
         met: dict[int, set[int]] = {}  # the clips each doubtful clip must be kept apart from
@@ -130,7 +129,6 @@ class PackedWindow:
                 # Text of two clips in one segment: neither can have a clean result.
                 covered = {i for i, overlap in enumerate(overlaps) if overlap > 0}
                 refused.extend(covered)
-                read_on.add(min(covered))
                 for i in covered:
                     met.setdefault(i, set()).update(covered - {i})
                 continue
@@ -146,8 +144,6 @@ class PackedWindow:
                 met[i] = {n for n in (i - 1, i + 1) if 0 <= n < len(self.parts)}
                 continue
             part.complete_packed(self._segments(part, start, assigned[i], outcome))
-        for i in read_on:
-            self.parts[i].pack_last = True
         self._retry(sorted(set(refused)), "straddle", met)
         self._retry(empty, "no_text", met)
         self._retry(unreached, "not_reached", met)
@@ -302,9 +298,8 @@ def _deal(clips: list[Window], gap_s: float, limit: float,
                 continue
             packs.append([window])
             ends.append(duration)
-    # A clip the model read on from goes last in its next pack, where no clip follows it to be read
-    # into; another clip on its second pack goes first, where the model cannot stop short of it.
-    return [sorted(pack, key=lambda w: (w.owner.pack_last, -w.owner.pack_attempts)) for pack in packs if pack], left
+    # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
+    return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack], left
 
 
 def _kept_apart(one: Transcription, other: Transcription) -> bool:

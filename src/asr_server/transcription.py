@@ -139,7 +139,6 @@ class Transcription:
     pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
     pack_attempts: int = 0
     pack_apart: set[int] = field(default_factory=set)  # ids of clips it must not share a pack with again
-    pack_last: bool = False  # it read on into the clip after it: it goes last in its next pack
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
