@@ -58,7 +58,7 @@ class SchedulerConfig(_Section):
 
     max_batch_size: int = Field(8, ge=1, le=256, description="Windows per generate() call.")
     max_wait_ms: int = Field(
-        1000, ge=0, le=10_000,
+        3000, ge=0, le=10_000,
         description="How long an idle engine may wait for a fuller batch (more windows, or "
         "packs with room) while other tasks' audio is still being prepared (counted from when "
         "it first waits); never spent when nothing else is on the way.",
