@@ -21,7 +21,6 @@ import argparse
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +30,6 @@ from throughput import DEFAULT_MANIFEST, REPO, load_workload
 sys.path.insert(0, str(REPO / "src"))
 
 SETUPS = {"one lane, default threads": (0, 1), "two lanes, 1 thread each": (1, 2), "two lanes, 2 threads each": (2, 2)}
-
-
-def created_apart(build):
-    """``build()`` on a thread that has ended when this returns (see the module docstring)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(build).result()
 
 
 def main() -> int:
@@ -51,12 +44,13 @@ def main() -> int:
     from faster_whisper.audio import pad_or_trim
 
     from asr_server.config import ModelConfig
+    from asr_server.engine import on_a_passing_thread
     from asr_server.models import resolve_model
 
     config = ModelConfig()
     path = str(resolve_model(config.name, config.resolved_cache_dir()))
     items = load_workload(args.manifest, "short", {"en"}, args.windows)
-    reference = created_apart(lambda: WhisperModel(path, device="cpu", compute_type=config.compute_type))
+    reference = on_a_passing_thread(lambda: WhisperModel(path, device="cpu", compute_type=config.compute_type))
     windows = [pad_or_trim(reference.feature_extractor(decode_audio(i["path"]))[:, :-1]) for i in items]
     prompt = reference.hf_tokenizer.encode("<|startoftranscript|><|en|><|transcribe|>", add_special_tokens=False).ids
     options = dict(beam_size=5, return_scores=True, return_no_speech_prob=True, max_length=448)
@@ -73,7 +67,7 @@ def main() -> int:
     seconds: dict[str, list[float]] = {name: [] for name in SETUPS}
     for _ in range(args.rounds):
         for name, (intra, workers) in SETUPS.items():
-            model = created_apart(lambda: ctranslate2.models.Whisper(
+            model = on_a_passing_thread(lambda: ctranslate2.models.Whisper(
                 path, device="cpu", compute_type=config.compute_type, intra_threads=intra, inter_threads=workers))
             model.encode(storage(windows[:1]))  # warm-up
             start = time.perf_counter()

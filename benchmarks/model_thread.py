@@ -53,7 +53,6 @@ def child(path: str, created_on: str, called_on: str, rounds: int) -> None:
     from faster_whisper import WhisperModel
 
     from asr_server.config import load_settings
-
     from asr_server.engine import WhisperEngine
 
     settings = load_settings(None)

@@ -136,14 +136,15 @@ def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone
     """(a), (b) and the lone file's in-process time, with the model on ``threads`` CPU threads."""
     from faster_whisper import WhisperModel
 
+    from asr_server.engine import on_a_passing_thread
+
     audio_s = sum(i["duration_s"] for i in items)
-    # Created on a thread that then ends, as WhisperEngine creates the server's model: loaded on
-    # the main thread, the OpenMP team the load leaves behind made every decode 1.5x to 2x
-    # slower on the 2-core VMs, as the baselines were until session 8 (benchmarks/model_thread.py).
-    with ThreadPoolExecutor(1) as pool:
-        model = pool.submit(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
-                                                 compute_type=settings.model.compute_type,
-                                                 cpu_threads=threads)).result()
+    # Created as WhisperEngine creates the server's model: loaded on the main thread, the OpenMP
+    # team the load leaves behind made every decode 1.5x to 2x slower on the 2-core VMs, as the
+    # baselines were until session 8 (benchmarks/model_thread.py).
+    model = on_a_passing_thread(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
+                                                     compute_type=settings.model.compute_type,
+                                                     cpu_threads=threads))
     label = f"cpu_threads={threads}"
     run_sequential(model, items[:1], language)  # warm-up, untimed
     sequential = run_sequential(model, items, language)

@@ -53,7 +53,7 @@ class WhisperEngine:
     """One loaded Whisper model; safe to call from one engine thread at a time."""
 
     def __init__(self, model_dir: Path, config: ModelConfig) -> None:
-        self._whisper = _on_a_passing_thread(lambda: WhisperModel(
+        self._whisper = on_a_passing_thread(lambda: WhisperModel(
             str(model_dir),
             device=config.device,
             device_index=config.device_index,
@@ -134,7 +134,7 @@ class WhisperEngine:
         return [Generated(r.sequences_ids[0], r.scores[0], r.no_speech_prob) for r in results]
 
 
-def _on_a_passing_thread(build: Callable[[], T]) -> T:
+def on_a_passing_thread(build: Callable[[], T]) -> T:
     """Run ``build`` on a thread that has ended by the time this returns.
 
     Loading a CTranslate2 model runs OpenMP regions on the loading thread, and libgomp keeps that
@@ -142,6 +142,8 @@ def _on_a_passing_thread(build: Callable[[], T]) -> T:
     than there are CPUs, its workers stop spinning at barriers and sleep instead, and every later
     decode pays for the wake-ups: on the 2-core VMs a model loaded on the main thread transcribed
     1.5x to 2x slower (benchmarks/model_thread.py). A thread that ends takes its team with it.
+    Anything that creates a CTranslate2 model outside the engine (the benchmarks' baselines)
+    should do it through this too.
     """
     with ThreadPoolExecutor(1, thread_name_prefix="asr-model-load") as pool:
         return pool.submit(build).result()
