@@ -8,7 +8,10 @@ the settings are run in turn, ``--rounds`` times each, each on a fresh server
 (configs/cpu-int8.toml, language given) with long-polling clients. A setting is a
 space-separated list of ENV=VALUE for the server ('' = the defaults). Per run it prints the wall
 time, windows decoded, the engine's batch sizes, and why clips were given a second pack or sent
-back to be decoded alone; then the mean wall time per setting.
+back to be decoded alone, and how long the engine was busy (in its steps) and idle (the rest of
+the wall time: waiting for uploads and their preparation, and for the clients to learn of the
+last result); then the means per setting. Idle time shows a scheduling change apart from the
+luck of which clips were packed together, which moves the wall time by seconds.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ def main() -> int:
     items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
     clients = args.concurrency or len(items)
     print(f"{machine()}; {len(items)} clips, {clients} long-polling clients, {args.rounds} rounds")
-    print("| setting | wall s | windows | batch sizes | sent back alone | given a second pack | WER |")
-    print("|-|-|-|-|-|-|-|")
+    print("| setting | wall s | engine busy s | engine idle s | windows | batch sizes | sent back alone | given a second pack | WER |")
+    print("|-|-|-|-|-|-|-|-|-|")
     walls: dict[str, list[float]] = {setting: [] for setting in settings}
+    idles: dict[str, list[float]] = {setting: [] for setting in settings}
     for _ in range(args.rounds):
         for setting in settings:
             env = dict(pair.split("=", 1) for pair in setting.split())
@@ -47,14 +51,18 @@ def main() -> int:
                 stats = server.stats()
             finally:
                 server.stop()
+            busy = stats["engine_seconds"] - before["engine_seconds"]
             walls[setting].append(wall)
-            print(f"| {setting or 'defaults'} | {wall:.1f} | {stats['windows_decoded'] - before['windows_decoded']} | "
+            idles[setting].append(wall - busy)
+            print(f"| {setting or 'defaults'} | {wall:.1f} | {busy:.1f} | {wall - busy:.1f} | "
+                  f"{stats['windows_decoded'] - before['windows_decoded']} | "
                   f"{run['batch_sizes']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | "
                   f"{error_rate(items, run['texts'])['wer']:.2f}% |", flush=True)
     print()
     for setting, values in walls.items():
         print(f"{setting or 'defaults'}: mean {statistics.mean(values):.1f} s over {len(values)} runs "
-              f"({', '.join(f'{v:.1f}' for v in values)})")
+              f"({', '.join(f'{v:.1f}' for v in values)}); engine idle {statistics.mean(idles[setting]):.1f} s "
+              f"on average ({', '.join(f'{v:.1f}' for v in idles[setting])})")
     return 0
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import av
-from faster_whisper.audio import decode_audio
 
+from .audio import decode
 from .config import DecodingOptions, SchedulerConfig
 from .errors import AudioTooLong, UndecodableAudio
 from .chunking import ChunkedTranscription
@@ -58,7 +58,7 @@ def _decode(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any
     if max_seconds:
         _refuse_if_longer(_stated_duration(path), max_seconds)
     try:
-        audio = decode_audio(path, sampling_rate=sampling_rate)
+        audio = decode(path, sampling_rate)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(str(path), "the upload")
         raise UndecodableAudio(
