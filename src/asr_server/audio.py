@@ -7,7 +7,8 @@ garbage collection after every file, for a leak of older PyAV releases (faster-w
 390). In a server that collection walks every live object, about 10 ms a file with the
 server's modules loaded, with the GIL held, so it stalls the event loop and the engine
 thread's Python work; a burst of 64 short clips spent 1 s of CPU in it. With the PyAV this
-project pins, decoding leaves no reference cycles (``tests/test_audio.py`` checks both).
+project requires (18; checked on 18.1), decoding leaves no reference cycles
+(``tests/test_audio.py`` checks both).
 """
 
 from __future__ import annotations
