@@ -16,6 +16,9 @@ The baselines' model is created on a thread that then ends, as ``WhisperEngine``
 server's: created on a thread that lives on (the main one), it transcribed 1.5x to 2x slower here,
 because libgomp then manages more threads than there are CPUs and stops spinning (RESULTS.md,
 sessions 8 and 9).
+With --repeats N the server sweep runs N times on the same server, and a summary gives each
+setting's median ratio and every run's: a burst of short clips varies by seconds with which
+clips end up packed side by side, so one run is a sample, not the figure.
 With --baseline-threads (default 1), (a), (b) and the lone file are measured again with the
 model on that many CPU threads (``cpu_threads``), and each server run is also compared with the
 fastest baseline of each kind, so that no ratio rests on a handicapped baseline.
@@ -305,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
                              "?wait=30), or both, one sweep each")
     parser.add_argument("--poll", type=float, default=0.25,
                         help="seconds between a client's polls in the sweep (the client shares the CPU)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the server sweep this many times on the same server; the summary gives "
+                             "each setting's median ratio and range (a burst of short clips varies by "
+                             "which clips are packed together)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
@@ -358,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
                            "fastest_in_process_s": fastest_lone, "ratio_vs_fastest": lone_latency / fastest_lone}
         concurrencies = [len(items) if c == "all" else int(c) for c in args.concurrency.split(",")]
         sweep = []
-        for kind in args.clients.split(","):
-            sweep += run_server_sweep(server, items, concurrencies, None if kind == "wait" else args.poll)
+        for repeat in range(args.repeats):
+            for kind in args.clients.split(","):
+                for run in run_server_sweep(server, items, concurrencies, None if kind == "wait" else args.poll):
+                    sweep.append({**run, "repeat": repeat + 1})
         for run in sweep:
             run.update(throughput=audio_s / run["wall_s"], **error_rate(items, run["texts"]))
             run["speedup_vs_sequential"] = run["throughput"] / results["sequential"]["throughput"]
@@ -369,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
                 run["speedup_vs_batched_pipeline"] = run["throughput"] / max(p["throughput"] for p in results["batched_pipeline"])
                 run["speedup_vs_fastest_batched_pipeline"] = run["throughput"] / max(pipelines)
         results["server"] = sweep
+        results["server_summary"] = summarise(sweep)
         results["server_peak_rss_mb"] = server.peak_rss_mb()
     finally:
         server.stop()
@@ -380,6 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, args.out / f"{stem}.png")
     print(f"wrote {args.out / (stem + '.json')} and .png")
     return 0
+
+
+def summarise(sweep: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per concurrency and client: the runs' ratios against sequential, median and range."""
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for run in sweep:
+        groups.setdefault((run["concurrency"], run["client"]), []).append(run)
+    return [{"concurrency": concurrency, "client": client, "runs": len(runs),
+             "speedups_vs_sequential": [r["speedup_vs_sequential"] for r in runs],
+             "median_speedup_vs_sequential": statistics.median(r["speedup_vs_sequential"] for r in runs),
+             "median_wall_s": statistics.median(r["wall_s"] for r in runs)}
+            for (concurrency, client), runs in groups.items()]
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -400,11 +422,20 @@ def print_table(results: dict[str, Any]) -> None:
             print(f"| BatchedInferencePipeline bs={b['batch_size']}, {label} | {b['wall_s']:.1f} | | {b['throughput']:.2f} | "
                   f"{b['throughput'] / seq['throughput']:.2f}x | | | {score(b)} | |")
     for r in results.get("server", []):
-        print(f"| asr-server, concurrency {r['concurrency']}, {r['client']} client | {r['wall_s']:.1f} | "
+        again = f", run {r['repeat']}" if r.get("repeat", 1) > 1 else ""
+        print(f"| asr-server, concurrency {r['concurrency']}, {r['client']} client{again} | {r['wall_s']:.1f} | "
               f"{r.get('engine_s', float('nan')):.1f} | {r['throughput']:.2f} | "
               f"{r['speedup_vs_sequential']:.2f}x ({r['speedup_vs_fastest_sequential']:.2f}x "
               f"the fastest) | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
               f"{score(r)} | {r['batch_sizes']} | {r['clips_packed']} / {r['clips_unpacked']} |")
+    summary = [g for g in results.get("server_summary", []) if g["runs"] > 1]
+    if summary:
+        print("\n| server runs | runs | median wall s | median vs sequential | each run |")
+        print("|-|-|-|-|-|")
+        for g in summary:
+            print(f"| concurrency {g['concurrency']}, {g['client']} client | {g['runs']} | {g['median_wall_s']:.1f} | "
+                  f"{g['median_speedup_vs_sequential']:.2f}x | "
+                  f"{', '.join(f'{x:.2f}x' for x in g['speedups_vs_sequential'])} |")
     lone = results.get("lone")
     if lone:
         print(f"\nlone {lone['file']}: server {lone['server_latency_s']:.2f} s upload-to-done (long-poll) vs "
@@ -424,8 +455,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     runs = results.get("server", [])
     for client in dict.fromkeys(r["client"] for r in runs):
         mine = [r for r in runs if r["client"] == client]
-        ax.plot([r["concurrency"] for r in mine], [r["throughput"] for r in mine], "o-",
-                label=f"asr-server, {client} client")
+        levels = sorted({r["concurrency"] for r in mine})
+        medians = [statistics.median(r["throughput"] for r in mine if r["concurrency"] == c) for c in levels]
+        line, = ax.plot(levels, medians, "o-", label=f"asr-server, {client} client (median)")
+        if len(mine) > len(levels):  # repeats: each run as a dot
+            ax.plot([r["concurrency"] for r in mine], [r["throughput"] for r in mine], ".",
+                    color=line.get_color(), alpha=0.5)
     for n, baseline in enumerate(results["baselines"]):
         label = f"cpu_threads={baseline['cpu_threads']}"
         style = "--" if n == 0 else "-."
