@@ -15,7 +15,7 @@ import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine import Generated
-from asr_server.packing import PackedWindow, pack_windows
+from asr_server.packing import LAST_GAP_S, PackedWindow, pack_windows
 from asr_server.scheduler import Scheduler
 from asr_server.transcription import Outcome, Transcription
 from conftest import EVAL, Job, run_jobs
@@ -83,23 +83,67 @@ def test_clips_that_ran_together_are_never_packed_side_by_side_again(scripted):
     assert not any(first in u.transcriptions and second in u.transcriptions for u in units)
 
 
-def test_a_segment_across_a_gap_in_a_clips_second_pack_sends_it_back_alone(scripted):
+def test_a_segment_across_a_gap_in_a_clips_second_pack_leaves_it_a_last_resort(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     for part in (first, second):
         part.pack_attempts = 1
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One two three.", 7.0)]))
+    assert first.last_resort and second.last_resort
+    assert first.packable and not first.finished and not first.pack_refused
+
+
+def last_resort_clips(scripted, *seconds: float) -> list[Transcription]:
+    clips = [clip(scripted, s) for s in seconds]
+    for part in clips:
+        part.pack_attempts, part.last_resort = 2, True
+    return clips
+
+
+def test_clips_that_failed_two_packs_share_a_window_two_by_two_far_apart(scripted):
+    clips = last_resort_clips(scripted, 4.0, 3.0, 5.0)
+    units = pack_windows([c.next_window() for c in clips], gap_s=2.0, window_s=30.0)
+    pairs = [u for u in units if isinstance(u, PackedWindow)]
+    assert len(pairs) == 1 and len(units) == 2, "two share a window; the third, with no partner, goes alone"
+    assert pairs[0].parts == clips[:2]
+    assert pairs[0].offsets[1] - clips[0].duration >= LAST_GAP_S
+
+
+def test_last_resort_clips_that_met_before_are_not_paired(scripted):
+    first, second = last_resort_clips(scripted, 4.0, 3.0)
+    first.pack_apart.add(id(second))
+    units = pack_windows([first.next_window(), second.next_window()], gap_s=2.0, window_s=30.0)
+    assert not any(isinstance(u, PackedWindow) for u in units)
+
+
+def test_a_clip_whose_last_resort_pair_fails_is_decoded_alone(scripted):
+    first, second = last_resort_clips(scripted, 4.0, 4.0)
+    pair, = pack_windows([first.next_window(), second.next_window()], gap_s=2.0, window_s=30.0)
+    reach = pair.offsets[1] + 2.0
+    pair.complete(outcome(scripted, [(0.0, " One two three.", reach)]))
     assert first.pack_refused == second.pack_refused == "straddle"
     assert not first.packable and not first.finished
 
 
-def test_a_clip_the_model_reached_without_text_gets_another_pack_then_is_decoded_alone(scripted):
+def test_text_lying_wholly_in_a_gap_gives_both_neighbours_another_pack(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    PackedWindow([first, second], [0.0, 8.0], gap_s=4.0).complete(
+        outcome(scripted, [(0.0, " One.", 3.8), (4.6, " Thank you.", 7.4), (8.0, " Two.", 11.8)]))
+    assert not first.finished and not second.finished
+    assert first.packable and second.packable
+    assert id(second) in first.pack_apart
+
+
+def test_a_clip_the_model_reached_without_text_gets_another_pack_then_a_last_resort_then_is_decoded_alone(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One.", 3.8)]))
     assert first.finished
     assert second.packable and not second.finished
     third = clip(scripted, 4.0)
     PackedWindow([third, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Three.", 3.8)]))
-    assert second.pack_refused == "no_text" and not second.finished
+    assert second.last_resort and second.packable and not second.finished
+    fourth = last_resort_clips(scripted, 4.0)[0]
+    PackedWindow([fourth, second], [0.0, 12.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Four.", 3.8)]))
+    assert second.pack_refused == "no_text" and not second.packable and not second.finished
 
 
 def test_a_clip_a_pack_did_not_reach_goes_first_in_its_next_pack(scripted):
@@ -125,12 +169,12 @@ def test_a_pack_is_silent_from_its_last_clip_to_the_windows_end(scripted):
     assert np.all(audio[11 * 16000 :] == 0) and np.all(audio[6 * 16000 : 11 * 16000] == 0.1)
 
 
-def test_a_clip_the_model_stopped_short_of_in_its_second_pack_is_decoded_alone(scripted):
+def test_a_clip_the_model_stopped_short_of_in_its_second_pack_gets_a_last_resort(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 8.0)
     second.pack_attempts = 1
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(
         outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
-    assert second.pack_refused == "not_reached" and not second.packable and not second.finished
+    assert second.last_resort and second.packable and not second.finished
 
 
 def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float) -> tuple[Transcription, Transcription]:

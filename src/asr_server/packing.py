@@ -9,11 +9,13 @@ on across the gap between two sentences of one recording.
 
 Anything ambiguous sends the clips concerned back to be decoded alone, with Whisper's full
 temperature fallback: a window that would need temperature fallback or that Whisper would skip
-as silence. A segment that reaches into two clips by more than a third of the gap, or a clip the
-model reached but gave no text (it may have read past it), gets one more pack first, away from
-the clips it met in the first; a clip cut off where the model stopped goes into another pack
-too. A clip that two packs could not give a clean result is decoded alone. So a pack never
-mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
+as silence. A segment that reaches into two clips by more than a third of the gap, text that
+lies wholly in a gap, or a clip the model reached but gave no text (it may have read past it),
+gets one more pack first, away from the clips it met in the first; a clip cut off where the
+model stopped goes into another pack too. A clip that two packs could not give a clean result
+gets a last resort: a window shared with one other such clip, 8 s of silence apart, which the
+model rarely reads across; if that fails too, or no partner fits, it is decoded alone. So a pack
+never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class PackedWindow:
                 pieces.append({**piece, "text": text})
         tolerance = self.tolerance
         refused: list[int] = []  # segments reaching into two clips
+        in_gap: list[int] = []  # next to a segment that lies wholly in silence
         empty: list[int] = []  # reached, but no text
         unreached: list[int] = []  # after where the model stopped
         met: dict[int, set[int]] = {}  # the clips each doubtful clip must be kept apart from
@@ -132,10 +135,20 @@ class PackedWindow:
                 for i in covered:
                     met.setdefault(i, set()).update(covered - {i})
                 continue
+            if max(overlaps) == 0:
+                # Text where no clip is: drifted times or words made up in the silence. It
+                # belongs to no clip for certain, so the clips on either side are not clean.
+                beside = {i for i, (start, end) in enumerate(spans)
+                          if end <= piece["start"] and not any(spans[j][1] <= piece["start"] for j in range(i + 1, len(spans)))
+                          or start >= piece["end"] and not any(spans[j][0] >= piece["end"] for j in range(i))}
+                in_gap.extend(beside)
+                for i in beside:
+                    met.setdefault(i, set()).update(beside - {i})
+                continue
             assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
         for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
-            if i in refused:
-                continue  # in a straddling segment: retried once, as a straddle
+            if i in refused or i in in_gap:
+                continue  # in a straddling segment, or beside text in a gap: retried once
             if end > reached + tolerance:
                 unreached.append(i)
                 continue
@@ -145,6 +158,7 @@ class PackedWindow:
                 continue
             part.complete_packed(self._segments(part, start, assigned[i], outcome))
         self._retry(sorted(set(refused)), "straddle", met)
+        self._retry(sorted(set(in_gap) - set(refused)), "in_gap", met)
         self._retry(empty, "no_text", met)
         self._retry(unreached, "not_reached", met)
 
@@ -182,14 +196,22 @@ class PackedWindow:
         return segments
 
     def _retry(self, indices: Sequence[int], reason: str, met: dict[int, set[int]]) -> None:
-        """Another pack, away from the clips it met here, for a clip on its first pack; a clip
-        on its last is decoded alone. Straddles come from neighbours the model reads as one text
-        (consecutive sentences of one recording), so new neighbours usually end them."""
+        """Another pack, away from the clips it met here, for a clip on its first pack; a
+        last-resort pair for a clip on its second; a clip that failed that too is decoded alone.
+        Straddles come from neighbours the model reads as one text (consecutive sentences of one
+        recording, short clips it writes as one segment), so new neighbours usually end them.
+        Clips sent back after two packs cost a window each: 0 to 12 of the 64-clip burst, which
+        pairs cut to 0 to 2 (benchmarks/packing.py --shuffle, RESULTS.md, session 10)."""
         again = [i for i in indices if self.parts[i].pack_attempts < MAX_PACK_ATTEMPTS]
         for i in again:
             self.parts[i].pack_apart.update(id(self.parts[n]) for n in met.get(i, ()))
             self.retried.append(reason)
-        self._refuse([i for i in indices if i not in again], reason)
+        last = [i for i in indices if i not in again and self.parts[i].pack_attempts == MAX_PACK_ATTEMPTS
+                and not self.parts[i].last_resort]
+        for i in last:
+            self.parts[i].last_resort = True
+            self.retried.append("last_resort")
+        self._refuse([i for i in indices if i not in again and i not in last], reason)
 
     def _refuse(self, indices: Sequence[int], reason: str) -> None:
         for i in indices:
@@ -215,13 +237,17 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
     limit = window_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
     groups: dict[Hashable, list[Window]] = {}
+    last_resort: dict[Hashable, list[Window]] = {}
     for window in windows:
         owner = window.owner
         if owner.packable:
-            groups.setdefault((owner.language, owner.options.task, owner.generation_key), []).append(window)
+            key = (owner.language, owner.options.task, owner.generation_key)
+            (last_resort if owner.last_resort else groups).setdefault(key, []).append(window)
     units: list[tuple[tuple[int, int], Window | PackedWindow]] = [
         ((0, arrival[id(w)]), w) for w in windows if not w.owner.packable
     ]
+    for group in last_resort.values():
+        units.extend(_pairs(group, gap_s, window_s, arrival))
     for group in groups.values():
         for tier, members in _tiers(group, gap_s, limit, max_packs):
             first = (tier, min(arrival[id(w)] for w in members))
@@ -234,6 +260,29 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
                 offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
             units.append((first, PackedWindow(parts, offsets, gap_s)))
     return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
+
+
+LAST_GAP_S = 8.0  # silence between the two clips of a last-resort pair
+LAST_END_S = 22.0  # a last-resort pair ends by then: the model often stops short of a clip later in the window
+
+
+def _pairs(clips: list[Window], gap_s: float, window_s: float,
+           arrival: dict[int, int]) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
+    """Clips that failed their packs, two to a window with a long silence between them (the
+    model rarely writes one segment over it); a clip without a partner is decoded alone."""
+    out: list[tuple[tuple[int, int], Window | PackedWindow]] = []
+    left = list(clips)
+    while left:
+        first = left.pop(0)
+        partner = next((w for w in left if _next_offset(first.owner.duration + LAST_GAP_S, 0.0) + w.owner.duration <= LAST_END_S
+                        and not _kept_apart(first.owner, w.owner)), None)
+        if partner is None:
+            out.append(((0, arrival[id(first)]), first))
+            continue
+        left.remove(partner)
+        offsets = [0.0, _next_offset(first.owner.duration + LAST_GAP_S, 0.0)]
+        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], offsets, gap_s)))
+    return out
 
 
 MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
