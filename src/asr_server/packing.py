@@ -200,7 +200,7 @@ class PackedWindow:
         last-resort pair for a clip on its second; a clip that failed that too is decoded alone.
         Straddles come from neighbours the model reads as one text (consecutive sentences of one
         recording, short clips it writes as one segment), so new neighbours usually end them.
-        Clips sent back after two packs cost a window each: 0 to 12 of the 64-clip burst, which
+        Clips sent back after two packs cost a window each: up to 12 of the 64-clip burst, which
         pairs cut to 0 to 2 (benchmarks/packing.py --shuffle, RESULTS.md, session 10)."""
         again = [i for i in indices if self.parts[i].pack_attempts < MAX_PACK_ATTEMPTS]
         for i in again:
