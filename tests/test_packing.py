@@ -15,7 +15,7 @@ import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine import Generated
-from asr_server.packing import LAST_GAP_S, PackedWindow, pack_windows
+from asr_server.packing import LAST_GAP_S, PackedWindow, has_room, pack_windows
 from asr_server.scheduler import Scheduler
 from asr_server.transcription import Outcome, Transcription
 from conftest import EVAL, Job, run_jobs
@@ -106,6 +106,14 @@ def test_clips_that_failed_two_packs_share_a_window_two_by_two_far_apart(scripte
     assert len(pairs) == 1 and len(units) == 2, "two share a window; the third, with no partner, goes alone"
     assert pairs[0].parts == clips[:2]
     assert pairs[0].offsets[1] - clips[0].duration >= LAST_GAP_S
+
+
+def test_a_batch_is_not_held_back_for_room_in_a_last_resort_window(scripted):
+    single, *pair = last_resort_clips(scripted, 4.0, 3.0, 3.0)
+    units = pack_windows([c.next_window() for c in pair], gap_s=2.0, window_s=30.0)
+    assert not has_room(units[0], 2.0, 30.0)
+    assert not has_room(single.next_window(), 2.0, 30.0)
+    assert has_room(clip(scripted, 4.0).next_window(), 2.0, 30.0)
 
 
 def test_last_resort_clips_that_met_before_are_not_paired(scripted):

@@ -291,7 +291,9 @@ MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
 def has_room(unit: Window | PackedWindow, gap_s: float, window_s: float) -> bool:
     """Whether a unit's window could still take a clip of ``MIN_CLIP_S``, by the rule that
     ``pack_windows`` packs with. The scheduler holds back a batch with room while other uploads
-    are being prepared."""
+    are being prepared. Last-resort clips are paired only with each other, so theirs never has."""
+    if any(part.last_resort for part in unit.transcriptions):
+        return False
     if isinstance(unit, PackedWindow):
         end = unit.spans()[-1][1]
     elif unit.owner.packable:
