@@ -95,7 +95,7 @@ def test_a_segment_across_a_gap_in_a_clips_second_pack_leaves_it_a_last_resort(s
 def last_resort_clips(scripted, *seconds: float) -> list[Transcription]:
     clips = [clip(scripted, s) for s in seconds]
     for part in clips:
-        part.pack_attempts, part.last_resort = 2, True
+        part.pack_attempts = 2  # two packs tried and failed
     return clips
 
 

@@ -132,18 +132,16 @@ class PackedWindow:
                 # Text of two clips in one segment: neither can have a clean result.
                 covered = {i for i, overlap in enumerate(overlaps) if overlap > 0}
                 refused.extend(covered)
-                for i in covered:
-                    met.setdefault(i, set()).update(covered - {i})
+                _meet(met, covered)
                 continue
             if max(overlaps) == 0:
                 # Text where no clip is: drifted times or words made up in the silence. It
                 # belongs to no clip for certain, so the clips on either side are not clean.
-                beside = {i for i, (start, end) in enumerate(spans)
-                          if end <= piece["start"] and not any(spans[j][1] <= piece["start"] for j in range(i + 1, len(spans)))
-                          or start >= piece["end"] and not any(spans[j][0] >= piece["end"] for j in range(i))}
+                before = [i for i, (_, end) in enumerate(spans) if end <= piece["start"]]
+                after = [i for i, (start, _) in enumerate(spans) if start >= piece["end"]]
+                beside = set(before[-1:] + after[:1])
                 in_gap.extend(beside)
-                for i in beside:
-                    met.setdefault(i, set()).update(beside - {i})
+                _meet(met, beside)
                 continue
             assigned[self._clip_at((piece["start"] + piece["end"]) / 2)].append(piece)
         for i, (part, (start, end)) in enumerate(zip(self.parts, spans)):
@@ -202,21 +200,25 @@ class PackedWindow:
         recording, short clips it writes as one segment), so new neighbours usually end them.
         Clips sent back after two packs cost a window each: up to 12 of the 64-clip burst, which
         pairs cut to 0 to 2 (benchmarks/packing.py --shuffle, RESULTS.md, session 10)."""
-        again = [i for i in indices if self.parts[i].pack_attempts < MAX_PACK_ATTEMPTS]
-        for i in again:
-            self.parts[i].pack_apart.update(id(self.parts[n]) for n in met.get(i, ()))
-            self.retried.append(reason)
-        last = [i for i in indices if i not in again and self.parts[i].pack_attempts == MAX_PACK_ATTEMPTS
-                and not self.parts[i].last_resort]
-        for i in last:
-            self.parts[i].last_resort = True
-            self.retried.append("last_resort")
-        self._refuse([i for i in indices if i not in again and i not in last], reason)
+        for i in indices:
+            attempts = self.parts[i].pack_attempts
+            if attempts < MAX_PACK_ATTEMPTS:
+                self.parts[i].pack_apart.update(id(self.parts[n]) for n in met.get(i, ()))
+                self.retried.append(reason)
+            elif attempts == MAX_PACK_ATTEMPTS:
+                self.retried.append("last_resort")  # Transcription.last_resort: paired next
+        self._refuse([i for i in indices if self.parts[i].pack_attempts > MAX_PACK_ATTEMPTS], reason)
 
     def _refuse(self, indices: Sequence[int], reason: str) -> None:
         for i in indices:
             self.parts[i].pack_refused = reason
             self.parts[i].audio = None
+
+
+def _meet(met: dict[int, set[int]], clips: set[int]) -> None:
+    """Record that these clips of a pack must be kept apart from each other from now on."""
+    for i in clips:
+        met.setdefault(i, set()).update(clips - {i})
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -247,7 +249,7 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
         ((0, arrival[id(w)]), w) for w in windows if not w.owner.packable
     ]
     for group in last_resort.values():
-        units.extend(_pairs(group, gap_s, window_s, arrival))
+        units.extend(_pairs(group, gap_s, arrival))
     for group in groups.values():
         for tier, members in _tiers(group, gap_s, limit, max_packs):
             first = (tier, min(arrival[id(w)] for w in members))
@@ -266,22 +268,23 @@ LAST_GAP_S = 8.0  # silence between the two clips of a last-resort pair
 LAST_END_S = 22.0  # a last-resort pair ends by then: the model often stops short of a clip later in the window
 
 
-def _pairs(clips: list[Window], gap_s: float, window_s: float,
+def _pairs(clips: list[Window], gap_s: float,
            arrival: dict[int, int]) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
     """Clips that failed their packs, two to a window with a long silence between them (the
-    model rarely writes one segment over it); a clip without a partner is decoded alone."""
+    model rarely writes one segment over it); a clip without a partner is decoded alone.
+    ``gap_s`` is the packs' gap, which sets how far a segment may reach past its clip."""
     out: list[tuple[tuple[int, int], Window | PackedWindow]] = []
     left = list(clips)
     while left:
         first = left.pop(0)
-        partner = next((w for w in left if _next_offset(first.owner.duration + LAST_GAP_S, 0.0) + w.owner.duration <= LAST_END_S
+        second_at = _next_offset(first.owner.duration + LAST_GAP_S, 0.0)
+        partner = next((w for w in left if second_at + w.owner.duration <= LAST_END_S
                         and not _kept_apart(first.owner, w.owner)), None)
         if partner is None:
             out.append(((0, arrival[id(first)]), first))
             continue
         left.remove(partner)
-        offsets = [0.0, _next_offset(first.owner.duration + LAST_GAP_S, 0.0)]
-        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], offsets, gap_s)))
+        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], [0.0, second_at], gap_s)))
     return out
 
 

@@ -138,7 +138,6 @@ class Transcription:
     audio: np.ndarray | None = None  # kept only for clips short enough to be packed
     pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
     pack_attempts: int = 0
-    last_resort: bool = False  # failed its packs; may still share a window with one clip, far apart
     pack_apart: set[int] = field(default_factory=set)  # ids of clips it must not share a pack with again
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
@@ -208,12 +207,18 @@ class Transcription:
         under one window, language known, plain timestamped decoding with no prompt."""
         return (
             self.audio is not None and not self.pack_refused
-            and (self.pack_attempts < MAX_PACK_ATTEMPTS or (self.last_resort and self.pack_attempts == MAX_PACK_ATTEMPTS))
+            and self.pack_attempts <= MAX_PACK_ATTEMPTS  # the last one: a last-resort pair
             and self.seek == 0 and self.content_frames > 0
             and self.language is not None and not self._all_tokens
             and not self.options.without_timestamps and not self.options.word_timestamps
             and self.content_frames < self.engine.frames_per_window
         )
+
+    @property
+    def last_resort(self) -> bool:
+        """Its packs could not give it a clean result, and it has not been refused: it may share
+        one more window, with one other such clip, far apart (``packing._pairs``)."""
+        return self.pack_attempts == MAX_PACK_ATTEMPTS and not self.pack_refused
 
     def complete_packed(self, segments: list[dict[str, Any]]) -> None:
         """Take the segments a pack gave this clip: the clip is then done."""
