@@ -4,10 +4,10 @@ The samples are exactly those of faster-whisper's ``decode_audio`` (PyAV, s16 mo
 model's rate, frames regrouped before resampling), which the equivalence with faster-whisper's
 ``transcribe`` depends on. The difference is what it does not do: faster-whisper runs a full
 garbage collection after every file, for a leak of older PyAV releases (faster-whisper issue
-390). In a server that collection walks every live object, about 10 ms a file with the
+390). In a server that collection walks every live object, 14 to 33 ms a file with the
 server's modules loaded, with the GIL held, so it stalls the event loop and the engine
-thread's Python work; a burst of 64 short clips spent 1 s of CPU in it. With the PyAV this
-project requires (18; checked on 18.1), decoding leaves no reference cycles
+thread's Python work: 0.7 to 2 s of CPU for 64 short clips (benchmarks/decoding.py). With
+the PyAV this project requires (18; checked on 18.1), decoding leaves no reference cycles
 (``tests/test_audio.py`` checks both).
 """
 
