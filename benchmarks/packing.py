@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     order = "manifest order" if args.shuffle is None else f"shuffled with seed {args.shuffle}"
     print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
-    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | given a second pack | batch sizes | WER |")
-    print("|-|-|-|-|-|-|-|-|-|-|-|-|")
+    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | given a second pack | segments cut at a gap | batch sizes | WER |")
+    print("|-|-|-|-|-|-|-|-|-|-|-|-|-|")
     for gap in [int(g) for g in args.gaps.split(",")]:
         config = settings.scheduler.model_copy(update={"pack_clips": gap > 0, "pack_gap_ms": gap or 2000})
         if args.max_wait_ms is not None:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         wer = error_rate(items, {f: r["text"] for f, r in source.results.items()}).get("wer")
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
               f"{seconds['features']:.1f} | {stats['windows_decoded']} | {encoder_passes['windows']} | "
-              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | "
+              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | {stats['pack_cuts']} | "
               f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {wer:.2f}% |",
               flush=True)
     return 0

@@ -13,11 +13,12 @@ from difflib import SequenceMatcher
 import numpy as np
 import pytest
 
+from asr_server.audio import decode
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine import Generated
 from asr_server.packing import LAST_GAP_S, PackedWindow, has_room, pack_windows
 from asr_server.scheduler import Scheduler
-from asr_server.transcription import Outcome, Transcription
+from asr_server.transcription import Outcome, Transcription, decode_windows
 from conftest import EVAL, Job, run_jobs
 from test_scheduler import ScriptedEngine, hf_tokenizer  # noqa: F401  (fixture)
 
@@ -27,7 +28,8 @@ def clip(engine: ScriptedEngine, seconds: float, language: str | None = "en", **
     return Transcription(engine.features(audio), DecodingOptions(language=language, **options), engine, audio=audio)
 
 
-def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], final: float | None = None) -> Outcome:
+def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], final: float | None = None,
+            word_times: list[tuple[float, float]] | None = None) -> Outcome:
     """A decoder result made of (start, text, end) segments, Whisper's token layout."""
     tok = engine.tokenizer("transcribe", "en")
     tokens: list[int] = []
@@ -35,7 +37,10 @@ def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], fina
         tokens += [tok.timestamp_begin + round(start / 0.02), *tok.encode(text), tok.timestamp_begin + round(end / 0.02)]
     if final is not None:
         tokens.append(tok.timestamp_begin + round(final / 0.02))
-    return Outcome(Generated(tokens, -5.0, 0.01), -0.2, 0.0, 1.2)
+    if word_times is None:
+        return Outcome(Generated(tokens, -5.0, 0.01), -0.2, 0.0, 1.2)
+    engine.word_times = word_times  # the window's words, aligned
+    return Outcome(Generated(tokens, -5.0, 0.01), -0.2, 0.0, 1.2, encoded=np.zeros((1500, 512), np.float32))
 
 
 @pytest.fixture
@@ -63,6 +68,35 @@ def test_a_segment_that_runs_across_a_gap_gives_both_clips_another_pack(scripted
     assert not first.finished and not second.finished
     assert first.packable and second.packable and pack.retried == ["straddle", "straddle"]
     assert third.finished and third.result()["text"] == " Five."
+
+
+# Words of " One two. Three four.": " One", " two", ".", " Three", " four", ".".
+def test_a_segment_across_a_gap_is_cut_where_its_words_fall_on_either_side_of_it(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
+    times = [(0.2, 1.0), (1.0, 3.5), (3.5, 3.6), (5.2, 6.0), (6.0, 8.5), (8.5, 8.6)]
+    pack.complete(outcome(scripted, [(0.0, " One two. Three four.", 9.0)], word_times=times))
+    assert pack.cuts == 1 and pack.retried == []
+    assert first.result()["text"] == " One two." and second.result()["text"] == " Three four."
+    segment = second.result()["segments"][0]
+    assert (segment["start"], segment["end"]) == (0.2, 4.0), "from the first word to the clip's end"
+    tok = scripted.tokenizer("transcribe", "en")
+    assert segment["tokens"] == [tok.timestamp_begin + 10, *tok.encode(" Three four."), tok.timestamp_begin + 200]
+
+
+@pytest.mark.parametrize("text, times", [
+    pytest.param(" One two three four.", [(0.2, 1.0), (1.0, 3.5), (5.2, 6.0), (6.0, 8.5), (8.5, 8.6)],
+                 id="the model read on from one clip into the next without ending a clause"),
+    pytest.param(" One two. Three four.", [(0.2, 1.0), (1.0, 2.0), (2.0, 2.1), (3.0, 6.0), (6.0, 8.5), (8.5, 8.6)],
+                 id="a word is drawn over the gap"),
+    pytest.param(" One two. Three four.", [(0.2, 1.0), (1.0, 2.0), (2.0, 2.1), (4.1, 4.9), (6.0, 8.5), (8.5, 8.6)],
+                 id="a word lies in the gap"),
+])
+def test_a_segment_across_a_gap_is_left_whole_when_its_words_do_not_fall_cleanly_on_either_side(scripted, text, times):
+    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
+    pack.complete(outcome(scripted, [(0.0, text, 9.0)], word_times=times))
+    assert pack.cuts == 0 and pack.retried == ["straddle", "straddle"]
 
 
 def test_a_clip_in_a_straddling_segment_where_the_model_stopped_is_retried_once(scripted):
@@ -345,3 +379,34 @@ def test_packed_segments_lie_within_their_own_clip(packed_and_alone):
             # Whisper itself may end a clip's last segment past its end; it never starts one there.
             assert 0 <= segment["start"] < MANIFEST[name]["duration_s"] and segment["start"] <= segment["end"]
             assert segment["seek"] == 0
+
+
+# Pairs the model reads as one text when packed: a sentence and the one that follows it in a
+# recording, and a clip ending on a comma beside one that starts a new sentence.
+READ_ON = [("en_ljspeech_LJ001-0001.wav", "en_ljspeech_LJ001-0002.wav"),
+           ("en_ljspeech_LJ050-0131.wav", "en_mfa_mfa_thoughts.flac")]
+
+
+def decode_pack(engine, names: list[str]) -> PackedWindow:
+    """The clips packed in one window, in this order, and decoded."""
+    parts = []
+    for name in names:
+        audio = decode(str(EVAL / name), engine.sampling_rate)
+        parts.append(Transcription(engine.features(audio), DecodingOptions(language="en"), engine, audio=audio))
+    pack, = pack_windows([part.next_window() for part in parts], gap_s=2.0, window_s=30.0)
+    assert isinstance(pack, PackedWindow) and pack.parts == parts
+    pack.complete(decode_windows(engine, [pack])[0])
+    return pack
+
+
+def test_real_segments_across_a_gap_are_cut_into_each_clips_own_words(engine):
+    packs = [decode_pack(engine, list(pair)) for pair in READ_ON if all((EVAL / n).exists() for n in pair)]
+    assert sum(pack.cuts for pack in packs) >= 1, "the model wrote one segment over a gap in none of the pairs"
+    for pair, pack in zip(READ_ON, packs):
+        for name, part, other in zip(pair, pack.parts, reversed(pair)):
+            if not part.finished:
+                continue  # sent back: decoded again elsewhere
+            text = words(part.result()["text"])
+            ref, foreign = words(MANIFEST[name]["ref"]), set(words(MANIFEST[other]["ref"]))
+            assert SequenceMatcher(None, text, ref).ratio() >= 0.85, (name, part.result()["text"])
+            assert not (set(text) - set(ref)) & foreign, f"{name} took words of {other}"

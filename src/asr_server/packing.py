@@ -2,17 +2,21 @@
 
 The encoder costs the same for 3 s of speech as for 30 s, and on CPU it is most of the cost of a
 short clip. So clips that share a language and decoding options are laid end to end, with two
-seconds of silence between them (``pack_gap_ms``), and decoded as one window; the window's segments go back to the
-clip whose span they cover. Whisper usually ends a segment at such a pause, so the split is
+seconds of silence between them (``pack_gap_ms``), and decoded as one window; the window's
+segments go back to the clip whose span they cover. Whisper usually ends a segment at such a pause, so the split is
 clean. Consecutive uploads are dealt to different packs, because the model is likeliest to read
 on across the gap between two sentences of one recording.
 
+The model does sometimes write the end of one clip and the start of the next as one segment.
+Such a segment is cut in two where its words, aligned as word timestamps are, fall cleanly on
+either side of the gap after a clause ends (``PackedWindow._cut_at_gaps``).
+
 Anything ambiguous sends the clips concerned back to be decoded alone, with Whisper's full
 temperature fallback: a window that would need temperature fallback or that Whisper would skip
-as silence. A segment that reaches into two clips by more than a third of the gap, text that
-lies wholly in a gap, or a clip the model reached but gave no text (it may have read past it),
-gets one more pack first, away from the clips it met in the first; a clip cut off where the
-model stopped goes into another pack too. A clip that two packs could not give a clean result
+as silence. A segment that reaches into two clips by more than a third of the gap and cannot be
+cut cleanly, text that lies wholly in a gap, or a clip the model reached but gave no text (it
+may have read past it), gets one more pack first, away from the clips it met in the first; a
+clip cut off where the model stopped goes into another pack too. A clip that two packs could not give a clean result
 gets a last resort: a window shared with one other such clip, 8 s of silence apart, which the
 model rarely reads across; if that fails too, or no partner fits, it is decoded alone. So a pack
 never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
@@ -20,11 +24,13 @@ never mixes text between tasks, and never keeps a decoding that Whisper would ha
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
+from faster_whisper.transcribe import merge_punctuations
 
 from .transcription import MAX_PACK_ATTEMPTS, Outcome, Transcription, Window, compression_ratio, split_by_timestamps
 
@@ -41,6 +47,7 @@ class PackedWindow:
     needs_language = False
     retry_on_fallback = False  # a doubtful pack is unpacked instead
     retried: list[str] = field(default_factory=list)  # why clips were given another pack
+    cuts: int = 0  # segments cut at a gap by their words' times (see _cut_at_gaps)
 
     @property
     def owner(self) -> Transcription:
@@ -114,11 +121,9 @@ class PackedWindow:
         split = split_by_timestamps(outcome.generated.tokens, tokenizer.timestamp_begin,
                                     owner.engine.time_precision, spans[-1][1])
         reached = spans[-1][1] if split.last_timestamp is None else split.last_timestamp * owner.engine.time_precision
-        pieces = []
-        for piece in split.pieces:
-            text = tokenizer.decode(piece["tokens"])
-            if piece["start"] != piece["end"] and text.strip():
-                pieces.append({**piece, "text": text})
+        pieces = self._cut_at_gaps([{**piece, "text": tokenizer.decode(piece["tokens"])} for piece in split.pieces],
+                                   outcome)
+        pieces = [piece for piece in pieces if piece["start"] != piece["end"] and piece["text"].strip()]
         tolerance = self.tolerance
         refused: list[int] = []  # segments reaching into two clips
         in_gap: list[int] = []  # next to a segment that lies wholly in silence
@@ -128,7 +133,7 @@ class PackedWindow:
         assigned: list[list[dict[str, Any]]] = [[] for _ in self.parts]
         for piece in pieces:
             overlaps = [_overlap((piece["start"], piece["end"]), span) for span in spans]
-            if sorted(overlaps)[-2] > tolerance:
+            if self._straddles(piece):
                 # Text of two clips in one segment: neither can have a clean result.
                 covered = {i for i, overlap in enumerate(overlaps) if overlap > 0}
                 refused.extend(covered)
@@ -159,6 +164,83 @@ class PackedWindow:
         self._retry(sorted(set(in_gap) - set(refused)), "in_gap", met)
         self._retry(empty, "no_text", met)
         self._retry(unreached, "not_reached", met)
+
+    def _straddles(self, piece: dict[str, Any]) -> bool:
+        """Whether a segment reaches into two clips by more than the tolerance."""
+        overlaps = sorted(_overlap((piece["start"], piece["end"]), span) for span in self.spans())
+        return len(overlaps) > 1 and overlaps[-2] > self.tolerance
+
+    def _cut_at_gaps(self, pieces: list[dict[str, Any]], outcome: Outcome) -> list[dict[str, Any]]:
+        """Segments that run across a gap, cut there when the words' times say cleanly where.
+
+        The model often writes the end of one clip and the start of the next as one segment.
+        Its words, aligned on the decoder's cross-attention as word timestamps are, fall on
+        either side of the silence; when every word lies in one clip and the clips follow in
+        order, the segment is cut between them, which saves both clips another pack. Anything
+        less clean is left whole, to be refused as before."""
+        straddling = {n for n, piece in enumerate(pieces)
+                      if piece["start"] != piece["end"] and piece["text"].strip() and self._straddles(piece)}
+        if not straddling or outcome.encoded is None:
+            return pieces
+        words = self._words(pieces, outcome.encoded)
+        out: list[dict[str, Any]] = []
+        for n, piece in enumerate(pieces):
+            cut = self._cut(piece, words[n]) if n in straddling and words[n] else None
+            out.extend(cut or [piece])
+            self.cuts += cut is not None
+        return out
+
+    def _words(self, pieces: list[dict[str, Any]], encoded: np.ndarray) -> list[list[dict[str, Any]] | None]:
+        """Each segment's words with their times in the window, aligned all at once as word
+        timestamps align a window's text; None for a segment that shares a word with another."""
+        owner = self.owner
+        tokenizer = owner.tokenizer
+        text = [[t for t in piece["tokens"] if t < tokenizer.eot] for piece in pieces]
+        words = owner.engine.align(tokenizer, [t for tokens in text for t in tokens], encoded,
+                                   owner.engine.frames_per_window)
+        merge_punctuations(words, owner.options.prepend_punctuations, owner.options.append_punctuations)
+        ends = np.cumsum([len(tokens) for tokens in text])
+        out: list[list[dict[str, Any]] | None] = [[] for _ in pieces]
+        position = 0
+        for word in words:
+            if not word["tokens"]:
+                continue  # its punctuation went to a neighbour
+            n = int(np.searchsorted(ends, position, side="right"))
+            position += len(word["tokens"])
+            last = int(np.searchsorted(ends, position - 1, side="right"))
+            if last != n:
+                out[n] = out[last] = None
+            elif out[n] is not None:
+                out[n].append(word)
+        return out
+
+    def _cut(self, piece: dict[str, Any], words: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """The segment as one piece per clip its words lie in, or None if they are not clean:
+        a word in no clip, or clips out of order."""
+        spans = self.spans()
+        clips = []
+        for word in words:
+            touched = [i for i, span in enumerate(spans) if _overlap((word["start"], word["end"]), span) > 0]
+            if len(touched) != 1:
+                return None  # in a gap, or drawn over one: its clip is a guess
+            clips.append(touched[0])
+        if clips != sorted(clips):
+            return None
+        ends = [n for n in range(1, len(words)) if clips[n] != clips[n - 1]]
+        if any(not words[n - 1]["word"].rstrip().endswith(tuple(CLAUSE_ENDS)) for n in ends):
+            return None  # the model read on from one clip into the next as one sentence
+        tokenizer = self.owner.tokenizer
+        precision = self.owner.engine.time_precision
+        out = []
+        for clip, group in itertools.groupby(zip(clips, words), key=lambda pair: pair[0]):
+            members = [word for _, word in group]
+            start = piece["start"] if not out else max(float(members[0]["start"]), spans[clip][0])
+            end = piece["end"] if clip == clips[-1] else min(float(members[-1]["end"]), spans[clip][1])
+            text = [t for word in members for t in word["tokens"]]
+            tokens = [tokenizer.timestamp_begin + round(start / precision), *text,
+                      tokenizer.timestamp_begin + round(end / precision)]
+            out.append({"start": start, "end": end, "tokens": tokens, "text": tokenizer.decode(text)})
+        return out
 
     def _clip_at(self, time: float) -> int:
         """The clip that owns a time: each gap is shared at its middle."""
@@ -213,6 +295,9 @@ class PackedWindow:
         for i in indices:
             self.parts[i].pack_refused = reason
             self.parts[i].audio = None
+
+
+CLAUSE_ENDS = ".,?!;:…。，？！；：、"  # a cut must follow one of these: the model ended a clause there
 
 
 def _meet(met: dict[int, set[int]], clips: set[int]) -> None:

@@ -138,6 +138,7 @@ class Scheduler:
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
         self.pack_refusals: Counter[str] = Counter()  # why clips were sent back to be decoded alone
         self.pack_retries: Counter[str] = Counter()  # why clips were given a second pack
+        self.pack_cuts = 0  # segments cut at a gap between clips by their words' times
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class Scheduler:
                 "clips_unpacked": sum(self.pack_refusals.values()),
                 "pack_refusals": dict(self.pack_refusals),
                 "pack_retries": dict(self.pack_retries),
+                "pack_cuts": self.pack_cuts,
             }
 
     # -- preparation (worker threads) ------------------------------------------------------
@@ -343,6 +345,7 @@ class Scheduler:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
                     self.pack_refusals.update(part.pack_refused for part in unit.parts if part.pack_refused)
                     self.pack_retries.update(unit.retried)
+                    self.pack_cuts += unit.cuts
             for active, done_before in zip(actives, before):
                 t = active.transcription
                 with self._cv:
