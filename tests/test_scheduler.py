@@ -60,7 +60,7 @@ class ScriptedEngine:
         out[0, :] = float(np.abs(audio).max())
         return out
 
-    def encode(self, windows):
+    def encode(self, windows, silent_from=None):
         return [w[:, :1500].T.copy() for w in windows]
 
     def detect_language(self, encoded):
@@ -220,11 +220,11 @@ ENGLISH = DecodingOptions(language="en")  # a known language: short clips are pa
 
 
 def test_packs_with_room_are_held_back_while_more_clips_are_prepared(hf_tokenizer, tmp_path, monkeypatch):
-    # Two 18 s clips make two windows, a full batch by count, each with 12 s of room: the four
-    # 3 s clips being prepared fill them, so the first batch waits for them.
+    # Two 9 s clips make two windows, a full batch by count, each with 11 s of room (packs fill
+    # 20 s): the four 3 s clips being prepared fill them, so the first batch waits for them.
     slow_preparation(monkeypatch)
     batches = record_batches(monkeypatch)
-    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", seconds, 0.3)) for i, seconds in enumerate([18, 18, 3, 3, 3, 3])]
+    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", seconds, 0.3)) for i, seconds in enumerate([9, 9, 3, 3, 3, 3])]
     run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=2, max_wait_ms=5000, pack_gap_ms=2000)
     assert batches[0] == [3, 3]
 

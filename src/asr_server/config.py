@@ -76,6 +76,18 @@ class SchedulerConfig(_Section):
         description="Silence laid between packed clips; shorter gaps send more clips back to be "
         "decoded alone (benchmarks/packing.py, RESULTS.md).",
     )
+    pack_fill_s: float = Field(
+        20.0, ge=10.0, le=30.0,
+        description="How much of a pack's 30 s window its clips may fill; the silence after "
+        "them is encoded once and reused, and the encoder costs far less for 20 s than for 30 "
+        "(benchmarks/encoder_length.py, RESULTS.md). 30 = fill the window.",
+    )
+    pack_cuts: bool = Field(
+        True,
+        description="Cut a segment the model wrote across the gap between two packed clips "
+        "where its aligned words fall cleanly on either side, after a clause ends; false sends "
+        "both clips to another pack instead (benchmarks/burst.py, RESULTS.md).",
+    )
     detect_on_window: bool = Field(
         True,
         description="Detect the language on the first window's own encoding instead of "

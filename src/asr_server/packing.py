@@ -44,6 +44,8 @@ class PackedWindow:
     parts: list[Transcription]
     offsets: list[float]  # where each clip starts in the window, seconds
     gap_s: float
+    cut_at_gaps: bool = True  # see _cut_at_gaps; false sends both clips to another pack
+    content_s: float = 30.0  # where the clips must end; silence from there to the window's end
     needs_language = False
     retry_on_fallback = False  # a doubtful pack is unpacked instead
     retried: list[str] = field(default_factory=list)  # why clips were given another pack
@@ -61,6 +63,13 @@ class PackedWindow:
     @property
     def batch_key(self) -> tuple[Any, ...]:
         return (0, self.owner.generation_key)
+
+    @property
+    def silent_from(self) -> int | None:
+        """The feature frame from which the window is silence for certain (see ``Unit``)."""
+        engine = self.owner.engine
+        frames = int(round(self.content_s / engine.seconds_per_frame))
+        return frames if frames < engine.frames_per_window else None
 
     def spans(self) -> list[tuple[float, float]]:
         return [(offset, offset + part.duration) for offset, part in zip(self.offsets, self.parts)]
@@ -180,7 +189,7 @@ class PackedWindow:
         less clean is left whole, to be refused as before."""
         straddling = {n for n, piece in enumerate(pieces)
                       if piece["start"] != piece["end"] and piece["text"].strip() and self._straddles(piece)}
-        if not straddling or outcome.encoded is None:
+        if not straddling or not self.cut_at_gaps or outcome.encoded is None:
             return pieces
         words = self._words(pieces, outcome.encoded)
         out: list[dict[str, Any]] = []
@@ -311,7 +320,8 @@ def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
-                 max_packs: int | None = None) -> list[Window | PackedWindow]:
+                 max_packs: int | None = None, cut_at_gaps: bool = True,
+                 pack_s: float | None = None) -> list[Window | PackedWindow]:
     """Replace the windows of packable clips by packs; other windows pass through.
 
     Clips share a pack only with the same language, task and decoding options. A pack of one is
@@ -319,9 +329,10 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
     dealt over at most that many packs, as full as the clips allow; the clips that fit in none
     are dealt again, into packs that come after all of those (the next tier). Within a tier,
     units are ordered by their oldest clip, which keeps the scheduler's oldest-first rule: the
-    oldest clip always lands in the first tier."""
+    oldest clip always lands in the first tier. ``cut_at_gaps``: see ``PackedWindow._cut_at_gaps``."""
     gap_s = _on_grid(gap_s)
-    limit = window_s - STEP_S
+    pack_s = window_s if pack_s is None else min(pack_s, window_s)
+    limit = pack_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
     groups: dict[Hashable, list[Window]] = {}
     last_resort: dict[Hashable, list[Window]] = {}
@@ -334,7 +345,7 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
         ((0, arrival[id(w)]), w) for w in windows if not w.owner.packable
     ]
     for group in last_resort.values():
-        units.extend(_pairs(group, gap_s, arrival))
+        units.extend(_pairs(group, gap_s, arrival, cut_at_gaps))
     for group in groups.values():
         for tier, members in _tiers(group, gap_s, limit, max_packs):
             first = (tier, min(arrival[id(w)] for w in members))
@@ -345,7 +356,7 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
             offsets = [0.0]
             for part in parts[:-1]:
                 offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
-            units.append((first, PackedWindow(parts, offsets, gap_s)))
+            units.append((first, PackedWindow(parts, offsets, gap_s, cut_at_gaps, pack_s)))
     return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
 
 
@@ -353,8 +364,8 @@ LAST_GAP_S = 8.0  # silence between the two clips of a last-resort pair
 LAST_END_S = 22.0  # a last-resort pair ends by then: the model often stops short of a clip later in the window
 
 
-def _pairs(clips: list[Window], gap_s: float,
-           arrival: dict[int, int]) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
+def _pairs(clips: list[Window], gap_s: float, arrival: dict[int, int],
+           cut_at_gaps: bool) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
     """Clips that failed their packs, two to a window with a long silence between them (the
     model rarely writes one segment over it); a clip without a partner is decoded alone.
     ``gap_s`` is the packs' gap, which sets how far a segment may reach past its clip."""
@@ -369,7 +380,8 @@ def _pairs(clips: list[Window], gap_s: float,
             out.append(((0, arrival[id(first)]), first))
             continue
         left.remove(partner)
-        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], [0.0, second_at], gap_s)))
+        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], [0.0, second_at], gap_s,
+                                                             cut_at_gaps, LAST_END_S)))
     return out
 
 

@@ -271,7 +271,8 @@ class Scheduler:
         if not self._config.pack_clips:
             return windows
         return pack_windows(windows, self._config.pack_gap_ms / 1000, self._window_s,
-                            max_packs=self._config.max_batch_size)
+                            max_packs=self._config.max_batch_size, cut_at_gaps=self._config.pack_cuts,
+                            pack_s=self._config.pack_fill_s)
 
     def _select(self, windows: list[Unit]) -> list[Unit]:
         """The oldest task's batch key, and up to max_batch_size windows that share it."""
@@ -287,7 +288,8 @@ class Scheduler:
             return False
         if not self._config.pack_clips:
             return True
-        return not any(has_room(unit, self._config.pack_gap_ms / 1000, self._window_s) for unit in batch)
+        pack_s = min(self._window_s, self._config.pack_fill_s)
+        return not any(has_room(unit, self._config.pack_gap_ms / 1000, pack_s) for unit in batch)
 
     def _wait_for_company(self) -> bool:
         """Hold a small batch back, only while other tasks are being prepared, and for at most

@@ -40,7 +40,7 @@ class Engine(Protocol):
 
     def tokenizer(self, task: str, language: str | None) -> Tokenizer: ...
     def features(self, audio: np.ndarray) -> np.ndarray: ...
-    def encode(self, windows: list[np.ndarray]) -> list[np.ndarray]: ...
+    def encode(self, windows: list[np.ndarray], silent_from: Sequence[int | None] | None = None) -> list[np.ndarray]: ...
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]: ...
     def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]: ...
     def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
@@ -63,6 +63,10 @@ class Unit(Protocol):
     def features(self) -> np.ndarray: ...
     def detection_features(self) -> np.ndarray | None: ...
     def prompt(self) -> list[int]: ...
+    @property
+    def silent_from(self) -> int | None:
+        """A feature frame from which the window is silence for certain, which lets the engine
+        encode only up to there (``WhisperEngine.encode``); None: encode it whole, exactly."""
     def complete(self, outcome: "Outcome") -> None: ...
 
 
@@ -93,6 +97,8 @@ class Window:
 
     def features(self) -> np.ndarray:
         return pad_or_trim(self.owner.features[:, self.seek : self.seek + self.size])
+
+    silent_from: ClassVar[None] = None  # a task's own window is encoded whole, as faster-whisper does
 
     def detection_features(self) -> np.ndarray | None:
         """The features faster-whisper detects the language on, when they differ from the
@@ -416,7 +422,7 @@ def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bo
             if own is not None:
                 detect_from[i] = len(inputs)
                 inputs.append(own)
-    encoded = engine.encode(inputs)
+    encoded = engine.encode(inputs, [w.silent_from for w in windows] + [None] * (len(inputs) - len(windows)))
     if undetected:
         probabilities = engine.detect_language([encoded[detect_from[i]] for i in undetected])
         for i, probs in zip(undetected, probabilities):
