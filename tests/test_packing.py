@@ -219,18 +219,28 @@ def test_a_clip_the_model_stopped_short_of_in_its_second_pack_gets_a_last_resort
     assert second.last_resort and second.packable and not second.finished
 
 
-def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float) -> tuple[Transcription, Transcription]:
+def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float,
+                     first: Transcription | None = None) -> tuple[Transcription, Transcription]:
     """Two packed clips, each with its own segment, decoded with the given scores."""
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
+    first, second = first or clip(scripted, 4.0), clip(scripted, 4.0)
     tokens = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)]).generated.tokens
     scored = Outcome(Generated(tokens, -5.0, no_speech_prob), avg_logprob, 0.0, 1.2)
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(scored)
     return first, second
 
 
-def test_a_window_that_would_need_temperature_fallback_is_unpacked(scripted):
+def test_clips_of_a_window_that_would_need_temperature_fallback_get_another_pack_apart(scripted):
     first, second = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
-    assert first.pack_refused == second.pack_refused == "fallback"
+    assert not first.finished and not second.finished
+    assert first.packable and second.packable and id(second) in first.pack_apart
+
+
+def test_a_clip_whose_packs_keep_needing_temperature_fallback_is_decoded_alone(scripted):
+    first, _ = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
+    two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01, first=first)
+    assert first.last_resort
+    two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01, first=first)
+    assert first.pack_refused == "fallback" and not first.packable
 
 
 def test_a_pack_with_no_speech_and_no_confident_text_is_unpacked_as_silent(scripted):

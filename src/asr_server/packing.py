@@ -11,13 +11,14 @@ The model does sometimes write the end of one clip and the start of the next as 
 Such a segment is cut in two where its words, aligned as word timestamps are, fall cleanly on
 either side of the gap after a clause ends (``PackedWindow._cut_at_gaps``).
 
-Anything ambiguous sends the clips concerned back to be decoded alone, with Whisper's full
-temperature fallback: a window that would need temperature fallback or that Whisper would skip
-as silence. A segment that reaches into two clips by more than a third of the gap and cannot be
-cut cleanly, text that lies wholly in a gap, or a clip the model reached but gave no text (it
-may have read past it), gets one more pack first, away from the clips it met in the first; a
-clip cut off where the model stopped goes into another pack too. A clip that two packs could not give a clean result
-gets a last resort: a window shared with one other such clip, 8 s of silence apart, which the
+Nothing ambiguous is kept. A window that Whisper would skip as silence sends its clips back to
+be decoded alone, with Whisper's full temperature fallback. A window that would need
+temperature fallback (most often the model wrote the first clip and stopped), a segment that
+reaches into two clips by more than a third of the gap and cannot be cut cleanly, text that
+lies wholly in a gap, or a clip the model reached but gave no text (it may have read past it),
+gives the clips concerned one more pack first, away from the clips they met in this one; a clip
+cut off where the model stopped goes into another pack too. A clip that two packs could not
+give a clean result gets a last resort: a window shared with one other such clip, 8 s of silence apart, which the
 model rarely reads across; if that fails too, or no partner fits, it is decoded alone. So a pack
 never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
 """
@@ -47,7 +48,7 @@ class PackedWindow:
     cut_at_gaps: bool = True  # see _cut_at_gaps; false sends both clips to another pack
     content_s: float = 30.0  # where the clips must end; silence from there to the window's end
     needs_language = False
-    retry_on_fallback = False  # a doubtful pack is unpacked instead
+    retry_on_fallback = False  # a doubtful pack's clips are packed again instead (see complete)
     retried: list[str] = field(default_factory=list)  # why clips were given another pack
     cuts: int = 0  # segments cut at a gap by their words' times (see _cut_at_gaps)
 
@@ -122,8 +123,14 @@ class PackedWindow:
             and outcome.generated.no_speech_prob > options.no_speech_threshold
             and not (options.log_prob_threshold is not None and outcome.avg_logprob > options.log_prob_threshold)
         )
-        if owner.needs_fallback(outcome) or silent:
-            self._refuse(range(len(self.parts)), "silent" if silent else "fallback")
+        if silent:
+            self._refuse(range(len(self.parts)), "silent")
+            return
+        if owner.needs_fallback(outcome):
+            # Often the model wrote the first clip and stopped, improbably early; which clip
+            # threw it is unknown, so each gets another pack, away from the others.
+            everyone = set(range(len(self.parts)))
+            self._retry(sorted(everyone), "fallback", {i: everyone - {i} for i in everyone})
             return
         tokenizer = owner.tokenizer
         spans = self.spans()
