@@ -52,6 +52,7 @@ bench-all: bench
 	$(PY) benchmarks/zh_script.py
 	$(PY) benchmarks/packing.py --gaps 0,1000,2000
 	$(PY) benchmarks/decoding.py
+	$(PY) benchmarks/encoder_length.py
 
 # The README's screenshots of the web page (docs/page-desktop.png, docs/page-phone.png).
 screenshots: provision test-deps
