@@ -420,3 +420,22 @@ def test_real_segments_across_a_gap_are_cut_into_each_clips_own_words(engine):
             ref, foreign = words(MANIFEST[name]["ref"]), set(words(MANIFEST[other]["ref"]))
             assert SequenceMatcher(None, text, ref).ratio() >= 0.85, (name, part.result()["text"])
             assert not (set(text) - set(ref)) & foreign, f"{name} took words of {other}"
+
+
+def test_short_clips_decoded_alone_with_packing_on_keep_their_language_and_read_as_well(engine):
+    # Language detected, so nothing is packed; with packing on, a clip under pack_fill_s is
+    # encoded only that far, as packs are. One clip of each language the eval set has.
+    first_of_each: dict[str, str] = {}
+    for name, item in MANIFEST.items():
+        if item["duration_s"] <= 20:
+            first_of_each.setdefault(item["lang"], name)
+    names = list(first_of_each.values())
+    jobs = [Job(name, str(EVAL / name)) for name in names]
+    cheap, _ = run_jobs(engine, jobs, SchedulerConfig(max_batch_size=8), DecodingOptions())
+    exact, _ = run_jobs(engine, jobs, SchedulerConfig(max_batch_size=8, pack_clips=False), DecodingOptions())
+    assert len(names) >= 8
+    for name in names:
+        assert cheap.results[name]["language"] == exact.results[name]["language"] == MANIFEST[name]["lang"], name
+        ref = MANIFEST[name]["ref"].lower()
+        score = {k: SequenceMatcher(None, r.results[name]["text"].lower(), ref).ratio() for k, r in (("cheap", cheap), ("exact", exact))}
+        assert score["cheap"] >= score["exact"] - 0.15, (name, cheap.results[name]["text"], exact.results[name]["text"])

@@ -49,6 +49,7 @@ class ScriptedEngine:
         self.fail_when = fail_when
         self.lock = threading.Lock()
         self.word_times: list[tuple[float, float]] = []  # what align() gives each word
+        self.silent_from: list[int | None] = []  # what encode() was told of each window
 
     def tokenizer(self, task, language):
         return Tokenizer(self._hf, True, task=task, language=language)
@@ -61,6 +62,7 @@ class ScriptedEngine:
         return out
 
     def encode(self, windows, silent_from=None):
+        self.silent_from.extend(silent_from or [None] * len(windows))
         return [w[:, :1500].T.copy() for w in windows]
 
     def detect_language(self, encoded):
@@ -239,6 +241,22 @@ def test_a_batch_of_full_packs_is_not_held_back(hf_tokenizer, tmp_path, monkeypa
     run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=1, max_wait_ms=10_000, prepare_workers=2)
     assert batches[0] == [1]
     assert ran_out == []
+
+
+def test_with_packing_on_a_short_recording_alone_is_encoded_only_as_far_as_packs_fill(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
+    run(engine, jobs, max_batch_size=1)  # language detected: nothing is packed
+    # The short one's first window is cut at 20 s; its later ones (the script moves seek by
+    # 0.2 s a window) and the long one's are encoded whole.
+    assert [frames for frames in engine.silent_from if frames is not None] == [2000]
+    assert len(engine.silent_from) > 2
+
+
+def test_with_packing_off_every_window_is_encoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], pack_clips=False)
+    assert engine.silent_from and set(engine.silent_from) == {None}
 
 
 def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):

@@ -112,6 +112,10 @@ class Scheduler:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
         self._window_s = engine.frames_per_window * engine.seconds_per_frame  # one window, seconds
+        # With packing on, a recording shorter than a pack's fill is encoded as packs are
+        # (WhisperEngine.encode with silent_from): a third of the encoder's cost on the 2-core VM.
+        fill = round(config.pack_fill_s / engine.seconds_per_frame)
+        self._cheap_frames = fill if config.pack_clips and fill < engine.frames_per_window else None
         self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
         self._source = source
         self._config = config
@@ -221,7 +225,8 @@ class Scheduler:
             else:
                 features = self._engine.features(audio)
                 short = self._config.pack_clips and features.shape[-1] <= self._engine.frames_per_window
-                transcription = Transcription(features, options, self._engine, audio=audio if short else None)
+                transcription = Transcription(features, options, self._engine, audio=audio if short else None,
+                                              short_frames=self._cheap_frames)
             with self._cv:
                 self._order += 1
                 prepared = _Active(job.task_id, transcription, self._order, job.options or {})

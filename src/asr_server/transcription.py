@@ -98,7 +98,16 @@ class Window:
     def features(self) -> np.ndarray:
         return pad_or_trim(self.owner.features[:, self.seek : self.seek + self.size])
 
-    silent_from: ClassVar[None] = None  # a task's own window is encoded whole, as faster-whisper does
+    @property
+    def silent_from(self) -> int | None:
+        """A recording of at most ``short_frames`` is feature padding after it, and its window
+        may be encoded only that far (see ``Unit``); longer ones, and every window when the
+        owner has no ``short_frames``, are encoded whole, as faster-whisper does. The scheduler
+        sets it with packing on, whose clips are encoded so too (``scheduler.pack_fill_s``)."""
+        frames = self.owner.short_frames
+        if frames is not None and self.seek == 0 and self.owner.content_frames <= frames:
+            return frames
+        return None
 
     def detection_features(self) -> np.ndarray | None:
         """The features faster-whisper detects the language on, when they differ from the
@@ -143,6 +152,7 @@ class Transcription:
     segments: list[dict[str, Any]] = field(default_factory=list)
     windows_done: int = 0
     audio: np.ndarray | None = None  # kept only for clips short enough to be packed
+    short_frames: int | None = None  # a recording this short may be encoded cheaply (Window.silent_from)
     pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
     pack_attempts: int = 0
     pack_apart: set[int] = field(default_factory=set)  # ids of clips it must not share a pack with again
