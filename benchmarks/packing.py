@@ -1,6 +1,7 @@
 """Packing in-process: where the engine's time goes, and what the gap between clips costs.
 
     .venv/bin/python benchmarks/packing.py --gaps 0,1000,2000
+    .venv/bin/python benchmarks/packing.py --detect --language en,zh,sv,es,ja,de,fr,it,ko,pt,ru --gaps 0,2000
 
 Runs the scheduler in this process (no HTTP) over the short clips of one language, once per
 gap (0 = packing off), with the language given. It times the engine's encoder, decoder and
@@ -24,7 +25,11 @@ from throughput import DEFAULT_MANIFEST, REPO, error_rate, load_workload, machin
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
-    parser.add_argument("--language", default="en")
+    parser.add_argument("--language", default="en", help="the clips' language, or several, comma-separated, with --detect")
+    parser.add_argument("--detect", action="store_true",
+                        help="detect each clip's language instead of giving it: nothing is packed, but with "
+                             "packing on a clip under pack_fill_s is encoded as packs are; reports the "
+                             "clips whose detected language is not the manifest's")
     parser.add_argument("--gaps", default="0,1000,2000", help="pack_gap_ms values; 0 turns packing off")
     parser.add_argument("--shuffle", type=int, default=None, metavar="SEED",
                         help="submit the clips in a random order (this seed) instead of the manifest's, "
@@ -42,10 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     from asr_server.scheduler import Scheduler
     from asr_server.zh_script import convert_text
 
-    items = load_workload(args.manifest, "short", {args.language}, None)
+    languages = set(args.language.split(","))
+    if len(languages) > 1 and not args.detect:
+        parser.error("several languages need --detect (a pack holds one language)")
+    items = load_workload(args.manifest, "short", languages, None)
     if args.shuffle is not None:
         random.Random(args.shuffle).shuffle(items)
-    settings = load_settings(None, {"decoding": {"language": args.language}})
+    settings = load_settings(None, {"decoding": {"language": None if args.detect else args.language}})
     engine = WhisperEngine(Path(model_dir(settings)), settings.model)
     seconds: Counter[str] = Counter()
     encoder_passes: Counter[str] = Counter()  # windows through the encoder
@@ -64,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         setattr(engine, name, timed)
 
     order = "manifest order" if args.shuffle is None else f"shuffled with seed {args.shuffle}"
-    print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, language {args.language}")
+    given = "detected" if args.detect else "given"
+    print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, "
+          f"language {args.language} ({given})")
     print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | given a second pack | segments cut at a gap | batch sizes | WER / CER |")
     print("|-|-|-|-|-|-|-|-|-|-|-|-|-|")
     for gap in [int(g) for g in args.gaps.split(",")]:
@@ -74,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         source = ListSource([Job(item["file"], item["path"]) for item in items])
         seconds.clear()
         encoder_passes.clear()
-        scheduler = Scheduler(engine, source, config, settings.decoding)
+        scheduler = Scheduler(engine, source, config, settings.decoding,
+                              detect_on_window=settings.scheduler.detect_on_window)  # as the server runs
         start = time.perf_counter()
         scheduler.start()
         source.done.wait()
@@ -84,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         # Scored as the server returns it: Chinese in Simplified script (output.zh_script).
         rates = error_rate(items, {f: convert_text(r["text"], "simplified") for f, r in source.results.items()})
         accuracy = ", ".join(f"{kind.upper()} {rate:.2f}%" for kind, rate in rates.items())
+        if args.detect:
+            wrong = sum(source.results[i["file"]]["language"] != i["lang"] for i in items)
+            accuracy += f"; language wrong for {wrong}"
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
               f"{seconds['features']:.1f} | {stats['windows_decoded']} | {encoder_passes['windows']} | "
               f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | {stats['pack_cuts']} | "

@@ -246,11 +246,17 @@ def test_a_batch_of_full_packs_is_not_held_back(hf_tokenizer, tmp_path, monkeypa
 def test_with_packing_on_a_short_recording_alone_is_encoded_only_as_far_as_packs_fill(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
-    run(engine, jobs, max_batch_size=1)  # language detected: nothing is packed
+    run(engine, jobs, ENGLISH, max_batch_size=1)  # one short clip: a pack of one is its own window
     # The short one's first window is cut at 20 s; its later ones (the script moves seek by
     # 0.2 s a window) and the long one's are encoded whole.
     assert [frames for frames in engine.silent_from if frames is not None] == [2000]
     assert len(engine.silent_from) > 2
+
+
+def test_a_window_whose_language_is_to_be_detected_is_encoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))])
+    assert engine.silent_from[0] is None
 
 
 def test_with_packing_off_every_window_is_encoded_whole(hf_tokenizer, tmp_path):

@@ -101,11 +101,14 @@ class Window:
     @property
     def silent_from(self) -> int | None:
         """A recording of at most ``short_frames`` is feature padding after it, and its window
-        may be encoded only that far (see ``Unit``); longer ones, and every window when the
-        owner has no ``short_frames``, are encoded whole, as faster-whisper does. The scheduler
-        sets it with packing on, whose clips are encoded so too (``scheduler.pack_fill_s``)."""
+        may be encoded only that far (see ``Unit``) once its language is known; longer ones, and
+        every window when the owner has no ``short_frames``, are encoded whole, as
+        faster-whisper does. The scheduler sets it with packing on, whose clips are encoded so
+        too (``scheduler.pack_fill_s``). Not for detection: on such an encoding a 2.4 s Mandarin
+        clip was taken for English and came back empty (RESULTS.md, session 11)."""
         frames = self.owner.short_frames
-        if frames is not None and self.seek == 0 and self.owner.content_frames <= frames:
+        if (frames is not None and not self.needs_language and self.seek == 0
+                and self.owner.content_frames <= frames):
             return frames
         return None
 
