@@ -96,8 +96,9 @@ class WhisperEngine:
         faster than its input: on the 2-core VM, 0.09 s for 20 s against 0.28 s for 30 s
         (benchmarks/encoder_length.py), as its attention stops fitting in the cache. The
         silent part's encoding is not exactly what a whole window's would be (its positions
-        do not attend to the speech), so only packs of clips use this; their text is checked
-        against the references (tests/test_packing.py)."""
+        do not attend to the speech), so only packs of clips and, with packing on, short
+        recordings of known language use this; their text is checked against the references
+        (tests/test_packing.py)."""
         heads = [self.frames_per_window] * len(windows)
         for i, frame in enumerate(silent_from or ()):
             if frame is not None and np.all(windows[i][:, frame:] == windows[i][0, frame]):
@@ -121,9 +122,9 @@ class WhisperEngine:
         return out
 
     def _silence(self, mels: int, frame: int, level: float) -> np.ndarray:
-        """The encoding of a silent window at this level (to 0.1), from ``frame`` on; each is
-        computed once. The level is the log-mel floor, which follows the window's loudest
-        sound; a tenth apart, the decoded text did not change (benchmarks/RESULTS.md)."""
+        """The encoding of a silent window at this level (rounded to 0.1), from ``frame`` on;
+        each is computed once. The level is the log-mel floor, which follows the window's
+        loudest sound; rounding keeps the cache to a handful of entries (1 MB each)."""
         key = (mels, frame, round(level, 1))
         if key not in self._silences:
             silent = np.full((mels, self.frames_per_window), key[2], np.float32)

@@ -148,8 +148,8 @@ class PackedWindow:
         met: dict[int, set[int]] = {}  # the clips each doubtful clip must be kept apart from
         assigned: list[list[dict[str, Any]]] = [[] for _ in self.parts]
         for piece in pieces:
-            overlaps = [_overlap((piece["start"], piece["end"]), span) for span in spans]
-            if self._straddles(piece):
+            overlaps = self._overlaps(piece)
+            if _straddles(overlaps, tolerance):
                 # Text of two clips in one segment: neither can have a clean result.
                 covered = {i for i, overlap in enumerate(overlaps) if overlap > 0}
                 refused.extend(covered)
@@ -181,10 +181,9 @@ class PackedWindow:
         self._retry(empty, "no_text", met)
         self._retry(unreached, "not_reached", met)
 
-    def _straddles(self, piece: dict[str, Any]) -> bool:
-        """Whether a segment reaches into two clips by more than the tolerance."""
-        overlaps = sorted(_overlap((piece["start"], piece["end"]), span) for span in self.spans())
-        return len(overlaps) > 1 and overlaps[-2] > self.tolerance
+    def _overlaps(self, piece: dict[str, Any]) -> list[float]:
+        """How far a segment reaches into each clip, seconds."""
+        return [_overlap((piece["start"], piece["end"]), span) for span in self.spans()]
 
     def _cut_at_gaps(self, pieces: list[dict[str, Any]], outcome: Outcome) -> list[dict[str, Any]]:
         """Segments that run across a gap, cut there when the words' times say cleanly where.
@@ -195,7 +194,8 @@ class PackedWindow:
         order, the segment is cut between them, which saves both clips another pack. Anything
         less clean is left whole, to be refused as before."""
         straddling = {n for n, piece in enumerate(pieces)
-                      if piece["start"] != piece["end"] and piece["text"].strip() and self._straddles(piece)}
+                      if piece["start"] != piece["end"] and piece["text"].strip()
+                      and _straddles(self._overlaps(piece), self.tolerance)}
         if not straddling or not self.cut_at_gaps or outcome.encoded is None:
             return pieces
         words = self._words(pieces, outcome.encoded)
@@ -320,6 +320,11 @@ def _meet(met: dict[int, set[int]], clips: set[int]) -> None:
     """Record that these clips of a pack must be kept apart from each other from now on."""
     for i in clips:
         met.setdefault(i, set()).update(clips - {i})
+
+
+def _straddles(overlaps: list[float], tolerance: float) -> bool:
+    """Whether a segment reaches into two clips by more than the tolerance."""
+    return sorted(overlaps)[-2] > tolerance  # a pack holds two clips at least
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:

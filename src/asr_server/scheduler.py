@@ -112,9 +112,10 @@ class Scheduler:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
         self._window_s = engine.frames_per_window * engine.seconds_per_frame  # one window, seconds
-        # With packing on, a recording shorter than a pack's fill is encoded as packs are
-        # (WhisperEngine.encode with silent_from): a third of the encoder's cost on the 2-core VM.
-        fill = round(config.pack_fill_s / engine.seconds_per_frame)
+        self._pack_s = min(self._window_s, config.pack_fill_s)  # how far packs fill their window
+        # With packing on, a recording no longer than that, once its language is known, is
+        # encoded as packs are (Window.silent_from): a third of the encoder's cost on the 2-core VM.
+        fill = round(self._pack_s / engine.seconds_per_frame)
         self._cheap_frames = fill if config.pack_clips and fill < engine.frames_per_window else None
         self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
         self._source = source
@@ -277,7 +278,7 @@ class Scheduler:
             return windows
         return pack_windows(windows, self._config.pack_gap_ms / 1000, self._window_s,
                             max_packs=self._config.max_batch_size, cut_at_gaps=self._config.pack_cuts,
-                            pack_s=self._config.pack_fill_s)
+                            pack_s=self._pack_s)
 
     def _select(self, windows: list[Unit]) -> list[Unit]:
         """The oldest task's batch key, and up to max_batch_size windows that share it."""
@@ -293,8 +294,7 @@ class Scheduler:
             return False
         if not self._config.pack_clips:
             return True
-        pack_s = min(self._window_s, self._config.pack_fill_s)
-        return not any(has_room(unit, self._config.pack_gap_ms / 1000, pack_s) for unit in batch)
+        return not any(has_room(unit, self._config.pack_gap_ms / 1000, self._pack_s) for unit in batch)
 
     def _wait_for_company(self) -> bool:
         """Hold a small batch back, only while other tasks are being prepared, and for at most
