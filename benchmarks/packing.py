@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         rates = error_rate(items, {f: convert_text(r["text"], "simplified") for f, r in source.results.items()})
         accuracy = ", ".join(f"{kind.upper()} {rate:.2f}%" for kind, rate in rates.items())
         if args.detect:
-            wrong = sum(source.results[i["file"]]["language"] != i["lang"] for i in items)
-            accuracy += f"; language wrong for {wrong}"
+            wrong = [i["file"] for i in items if source.results[i["file"]]["language"] != i["lang"]]
+            accuracy += f"; language wrong for {len(wrong)}" + (f" ({', '.join(wrong)})" if wrong else "")
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
               f"{seconds['features']:.1f} | {stats['windows_decoded']} | {encoder_passes['windows']} | "
               f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | {stats['pack_cuts']} | "
