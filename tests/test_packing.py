@@ -432,7 +432,7 @@ def test_a_short_clip_decoded_alone_with_packing_on_reads_as_well_in_every_langu
     assert len(first_of_each) >= 8
     for lang, name in first_of_each.items():
         job, options = [Job(name, str(EVAL / name))], DecodingOptions(language=lang)
-        cheap, scheduler = run_jobs(engine, job, SchedulerConfig(), options)
+        cheap, scheduler = run_jobs(engine, job, SchedulerConfig(pack_clips=True), options)
         exact, _ = run_jobs(engine, job, SchedulerConfig(pack_clips=False), options)
         assert scheduler.stats()["windows_decoded"] == 1
         ref = MANIFEST[name]["ref"].lower()

@@ -227,7 +227,8 @@ def test_packs_with_room_are_held_back_while_more_clips_are_prepared(hf_tokenize
     slow_preparation(monkeypatch)
     batches = record_batches(monkeypatch)
     jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", seconds, 0.3)) for i, seconds in enumerate([9, 9, 3, 3, 3, 3])]
-    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=2, max_wait_ms=5000, pack_gap_ms=2000)
+    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=2, max_wait_ms=5000, pack_gap_ms=2000,
+        pack_clips=True)
     assert batches[0] == [3, 3]
 
 
@@ -238,7 +239,8 @@ def test_a_batch_of_full_packs_is_not_held_back(hf_tokenizer, tmp_path, monkeypa
     ran_out = slow_preparation(monkeypatch, hold={"short.wav": first})
     batches = record_batches(monkeypatch, first)
     jobs = [Job("long", tone(tmp_path / "long.wav", 28, 0.3)), Job("short", tone(tmp_path / "short.wav", 3, 0.3))]
-    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=1, max_wait_ms=10_000, prepare_workers=2)
+    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=1, max_wait_ms=10_000, prepare_workers=2,
+        pack_clips=True)
     assert batches[0] == [1]
     assert ran_out == []
 
@@ -246,7 +248,7 @@ def test_a_batch_of_full_packs_is_not_held_back(hf_tokenizer, tmp_path, monkeypa
 def test_with_packing_on_a_short_recording_alone_is_encoded_only_as_far_as_packs_fill(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
-    run(engine, jobs, ENGLISH, max_batch_size=1)  # one short clip: a pack of one is its own window
+    run(engine, jobs, ENGLISH, max_batch_size=1, pack_clips=True)  # one short clip: a pack of one is its own window
     # The short one's first window is cut at 20 s; its later ones (the script moves seek by
     # 0.2 s a window) and the long one's are encoded whole.
     assert [frames for frames in engine.silent_from if frames is not None] == [2000]
@@ -255,7 +257,7 @@ def test_with_packing_on_a_short_recording_alone_is_encoded_only_as_far_as_packs
 
 def test_a_window_whose_language_is_to_be_detected_is_encoded_whole(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))])
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], pack_clips=True)
     assert engine.silent_from[0] is None
 
 

@@ -67,9 +67,10 @@ class SchedulerConfig(_Section):
     prepare_workers: int = Field(1, ge=1, le=64, description="Threads decoding audio and computing features.")
     poll_interval_ms: int = Field(500, ge=10, description="How often an idle scheduler looks for queued tasks.")
     pack_clips: bool = Field(
-        True,
+        False,
         description="Decode short clips of one language side by side in one 30 s window, so "
-        "the encoder runs once for several of them (see README: packing).",
+        "the encoder runs once for several of them (see README: packing). Off by default: a "
+        "packed clip's transcript can still carry words of the clips beside it.",
     )
     pack_gap_ms: int = Field(
         2000, ge=300, le=5000,
