@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install provision run test test-deps screenshots bench bench-all clean
+.PHONY: install provision run test test-fast test-deps screenshots bench bench-all clean
 
 # Debian packages the tests drive for real: nginx in front of two replicas, redis-server when the
 # machine runs no Redis on 127.0.0.1:6379, chromium for the web page. Installed only when absent.
@@ -37,6 +37,10 @@ test-deps:
 
 test: provision test-deps
 	$(PY) -m pytest -q
+
+# The fast lane: unit tests only (no model, no subprocess), for the edit-test loop.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 bench: provision
 	$(PY) -m pip install -q -e '.[bench]'

@@ -1,4 +1,4 @@
-"""Audio decoding cost: faster-whisper's ``decode_audio`` against ``asr_server.audio.decode``.
+"""Audio decoding cost: faster-whisper's ``decode_audio`` against ``asr_server.engine.audio.decode``.
 
     .venv/bin/python benchmarks/decoding.py --rounds 3
 
@@ -30,14 +30,14 @@ def main() -> int:
     sys.path.insert(0, str(REPO / "src"))
     from faster_whisper.audio import decode_audio
 
-    from asr_server.audio import decode
+    from asr_server.engine.audio import decode
 
-    importlib.import_module("asr_server.service")  # the server's modules, hence its heap
+    importlib.import_module("asr_server.service.runtime")  # the server's modules, hence its heap
 
     paths = [item["path"] for item in load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)]
     functions = {
         "faster_whisper.audio.decode_audio": lambda path: decode_audio(path, sampling_rate=16000),
-        "asr_server.audio.decode": lambda path: decode(path, 16000),
+        "asr_server.engine.audio.decode": lambda path: decode(path, 16000),
     }
     identical = all(np.array_equal(decode_audio(p), decode(p, 16000)) for p in paths)
     print(f"{machine()}; {len(paths)} clips; {len(gc.get_objects())} objects tracked by the collector; "

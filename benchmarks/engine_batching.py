@@ -35,8 +35,8 @@ def main() -> int:
     from faster_whisper.audio import pad_or_trim
 
     from asr_server.config import load_settings
-    from asr_server.engine import WhisperEngine
-    from asr_server.models import resolve_model
+    from asr_server.engine.whisper_engine import WhisperEngine
+    from asr_server.engine.models import resolve_model
 
     settings = load_settings(args.config)
     model_config = settings.model

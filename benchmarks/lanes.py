@@ -44,8 +44,8 @@ def main() -> int:
     from faster_whisper.audio import pad_or_trim
 
     from asr_server.config import ModelConfig
-    from asr_server.engine import on_a_passing_thread
-    from asr_server.models import resolve_model
+    from asr_server.engine.whisper_engine import on_a_passing_thread
+    from asr_server.engine.models import resolve_model
 
     config = ModelConfig()
     path = str(resolve_model(config.name, config.resolved_cache_dir()))

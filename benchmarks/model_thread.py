@@ -53,7 +53,7 @@ def child(path: str, created_on: str, called_on: str, rounds: int) -> None:
     from faster_whisper import WhisperModel
 
     from asr_server.config import load_settings
-    from asr_server.engine import WhisperEngine
+    from asr_server.engine.whisper_engine import WhisperEngine
 
     settings = load_settings(None)
     if created_on == "engine on main":

@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO / "src"))
     from asr_server.config import load_settings
-    from asr_server.engine import WhisperEngine
-    from asr_server.memory_source import Job, ListSource
-    from asr_server.scheduler import Scheduler
-    from asr_server.zh_script import convert_text
+    from asr_server.engine.whisper_engine import WhisperEngine
+    from asr_server.scheduling.memory_source import Job, ListSource
+    from asr_server.scheduling.scheduler import Scheduler
+    from asr_server.text.zh_script import convert_text
 
     languages = set(args.language.split(","))
     if len(languages) > 1 and not args.detect:
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         source = ListSource([Job(item["file"], item["path"]) for item in items])
         seconds.clear()
         encoder_passes.clear()
-        scheduler = Scheduler(engine, source, config, settings.decoding,
-                              detect_on_window=settings.scheduler.detect_on_window)  # as the server runs
+        scheduler = Scheduler(engine, source, config, settings.decoding)  # as the server runs
         start = time.perf_counter()
         scheduler.start()
         source.done.wait()

@@ -105,7 +105,7 @@ def error_rate(items: list[dict[str, Any]], hypotheses: dict[str, str]) -> dict[
 
 def model_dir(config: Any) -> str:
     sys.path.insert(0, str(REPO / "src"))
-    from asr_server.models import resolve_model
+    from asr_server.engine.models import resolve_model
 
     return str(resolve_model(config.model.name, config.model.resolved_cache_dir()))
 
@@ -139,7 +139,7 @@ def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone
     """(a), (b) and the lone file's in-process time, with the model on ``threads`` CPU threads."""
     from faster_whisper import WhisperModel
 
-    from asr_server.engine import on_a_passing_thread
+    from asr_server.engine.whisper_engine import on_a_passing_thread
 
     audio_s = sum(i["duration_s"] for i in items)
     # Created as WhisperEngine creates the server's model: loaded on the main thread, the OpenMP

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from faster_whisper import WhisperModel
 
     from asr_server.config import load_settings
-    from asr_server.zh_script import convert_text
+    from asr_server.text.zh_script import convert_text
 
     settings = load_settings(None)
     items = load_workload(args.manifest, "all", {"zh"}, None)

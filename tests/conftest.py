@@ -1,8 +1,15 @@
-"""Shared fixtures: the real model, the shared speech clips, and real server processes."""
+"""Shared fixtures: the real model, the shared speech clips, and real server processes.
+
+Every test that loads the model, starts a process (a server, Redis, nginx, a browser, the CLI)
+or runs the real scheduler is marked ``slow`` here, from the fixtures it uses and the helpers
+it calls; ``pytest -m "not slow"`` is the fast lane of unit tests.
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from asr_server.memory_source import Job, ListSource  # noqa: F401  (tests import them from here)
+from asr_server.scheduling.memory_source import Job, ListSource  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -40,8 +47,8 @@ def audio_dir() -> Path:
 @pytest.fixture(scope="session")
 def engine():
     from asr_server.config import ModelConfig
-    from asr_server.engine import WhisperEngine
-    from asr_server.models import resolve_model
+    from asr_server.engine.whisper_engine import WhisperEngine
+    from asr_server.engine.models import resolve_model
 
     config = ModelConfig()
     return WhisperEngine(resolve_model(config.name, config.resolved_cache_dir()), config)
@@ -144,7 +151,7 @@ def submit(url: str, path: Path, field: str = "file", **data: str) -> httpx.Resp
 
 def run_jobs(engine, jobs: list[Job], config, options, timeout: float = 300):
     """Run jobs through a real Scheduler until all end; returns (source, scheduler). No errors allowed."""
-    from asr_server.scheduler import Scheduler
+    from asr_server.scheduling.scheduler import Scheduler
 
     source = ListSource(jobs)
     scheduler = Scheduler(engine, source, config, options)
@@ -205,3 +212,38 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     keys = list(client.scan_iter(f"{prefix}*"))
     if keys:
         client.delete(*keys)
+
+
+# Fixtures that load the model or start a process, and calls that do the same from a test body.
+SLOW_FIXTURES = {"engine", "server", "server_factory", "redis_url"}
+SLOW_CALLS = re.compile(r"\bsubprocess\.|\b(ServerProcess|serving|run_jobs|sync_playwright|Popen|main)\(")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: loads the model or starts a process (not in the fast lane)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        functions = [getattr(item, "function", None)]
+        info = getattr(item, "_fixtureinfo", None)
+        for defs in (info.name2fixturedefs.values() if info is not None else ()):
+            functions.extend(definition.func for definition in defs)
+        if SLOW_FIXTURES & names or any(_starts_something(f) for f in functions if f is not None):
+            item.add_marker(pytest.mark.slow)
+
+
+def _starts_something(function, seen: set | None = None) -> bool:
+    """Whether a test or fixture, or a helper of its own module that it calls, makes a slow call."""
+    seen = set() if seen is None else seen
+    if function in seen or inspect.getsourcefile(function) == __file__:
+        return False
+    seen.add(function)
+    source = inspect.getsource(function)
+    if SLOW_CALLS.search(source):
+        return True
+    module = inspect.getmodule(function)
+    helpers = (getattr(module, name, None) for name in set(re.findall(r"\b([a-z_]\w*)\(", source)))
+    return any(_starts_something(helper, seen) for helper in helpers
+               if inspect.isfunction(helper) and helper.__module__ == function.__module__)

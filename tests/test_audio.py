@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from faster_whisper.audio import decode_audio
 
-from asr_server.audio import decode
+from asr_server.engine.audio import decode
 from conftest import AUDIO
 
 CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav"]

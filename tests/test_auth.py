@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asr_server.auth import hash_key, load_digests
+from asr_server.http.auth import hash_key, load_digests
 from conftest import AUDIO, serving, wait_for_task
 
 ALICE, BOB = "alice-key-0123456789", "bob-key-9876543210"

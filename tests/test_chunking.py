@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from faster_whisper.audio import decode_audio
 
-from asr_server.chunking import group_speech
+from asr_server.whisper.chunking import group_speech
 from asr_server.config import DecodingOptions, SchedulerConfig
-from asr_server.scheduler import Scheduler
+from asr_server.scheduling.scheduler import Scheduler
 from conftest import AUDIO, EVAL, Job, run_jobs
 
 

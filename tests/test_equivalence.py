@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
-from asr_server.scheduler import Scheduler
+from asr_server.scheduling.scheduler import Scheduler
 from conftest import AUDIO, Job, ListSource, run_jobs
 
 CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav"]

@@ -1,6 +1,6 @@
 """Transcript writers follow Whisper's own conventions."""
 
-from asr_server.formats import render
+from asr_server.text.formats import render
 
 RESULT = {
     "text": " Hello there. General Kenobi.",

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from asr_server.waiters import TaskWaiters, wait_once
+from asr_server.service.waiters import TaskWaiters, wait_once
 from conftest import AUDIO, EVAL, submit, wait_for_task
 
 LONG = EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac"

@@ -8,9 +8,9 @@ import httpx
 from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 
-from asr_server.api import create_app
+from asr_server.http.app import create_app
 from asr_server.config import Settings
-from asr_server.openapi import spec
+from asr_server.http.openapi import spec
 
 
 def test_the_description_is_valid_openapi(server):

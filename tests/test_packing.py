@@ -13,12 +13,15 @@ from difflib import SequenceMatcher
 import numpy as np
 import pytest
 
-from asr_server.audio import decode
+from asr_server.engine.audio import decode
 from asr_server.config import DecodingOptions, SchedulerConfig
-from asr_server.engine import Generated
-from asr_server.packing import LAST_GAP_S, PackedWindow, has_room, pack_windows
-from asr_server.scheduler import Scheduler
-from asr_server.transcription import Outcome, Transcription, decode_windows
+from asr_server.engine.whisper_engine import Generated
+from asr_server.whisper.batch_decoding import decode_windows
+from asr_server.whisper.pack_attribution import PackedWindow
+from asr_server.whisper.pack_layout import LAST_GAP_S, has_room, pack_windows
+from asr_server.scheduling.scheduler import Scheduler
+from asr_server.whisper.transcription import Transcription
+from asr_server.whisper.units import Outcome
 from conftest import EVAL, Job, run_jobs
 from test_scheduler import ScriptedEngine, hf_tokenizer  # noqa: F401  (fixture)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from asr_server.redis_store import RedisTaskStore
+from asr_server.store.redis_store import RedisTaskStore
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import tokenizers
 from faster_whisper.tokenizer import Tokenizer
 
 from asr_server.config import DecodingOptions, ModelConfig, SchedulerConfig
-from asr_server.engine import Generated
-from asr_server.models import resolve_model
-from asr_server.scheduler import Scheduler
+from asr_server.engine.whisper_engine import Generated
+from asr_server.engine.models import resolve_model
+from asr_server.scheduling.scheduler import Scheduler
 from conftest import Job, ListSource
 
 
@@ -50,6 +50,7 @@ class ScriptedEngine:
         self.lock = threading.Lock()
         self.word_times: list[tuple[float, float]] = []  # what align() gives each word
         self.silent_from: list[int | None] = []  # what encode() was told of each window
+        self.encode_calls: list[int] = []  # how many inputs each encode() call had
 
     def tokenizer(self, task, language):
         return Tokenizer(self._hf, True, task=task, language=language)
@@ -62,6 +63,7 @@ class ScriptedEngine:
         return out
 
     def encode(self, windows, silent_from=None):
+        self.encode_calls.append(len(windows))
         self.silent_from.extend(silent_from or [None] * len(windows))
         return [w[:, :1500].T.copy() for w in windows]
 
@@ -185,7 +187,7 @@ def test_a_trickle_of_arrivals_holds_a_batch_back_no_longer_than_max_wait(hf_tok
 def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None, seconds: float = 0.1) -> list[str]:
     """Each task takes ``seconds`` to prepare; a file named in ``hold`` waits (3 s at most) for
     its event first. Returns the files whose wait ran out."""
-    from asr_server import scheduler as scheduler_module
+    from asr_server.scheduling import scheduler as scheduler_module
 
     decode = scheduler_module._decode
     ran_out: list[str] = []
@@ -203,7 +205,7 @@ def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None
 
 def record_batches(monkeypatch, first: threading.Event | None = None) -> list[list[int]]:
     """Clips per window of each batch the engine decodes; ``first`` is set at the first."""
-    from asr_server import scheduler as scheduler_module
+    from asr_server.scheduling import scheduler as scheduler_module
 
     batches: list[list[int]] = []
     decode_windows = scheduler_module.decode_windows
@@ -273,3 +275,16 @@ def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):
     assert source.results["x"]["language"] == "en"
     tok = engine.tokenizer("transcribe", "en")
     assert all(prompt[-2] == tok.language for call in engine.generate_calls for prompt in call)
+
+
+def test_the_default_configuration_detects_the_language_on_the_windows_own_encoding(hf_tokenizer, tmp_path):
+    # As the server runs: a short clip's one window is encoded once, and detection reads it.
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))])
+    assert engine.encode_calls == [1]
+
+
+def test_exact_detection_encodes_faster_whispers_detection_features_too(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], detect_on_window=False)
+    assert engine.encode_calls == [2]

@@ -7,8 +7,9 @@ import time
 import threading
 from datetime import datetime, timezone
 
-from asr_server import store as store_module
-from asr_server.store import SqliteTaskStore, format_task_id
+from asr_server.store import sqlite_store as store_module
+from asr_server.store.records import format_task_id
+from asr_server.store.sqlite_store import SqliteTaskStore
 
 
 def test_task_id_is_utc_timestamp_with_microseconds():
@@ -141,7 +142,7 @@ def test_expire_removes_only_tasks_that_ended_before_the_cutoff(tmp_path):
 def test_create_refuses_beyond_max_queued_even_from_many_threads(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from asr_server.store import QueueFull
+    from asr_server.store.records import QueueFull
 
     store = SqliteTaskStore(tmp_path / "t.db")
 

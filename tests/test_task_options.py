@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asr_server.config import DecodingOptions
-from asr_server.task_options import OptionError, apply_decoding, parse_task_options
+from asr_server.service.task_options import OptionError, apply_decoding, parse_task_options
 from conftest import AUDIO, EVAL, submit, wait_for_task
 
 

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from asr_server.uploads import UploadError, receive_upload
+from asr_server.http.uploads import UploadError, receive_upload
 
 
 def make_client(directory):

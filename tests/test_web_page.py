@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import playwright.sync_api as playwright_sync  # a plain import: without it the suite fails, not skips
 import pytest
 
 from conftest import AUDIO
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

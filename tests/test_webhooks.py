@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from asr_server.webhooks import sign
+from asr_server.service.webhooks import sign
 from conftest import AUDIO, serving, submit, wait_for_task
 
 SECRET = "s3cret"
@@ -110,7 +110,7 @@ def test_an_invalid_callback_url_gets_400(hooked_server, url):
 
 def test_deliveries_stop_after_max_attempts():
     from asr_server.config import WebhookConfig
-    from asr_server.webhooks import Notifier
+    from asr_server.service.webhooks import Notifier
 
     always_failing = Receiver(fail_first=100)
     notifier = Notifier(WebhookConfig(max_attempts=3, backoff_s=0.05))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from asr_server.task_options import OptionError, parse_task_options
-from asr_server.zh_script import apply_zh_script, convert_text
+from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.text.zh_script import apply_zh_script, convert_text
 from conftest import EVAL, submit, wait_for_task
 
 TRADITIONAL = "都說印度是外資墳地，頭髮"
@@ -102,7 +102,7 @@ def test_an_invalid_zh_script_gets_400_naming_the_field(server):
 
 def test_a_task_given_zh_is_steered_to_simplified_with_a_prompt_unless_it_has_its_own():
     from asr_server.config import DecodingOptions
-    from asr_server.zh_script import SIMPLIFIED_PROMPT, steer_decoding
+    from asr_server.text.zh_script import SIMPLIFIED_PROMPT, steer_decoding
 
     assert steer_decoding(DecodingOptions(language="zh"), "simplified").initial_prompt == SIMPLIFIED_PROMPT
     assert steer_decoding(DecodingOptions(language="zh"), "traditional").initial_prompt is None

@@ -1,3 +1,3 @@
-from .cli import main
+from asr_server.cli import main
 
 raise SystemExit(main())

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
-from .config import ConfigError, Settings, load_settings
-from .formats import FORMATS, render
+from asr_server import __version__
+from asr_server.config import ConfigError, Settings, load_settings
+from asr_server.text.formats import FORMATS, render
 
 EXIT_CONFIG = 2
 
@@ -64,14 +64,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "submit":
-        from .client import submit
+        from asr_server.client import submit
 
         names = ("language", "task", "initial_prompt", "beam_size", "temperature", "vad_filter", "zh_script", "callback_url")
         options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
         return submit(args.files, args.server, options, args.wait, args.format, args.output_dir,
                       api_key=args.api_key)
     if args.command == "hash-key":
-        from .auth import hash_key
+        from asr_server.http.auth import hash_key
 
         print(hash_key(args.key if args.key is not None else sys.stdin.readline().rstrip("\n")))
         return 0
@@ -80,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"asr-server: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from .logs import configure
+    from asr_server.logs import configure
 
     configure(settings.server.log_format, getattr(args, "log_level", "info"))
     if args.command == "serve":
         return _serve(settings, args.log_level)
     if args.command == "provision":
-        from .models import resolve_model
+        from asr_server.engine.models import resolve_model
 
         model = settings.model
         print(resolve_model(model.name, model.resolved_cache_dir()))
@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(settings: Settings, log_level: str) -> int:
     import uvicorn
 
-    from .api import create_app
+    from asr_server.http.app import create_app
 
     try:
         app = create_app(settings)
     except (OSError, ValueError) as exc:
         print(f"asr-server: invalid configuration: auth.api_keys_file: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    from .shutdown import DrainingServer
+    from asr_server.http.shutdown import DrainingServer
 
     config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_level=log_level,
                             log_config=None,  # logs.configure has set up every logger
@@ -116,11 +116,11 @@ def _serve(settings: Settings, log_level: str) -> int:
 def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .engine import WhisperEngine
-    from .memory_source import Job, ListSource
-    from .models import resolve_model
-    from .scheduler import Scheduler
-    from .task_options import decoding_for, finalizer
+    from asr_server.engine.whisper_engine import WhisperEngine
+    from asr_server.scheduling.memory_source import Job, ListSource
+    from asr_server.engine.models import resolve_model
+    from asr_server.scheduling.scheduler import Scheduler
+    from asr_server.service.task_options import decoding_for, finalizer
 
     model = settings.model
     engine = WhisperEngine(resolve_model(model.name, model.resolved_cache_dir()), model)
@@ -134,7 +134,6 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{done:.0f} s of audio transcribed")
 
     scheduler = Scheduler(engine, source, settings.scheduler, settings.decoding, on_progress=on_progress,
-                          detect_on_window=settings.scheduler.detect_on_window,
                           finalize=finalizer(settings.output),
                           options_for=decoding_for(settings.decoding, settings.output))
     scheduler.start()

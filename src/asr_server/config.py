@@ -162,6 +162,15 @@ class DecodingOptions(_Section):
         return value
 
 
+def apply_decoding(decoding: DecodingOptions, options: dict[str, Any]) -> DecodingOptions:
+    """The config's decoding options with a task's overrides (its stored ``decoding`` options), validated again (stored JSON
+    holds lists where the model wants tuples)."""
+    overrides = options.get("decoding", {})
+    if not overrides:
+        return decoding
+    return DecodingOptions.model_validate({**decoding.model_dump(), **overrides})
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -18,7 +18,7 @@ import numpy as np
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
-from .config import ModelConfig
+from asr_server.config import ModelConfig
 
 T = TypeVar("T")
 

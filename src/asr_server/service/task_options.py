@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from .config import DecodingOptions, OutputOptions
-from .zh_script import apply_zh_script, steer_decoding
+from asr_server.config import DecodingOptions, OutputOptions, apply_decoding
+from asr_server.text.zh_script import apply_zh_script, steer_decoding
 
 OUTPUT_FIELDS = ("zh_script",)
 # form field -> DecodingOptions key
@@ -71,15 +71,6 @@ def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
     if fields.get("callback_url", "").strip():
         options["callback_url"] = parse_callback_url(fields["callback_url"].strip())
     return options
-
-
-def apply_decoding(decoding: DecodingOptions, options: dict[str, Any]) -> DecodingOptions:
-    """The config's decoding options with a task's overrides, validated again (stored JSON
-    holds lists where the model wants tuples)."""
-    overrides = options.get("decoding", {})
-    if not overrides:
-        return decoding
-    return DecodingOptions.model_validate({**decoding.model_dump(), **overrides})
 
 
 def decoding_for(decoding: DecodingOptions, output: OutputOptions) -> Callable[[dict[str, Any]], DecodingOptions]:

@@ -15,17 +15,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .metrics import Metrics
-from .models import resolve_model
-from .scheduler import Scheduler
-from .store import SqliteTaskStore, TaskStore
-from .task_bodies import task_body
-from .task_options import decoding_for, finalizer
-from .waiters import TaskWaiters
-from .webhooks import Notifier
+from asr_server.config import Settings
+from asr_server.service.metrics import Metrics
+from asr_server.engine.models import resolve_model
+from asr_server.scheduling.scheduler import Scheduler
+from asr_server.store.records import TaskStore
+from asr_server.store.sqlite_store import SqliteTaskStore
+from asr_server.service.bodies import task_body
+from asr_server.service.task_options import decoding_for, finalizer
+from asr_server.service.waiters import TaskWaiters
+from asr_server.service.webhooks import Notifier
 
-log = logging.getLogger("asr_server.service")
+log = logging.getLogger("asr_server.service.runtime")
 
 
 class DataDirLocked(Exception):
@@ -125,7 +126,7 @@ class Service:
     def _open_store(self) -> TaskStore:
         config = self.settings.store
         if config.kind == "redis":
-            from .redis_store import RedisTaskStore  # the redis client only where it is used
+            from asr_server.store.redis_store import RedisTaskStore  # the redis client only where it is used
 
             return RedisTaskStore(
                 config.redis_url, self.replica, self.uploads_dir / "claimed",
@@ -170,7 +171,7 @@ class Service:
         self._loader.start()
 
     def _load_engine(self) -> None:
-        from .engine import WhisperEngine  # heavy import, off the start-up path
+        from asr_server.engine.whisper_engine import WhisperEngine  # heavy import, off the start-up path
 
         try:
             model = self.settings.model
@@ -184,7 +185,6 @@ class Service:
                                  self.settings.server.expose_tracebacks),
                 self.settings.scheduler,
                 self.settings.decoding,
-                detect_on_window=self.settings.scheduler.detect_on_window,
                 on_progress=self._record_progress,
                 finalize=finalizer(self.settings.output),
                 options_for=decoding_for(self.settings.decoding, self.settings.output),

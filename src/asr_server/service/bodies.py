@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .store import DONE, ERROR, TaskRecord
+from asr_server.store.records import DONE, ERROR, TaskRecord
 
 
 def task_body(task_id: str, record: TaskRecord | None, expose_tracebacks: bool = True) -> tuple[int, dict[str, Any]]:

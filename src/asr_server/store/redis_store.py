@@ -28,9 +28,11 @@ from typing import Any
 
 import redis
 
-from .store import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord, TaskSummary, format_task_id, parse_task_id
+from asr_server.store.records import (
+    DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord, TaskSummary, format_task_id, parse_task_id,
+)
 
-log = logging.getLogger("asr_server.redis_store")
+log = logging.getLogger("asr_server.store.redis_store")
 
 _FIELDS = ("status", "options", "result", "error", "attempts", "progress")
 

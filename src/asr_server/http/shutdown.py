@@ -17,9 +17,9 @@ from types import FrameType
 
 import uvicorn
 
-from .service import Service
+from asr_server.service.runtime import Service
 
-log = logging.getLogger("asr_server.shutdown")
+log = logging.getLogger("asr_server.http.shutdown")
 
 
 class DrainingServer(uvicorn.Server):

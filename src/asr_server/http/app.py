@@ -24,21 +24,21 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from . import openai_api, openapi
-from .auth import ApiKeyAuth, load_digests, request_owner
-from .logs import RequestId
-from .metrics import CONTENT_TYPE_LATEST, RequestTimer
-from .config import Settings
-from .formats import FORMATS, MEDIA_TYPES, render
-from .service import Service
-from .store import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord
-from .task_bodies import task_body
-from .task_options import OptionError, parse_task_options
-from .uploads import UploadError, receive_upload
-from .waiters import MAX_WAIT_S, RECHECK_S, wait_once
+from asr_server.http import openai_routes, openapi
+from asr_server.http.auth import ApiKeyAuth, load_digests, request_owner
+from asr_server.logs import RequestId
+from asr_server.service.metrics import CONTENT_TYPE_LATEST, RequestTimer
+from asr_server.config import Settings
+from asr_server.text.formats import FORMATS, MEDIA_TYPES, render
+from asr_server.service.runtime import Service
+from asr_server.store.records import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord
+from asr_server.service.bodies import task_body
+from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.http.uploads import UploadError, receive_upload
+from asr_server.service.waiters import MAX_WAIT_S, RECHECK_S, wait_once
 
 
-log = logging.getLogger("asr_server.api")
+log = logging.getLogger("asr_server.http.app")
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
@@ -288,7 +288,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/api/v1/asr/task/{task_id:path}", get_task, methods=["GET"]),
             Route("/api/v1/asr/task/{task_id:path}", delete_task, methods=["DELETE"]),
             Route("/api/v1/asr/tasks", list_tasks, methods=["GET"]),
-            *openai_api.ROUTES,
+            *openai_routes.ROUTES,
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Route("/docs/init.js", docs_init, methods=["GET"]),

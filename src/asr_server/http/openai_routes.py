@@ -20,13 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .auth import request_owner
-from .errors import is_undecodable_audio
-from .formats import render
-from .store import DONE, ERROR, QueueFull
-from .task_options import OptionError, parse_task_options
-from .task_bodies import short_error
-from .uploads import UploadError, receive_upload
+from asr_server.http.auth import request_owner
+from asr_server.errors import is_undecodable_audio
+from asr_server.text.formats import render
+from asr_server.store.records import DONE, ERROR, QueueFull
+from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.service.bodies import short_error
+from asr_server.http.uploads import UploadError, receive_upload
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 WAIT_LIMIT_S = 3600.0

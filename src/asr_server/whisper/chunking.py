@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from .config import DecodingOptions
-from .transcription import Engine, Transcription, Window
+from asr_server.config import DecodingOptions
+from asr_server.whisper.transcription import Transcription, Window
+from asr_server.whisper.units import Engine
 
 # BatchedInferencePipeline's VAD settings for 30 s chunks.
 VAD_OPTIONS = VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160)

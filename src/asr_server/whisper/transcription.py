@@ -3,78 +3,33 @@
 ``Transcription`` mirrors faster-whisper's ``WhisperModel.generate_segments`` loop (seek,
 previous-text prompt, temperature fallback, no-speech skip, timestamp splitting) but instead of
 calling the model itself it hands out ``Window`` units and takes their outcomes back, so that a
-scheduler can decode windows of many recordings in one batch. ``decode_windows`` runs a batch of
-windows through an engine with Whisper's temperature fallback, batched per temperature.
+scheduler can decode windows of many recordings in one batch (``batch_decoding``).
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
-from .config import DecodingOptions
-from .engine import GenerateParams, Generated
+from asr_server.config import DecodingOptions
+from asr_server.engine.whisper_engine import GenerateParams
+from asr_server.whisper.timestamps import split_by_timestamps
+from asr_server.whisper.units import Engine, Outcome
 
 
 MAX_PACK_ATTEMPTS = 2  # a clip that two packs could not give a clean result is decoded alone
-
-
-class Engine(Protocol):
-    """What the transcription needs of an engine (a fake one serves in unit tests)."""
-
-    sampling_rate: int
-    frames_per_window: int
-    seconds_per_frame: float
-    frames_per_second: int
-    input_stride: int
-    time_precision: float
-    max_length: int
-    is_multilingual: bool
-
-    def tokenizer(self, task: str, language: str | None) -> Tokenizer: ...
-    def features(self, audio: np.ndarray) -> np.ndarray: ...
-    def encode(self, windows: list[np.ndarray], silent_from: Sequence[int | None] | None = None) -> list[np.ndarray]: ...
-    def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]: ...
-    def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]: ...
-    def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
-                            num_frames: int, prepend: str, append: str, last_speech: float) -> float: ...
-    def align(self, tokenizer: Tokenizer, text_tokens: list[int], encoded: np.ndarray, num_frames: int) -> list[dict[str, Any]]: ...
-
-
-class Unit(Protocol):
-    """One item of a decoder batch: a task's window (``Window``) or several packed clips."""
-
-    needs_language: bool
-    retry_on_fallback: bool
-
-    @property
-    def owner(self) -> "Transcription": ...
-    @property
-    def transcriptions(self) -> list["Transcription"]: ...
-    @property
-    def batch_key(self) -> tuple[Any, ...]: ...
-    def features(self) -> np.ndarray: ...
-    def detection_features(self) -> np.ndarray | None: ...
-    def prompt(self) -> list[int]: ...
-    @property
-    def silent_from(self) -> int | None:
-        """A feature frame from which the window is silence for certain, which lets the engine
-        encode only up to there (``WhisperEngine.encode``); None: encode it whole, exactly."""
-    def complete(self, outcome: "Outcome") -> None: ...
 
 
 @dataclass
 class Window:
     """One 30 s window of one transcription, ready to be batched."""
 
-    owner: "Transcription"
+    owner: Transcription
     seek: int
     size: int
     previous_tokens: list[int]
@@ -82,10 +37,10 @@ class Window:
     retry_on_fallback: ClassVar[bool] = True
 
     @property
-    def transcriptions(self) -> list["Transcription"]:
+    def transcriptions(self) -> list[Transcription]:
         return [self.owner]
 
-    def complete(self, outcome: "Outcome") -> None:
+    def complete(self, outcome: Outcome) -> None:
         self.owner.complete(self, outcome)
 
     @property
@@ -129,17 +84,6 @@ class Window:
         if self.owner.options.without_timestamps:
             prompt.append(tokenizer.no_timestamps)
         return prompt
-
-
-@dataclass
-class Outcome:
-    """A window's accepted decoding after temperature fallback."""
-
-    generated: Generated
-    avg_logprob: float
-    temperature: float
-    compression_ratio: float
-    encoded: np.ndarray | None = None  # the window's encoder output, for word timestamps
 
 
 @dataclass(eq=False)  # a state machine: identity, not value, tells two apart
@@ -203,7 +147,7 @@ class Transcription:
         return min(self.seek, self.content_frames) * self.engine.seconds_per_frame
 
     @property
-    def parts(self) -> list["Transcription"]:
+    def parts(self) -> list[Transcription]:
         """The transcriptions whose windows this task offers (one here; several when chunked)."""
         return [self]
 
@@ -372,105 +316,3 @@ class Transcription:
         if split.last_timestamp is None:
             return pieces, window.seek + window.size
         return pieces, window.seek + split.last_timestamp * self.engine.input_stride
-
-
-@dataclass
-class Split:
-    """A window's tokens cut into segments; times are seconds from the window's start.
-
-    ``last_timestamp`` (in timestamp steps) is where the model stopped with text still to come,
-    the point Whisper seeks to next; None when the model finished the window."""
-
-    pieces: list[dict[str, Any]]
-    last_timestamp: int | None
-
-
-def split_by_timestamps(tokens: list[int], timestamp_begin: int, precision: float, window_seconds: float) -> Split:
-    """Whisper's rule: a segment ends at every pair of consecutive timestamp tokens."""
-    begin = timestamp_begin
-    pieces: list[dict[str, Any]] = []
-    single_timestamp_ending = len(tokens) >= 2 and tokens[-2] < begin <= tokens[-1]
-    consecutive = [i for i in range(1, len(tokens)) if tokens[i] >= begin and tokens[i - 1] >= begin]
-    if consecutive:
-        slices = consecutive + ([len(tokens)] if single_timestamp_ending else [])
-        last = 0
-        for current in slices:
-            sliced = tokens[last:current]
-            pieces.append(
-                {"start": (sliced[0] - begin) * precision, "end": (sliced[-1] - begin) * precision, "tokens": sliced}
-            )
-            last = current
-        if single_timestamp_ending:
-            return Split(pieces, None)
-        return Split(pieces, tokens[last - 1] - begin)
-    duration = window_seconds
-    timestamps = [t for t in tokens if t >= begin]
-    if timestamps and timestamps[-1] != begin:
-        duration = (timestamps[-1] - begin) * precision
-    return Split([{"start": 0.0, "end": duration, "tokens": tokens}], None)
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data))
-
-
-def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bool = False) -> list[Outcome]:
-    """Encode, detect languages and decode a batch of windows that share a batch key.
-
-    Language detection runs on exactly the features faster-whisper uses, which for a recording
-    shorter than 30 s costs one more encoder pass; ``detect_on_window`` reuses the window's own
-    encoding instead (faster, and the same language but in rare near-ties).
-    Temperature fallback is batched too: the windows that fail at one temperature are decoded
-    again together at the next, as faster-whisper does one window at a time.
-    """
-    if len({w.batch_key for w in windows}) > 1:
-        raise ValueError("windows of one batch must share a batch key")
-    inputs = [w.features() for w in windows]
-    undetected = [i for i, w in enumerate(windows) if w.needs_language]
-    detect_from = {i: i for i in undetected}
-    if not detect_on_window:
-        for i in undetected:
-            own = windows[i].detection_features()
-            if own is not None:
-                detect_from[i] = len(inputs)
-                inputs.append(own)
-    encoded = engine.encode(inputs, [w.silent_from for w in windows] + [None] * (len(inputs) - len(windows)))
-    if undetected:
-        probabilities = engine.detect_language([encoded[detect_from[i]] for i in undetected])
-        for i, probs in zip(undetected, probabilities):
-            language, probability = probs[0]
-            windows[i].owner.set_language(language, probability)
-    prompts = [w.prompt() for w in windows]
-    lead = windows[0].owner
-    temperatures = lead.options.temperatures
-    tried: list[list[Outcome]] = [[] for _ in windows]
-    accepted: list[Outcome | None] = [None] * len(windows)
-    pending = list(range(len(windows)))
-    for temperature in temperatures:
-        if not pending:
-            break
-        params = lead.generate_params(len(prompts[pending[0]]), temperature)
-        generated = engine.generate([encoded[i] for i in pending], [prompts[i] for i in pending], params)
-        still_pending = []
-        for i, result in zip(pending, generated):
-            owner = windows[i].owner
-            length = len(result.tokens)
-            avg_logprob = result.score * (length ** owner.options.length_penalty) / (length + 1)
-            ratio = compression_ratio(owner.tokenizer.decode(result.tokens).strip())
-            outcome = Outcome(result, avg_logprob, temperature, ratio, encoded[i])
-            tried[i].append(outcome)
-            if windows[i].retry_on_fallback and owner.needs_fallback(outcome):
-                still_pending.append(i)
-            else:
-                accepted[i] = outcome
-        pending = still_pending
-    for i in pending:
-        # Every temperature failed: keep the most probable decoding among those that were not
-        # too repetitive (or among all), reported at the last temperature, as faster-whisper does.
-        owner = windows[i].owner
-        threshold = owner.options.compression_ratio_threshold
-        candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
-        best = max(candidates, key=lambda o: o.avg_logprob)
-        accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
-    return [outcome for outcome in accepted if outcome is not None]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__
-from .formats import FORMATS
-from .waiters import MAX_WAIT_S
+from asr_server import __version__
+from asr_server.text.formats import FORMATS
+from asr_server.service.waiters import MAX_WAIT_S
 
 TASK_ID = {"type": "string", "pattern": "^[0-9]{20}$", "example": "20251124101501123456"}
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}

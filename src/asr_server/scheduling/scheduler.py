@@ -26,15 +26,17 @@ from typing import Any, Protocol
 
 import av
 
-from .audio import decode
-from .config import DecodingOptions, SchedulerConfig
-from .errors import AudioTooLong, UndecodableAudio
-from .chunking import ChunkedTranscription
-from .packing import PackedWindow, has_room, pack_windows
-from .task_options import apply_decoding
-from .transcription import Engine, Transcription, Unit, decode_windows
+from asr_server.engine.audio import decode
+from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
+from asr_server.errors import AudioTooLong, UndecodableAudio
+from asr_server.whisper.chunking import ChunkedTranscription
+from asr_server.whisper.batch_decoding import decode_windows
+from asr_server.whisper.pack_attribution import PackedWindow
+from asr_server.whisper.pack_layout import has_room, pack_windows
+from asr_server.whisper.transcription import Transcription
+from asr_server.whisper.units import Engine, Unit
 
-log = logging.getLogger("asr_server.scheduler")
+log = logging.getLogger("asr_server.scheduling.scheduler")
 
 
 class Job(Protocol):
@@ -103,7 +105,6 @@ class Scheduler:
         config: SchedulerConfig,
         defaults: DecodingOptions,
         on_progress: ProgressHook | None = None,
-        detect_on_window: bool = False,
         finalize: Finalize | None = None,
         options_for: Callable[[dict[str, Any]], DecodingOptions] | None = None,
         on_batch: Callable[[int, float], None] | None = None,
@@ -121,7 +122,6 @@ class Scheduler:
         self._source = source
         self._config = config
         self._on_progress = on_progress
-        self._detect_on_window = detect_on_window
         self._finalize = finalize
         # A task's decoding options: the service's rule, or the defaults with its overrides.
         self._options_for = options_for or (lambda options: apply_decoding(defaults, options))
@@ -319,7 +319,7 @@ class Scheduler:
         by_part = {id(part): a for a in self._active for part in a.transcription.parts}
         started = time.perf_counter()
         try:
-            outcomes = decode_windows(self._engine, batch, self._detect_on_window)
+            outcomes = decode_windows(self._engine, batch, self._config.detect_on_window)
         except Exception:
             log.exception("a batch of %d windows failed", len(batch))
             error = traceback.format_exc()

@@ -1,7 +1,6 @@
-"""The task store: durable task records and the queue of pending work.
+"""The embedded task store: durable task records and the queue of pending work.
 
-``TaskStore`` is the interface the HTTP routes and the scheduler use; ``SqliteTaskStore`` is the
-embedded default, one SQLite file in WAL mode in the data directory. A task is committed before
+``SqliteTaskStore`` is the embedded default, one SQLite file in WAL mode in the data directory. A task is committed before
 its id is returned, so an accepted task survives ``kill -9``; tasks left ``running`` by a dead
 process are queued again when the store is opened.
 """
@@ -12,69 +11,14 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-QUEUED, RUNNING, DONE, ERROR = "queued", "running", "done", "error"
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    task_id: str
-    status: str  # queued | running | done | error
-    audio_path: str | None
-    options: dict[str, Any]
-    result: dict[str, Any] | None
-    error: str | None
-    attempts: int
-    progress: float | None = None  # share of the audio done, where the store keeps it (Redis)
-
-
-@dataclass(frozen=True)
-class TaskSummary:
-    """A line of the task list: no audio, no result."""
-
-    task_id: str
-    status: str
-
-
-class TaskStore(Protocol):
-    """What the routes and the scheduler need of a store."""
-
-    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str: ...
-    def get(self, task_id: str) -> TaskRecord | None: ...
-    def claim(self, limit: int) -> list[TaskRecord]: ...
-    def finish(self, task_id: str, result: dict[str, Any]) -> bool: ...
-    def fail(self, task_id: str, error: str) -> bool: ...
-    def requeue_running(self) -> int: ...
-    def set_progress(self, task_id: str, fraction: float) -> None: ...
-    def live_audio_paths(self) -> set[str]: ...
-    def counts(self) -> dict[str, int]: ...
-    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]: ...
-    def delete(self, task_id: str) -> bool: ...
-    def queue_position(self, task_id: str) -> int: ...
-    def queued(self) -> int: ...
-    def close(self) -> None: ...
-
-
-class QueueFull(Exception):
-    """``create`` refused: ``max_queued`` tasks already wait. The message is the client's."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"Too many queued tasks (limit {limit}); retry later")
-        self.limit = limit
-
-
-def format_task_id(moment: datetime) -> str:
-    """The seed's id form: YYYYMMDDHHMMSS plus 6 digits of microseconds, UTC, 20 digits."""
-    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
-
-
-def parse_task_id(task_id: str) -> datetime:
-    return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc)
-
+from asr_server.store.records import (
+    DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord, TaskSummary, format_task_id, parse_task_id,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (

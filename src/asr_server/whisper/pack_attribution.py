@@ -1,42 +1,27 @@
-"""Packing: several short clips decoded together in one 30 s window.
+"""A packed window: short clips laid end to end, decoded once, and each clip given its own text.
 
-The encoder costs the same for 3 s of speech as for 30 s, and on CPU it is most of the cost of a
-short clip. So clips that share a language and decoding options are laid end to end, with two
-seconds of silence between them (``pack_gap_ms``), and decoded as one window; the window's
-segments go back to the clip whose span they cover. Whisper usually ends a segment at such a pause, so the split is
-clean. Consecutive uploads are dealt to different packs, because the model is likeliest to read
-on across the gap between two sentences of one recording.
-
-The model does sometimes write the end of one clip and the start of the next as one segment.
-Such a segment is cut in two where its words, aligned as word timestamps are, fall cleanly on
-either side of the gap after a clause ends (``PackedWindow._cut_at_gaps``).
-
-Nothing ambiguous is kept. A window that Whisper would skip as silence sends its clips back to
-be decoded alone, with Whisper's full temperature fallback. A window that would need
-temperature fallback (most often the model wrote the first clip and stopped), a segment that
-reaches into two clips by more than a third of the gap and cannot be cut cleanly, text that
-lies wholly in a gap, or a clip the model reached but gave no text (it may have read past it),
-gives the clips concerned one more pack first, away from the clips they met in this one; a clip
-cut off where the model stopped goes into another pack too. A clip that two packs could not
-give a clean result gets a last resort: a window shared with one other such clip, 8 s of silence apart, which the
-model rarely reads across; if that fails too, or no partner fits, it is decoded alone. So a pack
-never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
+``PackedWindow`` is a batch unit like ``transcription.Window``. Its ``complete`` attributes the
+window's segments to the clips whose spans they cover, cuts a segment the model wrote across a
+gap where its aligned words fall cleanly on either side (``_cut_at_gaps``), and sends back every
+clip whose result is doubtful: another pack away from the clips it met, a last-resort pair, or
+decoding alone (see ``pack_layout`` for how clips are laid out).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.transcribe import merge_punctuations
 
-from .transcription import MAX_PACK_ATTEMPTS, Outcome, Transcription, Window, compression_ratio, split_by_timestamps
-
-STEP_S = 0.02  # one timestamp token: clips start on this grid so timestamps shift exactly
-
+from asr_server.whisper.batch_decoding import compression_ratio
+from asr_server.whisper.timestamps import split_by_timestamps
+from asr_server.whisper.transcription import MAX_PACK_ATTEMPTS, Transcription
+from asr_server.whisper.units import Outcome
 
 @dataclass
 class PackedWindow:
@@ -329,153 +314,3 @@ def _straddles(overlaps: list[float], tolerance: float) -> bool:
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-
-
-def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
-                 max_packs: int | None = None, cut_at_gaps: bool = True,
-                 pack_s: float | None = None) -> list[Window | PackedWindow]:
-    """Replace the windows of packable clips by packs; other windows pass through.
-
-    Clips share a pack only with the same language, task and decoding options. A pack of one is
-    left as the plain window it was. With ``max_packs`` (the batch size), each group's clips are
-    dealt over at most that many packs, as full as the clips allow; the clips that fit in none
-    are dealt again, into packs that come after all of those (the next tier). Within a tier,
-    units are ordered by their oldest clip, which keeps the scheduler's oldest-first rule: the
-    oldest clip always lands in the first tier. ``cut_at_gaps``: see ``PackedWindow._cut_at_gaps``."""
-    gap_s = _on_grid(gap_s)
-    pack_s = window_s if pack_s is None else min(pack_s, window_s)
-    limit = pack_s - STEP_S
-    arrival = {id(window): n for n, window in enumerate(windows)}
-    groups: dict[Hashable, list[Window]] = {}
-    last_resort: dict[Hashable, list[Window]] = {}
-    for window in windows:
-        owner = window.owner
-        if owner.packable:
-            key = (owner.language, owner.options.task, owner.generation_key)
-            (last_resort if owner.last_resort else groups).setdefault(key, []).append(window)
-    units: list[tuple[tuple[int, int], Window | PackedWindow]] = [
-        ((0, arrival[id(w)]), w) for w in windows if not w.owner.packable
-    ]
-    for group in last_resort.values():
-        units.extend(_pairs(group, gap_s, arrival, cut_at_gaps))
-    for group in groups.values():
-        for tier, members in _tiers(group, gap_s, limit, max_packs):
-            first = (tier, min(arrival[id(w)] for w in members))
-            if len(members) == 1:
-                units.append((first, members[0]))
-                continue
-            parts = [w.owner for w in members]
-            offsets = [0.0]
-            for part in parts[:-1]:
-                offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
-            units.append((first, PackedWindow(parts, offsets, gap_s, cut_at_gaps, pack_s)))
-    return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
-
-
-LAST_GAP_S = 8.0  # silence between the two clips of a last-resort pair
-LAST_END_S = 22.0  # a last-resort pair ends by then: the model often stops short of a clip later in the window
-
-
-def _pairs(clips: list[Window], gap_s: float, arrival: dict[int, int],
-           cut_at_gaps: bool) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
-    """Clips that failed their packs, two to a window with a long silence between them (the
-    model rarely writes one segment over it); a clip without a partner is decoded alone.
-    ``gap_s`` is the packs' gap, which sets how far a segment may reach past its clip."""
-    out: list[tuple[tuple[int, int], Window | PackedWindow]] = []
-    left = list(clips)
-    while left:
-        first = left.pop(0)
-        second_at = _next_offset(first.owner.duration + LAST_GAP_S, 0.0)
-        partner = next((w for w in left if second_at + w.owner.duration <= LAST_END_S
-                        and not _kept_apart(first.owner, w.owner)), None)
-        if partner is None:
-            out.append(((0, arrival[id(first)]), first))
-            continue
-        left.remove(partner)
-        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], [0.0, second_at], gap_s,
-                                                             cut_at_gaps, LAST_END_S)))
-    return out
-
-
-MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
-
-
-def has_room(unit: Window | PackedWindow, gap_s: float, window_s: float) -> bool:
-    """Whether a unit's window could still take a clip of ``MIN_CLIP_S``, by the rule that
-    ``pack_windows`` packs with. The scheduler holds back a batch with room while other uploads
-    are being prepared. Last-resort clips are paired only with each other, so theirs never has."""
-    if any(part.last_resort for part in unit.transcriptions):
-        return False
-    if isinstance(unit, PackedWindow):
-        end = unit.spans()[-1][1]
-    elif unit.owner.packable:
-        end = unit.owner.duration
-    else:
-        return False
-    return _next_offset(end, _on_grid(gap_s)) + MIN_CLIP_S <= window_s - STEP_S
-
-
-def _tiers(clips: list[Window], gap_s: float, limit: float, max_packs: int | None) -> list[tuple[int, list[Window]]]:
-    """The packs of one group, tier by tier: each tier at most ``max_packs`` packs."""
-    out: list[tuple[int, list[Window]]] = []
-    tier = 0
-    while clips:
-        packs, clips = _deal(clips, gap_s, limit, max_packs)
-        out.extend((tier, pack) for pack in packs)
-        tier += 1
-    return out
-
-
-def _deal(clips: list[Window], gap_s: float, limit: float,
-          max_packs: int | None = None) -> tuple[list[list[Window]], list[Window]]:
-    """Deal clips, in arrival order, over the fewest packs their audio needs, as one deals
-    cards: the n-th clip goes to pack n mod k, or to the next pack with room, or to a new one
-    while there are fewer than ``max_packs``. Returns the packs and the clips left over.
-
-    Consecutive uploads are often consecutive sentences of one recording, which the model reads
-    on across the gap, and a segment in two clips sends both back to be decoded alone. Dealt,
-    they land in different packs. With every clip in view this packed the benchmark's 64 clips
-    into 27 windows with 4 sent back, against 35 and 14 for longest-first packing
-    (benchmarks/RESULTS.md). Capped at a batch's worth of packs, the packs that run now are
-    full, and the clips left over wait for the next step, where new clips may join them."""
-    need = sum(w.owner.duration for w in clips) + gap_s * (len(clips) - 1)
-    count = max(1, int(np.ceil(need / limit)))
-    if max_packs is not None:
-        count = min(count, max_packs)
-    packs: list[list[Window]] = [[] for _ in range(count)]
-    ends = [0.0] * len(packs)
-    left: list[Window] = []
-    for n, window in enumerate(clips):
-        duration = window.owner.duration
-        for step in range(len(packs)):
-            i = (n + step) % len(packs)
-            end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
-            # An empty pack takes any clip, so that each tier places at least one.
-            if not packs[i] or (end <= limit and not any(_kept_apart(window.owner, other.owner) for other in packs[i])):
-                packs[i].append(window)
-                ends[i] = end
-                break
-        else:
-            if max_packs is not None and len(packs) >= max_packs:
-                left.append(window)
-                continue
-            packs.append([window])
-            ends.append(duration)
-    # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
-    return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack], left
-
-
-def _kept_apart(one: Transcription, other: Transcription) -> bool:
-    """Whether two clips ran together in an earlier pack (see ``PackedWindow._retry``)."""
-    return id(other) in one.pack_apart or id(one) in other.pack_apart
-
-
-def _on_grid(gap_s: float) -> float:
-    """A gap of whole timestamp steps, so that every clip starts on the grid."""
-    return round(gap_s / STEP_S) * STEP_S
-
-
-def _next_offset(end: float, gap_s: float) -> float:
-    """Where the next clip starts: after the gap, rounded up to the timestamp grid."""
-    steps = int(np.ceil(round((end + gap_s) / STEP_S, 6)))
-    return steps * STEP_S

@@ -22,9 +22,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import WebhookConfig
+from asr_server.config import WebhookConfig
 
-log = logging.getLogger("asr_server.webhooks")
+log = logging.getLogger("asr_server.service.webhooks")
 SIGNATURE_HEADER = "X-ASR-Signature"
 
 

@@ -1,0 +1,69 @@
+"""What every task store holds and offers: the record, the summary, the protocol, ids.
+
+``TaskStore`` is the interface the service layer and the scheduler use; the stores are
+``sqlite_store.SqliteTaskStore`` (embedded) and ``redis_store.RedisTaskStore`` (shared by replicas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+QUEUED, RUNNING, DONE, ERROR = "queued", "running", "done", "error"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    task_id: str
+    status: str  # queued | running | done | error
+    audio_path: str | None
+    options: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    progress: float | None = None  # share of the audio done, where the store keeps it (Redis)
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """A line of the task list: no audio, no result."""
+
+    task_id: str
+    status: str
+
+
+class TaskStore(Protocol):
+    """What the routes and the scheduler need of a store."""
+
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str: ...
+    def get(self, task_id: str) -> TaskRecord | None: ...
+    def claim(self, limit: int) -> list[TaskRecord]: ...
+    def finish(self, task_id: str, result: dict[str, Any]) -> bool: ...
+    def fail(self, task_id: str, error: str) -> bool: ...
+    def requeue_running(self) -> int: ...
+    def set_progress(self, task_id: str, fraction: float) -> None: ...
+    def live_audio_paths(self) -> set[str]: ...
+    def counts(self) -> dict[str, int]: ...
+    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]: ...
+    def delete(self, task_id: str) -> bool: ...
+    def queue_position(self, task_id: str) -> int: ...
+    def queued(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class QueueFull(Exception):
+    """``create`` refused: ``max_queued`` tasks already wait. The message is the client's."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many queued tasks (limit {limit}); retry later")
+        self.limit = limit
+
+
+def format_task_id(moment: datetime) -> str:
+    """The seed's id form: YYYYMMDDHHMMSS plus 6 digits of microseconds, UTC, 20 digits."""
+    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+
+
+def parse_task_id(task_id: str) -> datetime:
+    return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc)

@@ -1,0 +1,1 @@
+"""Text: output formats and Chinese script conversion."""

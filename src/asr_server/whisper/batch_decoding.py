@@ -1,0 +1,75 @@
+"""A batch of windows through the engine: encoding, language detection, and Whisper's temperature
+fallback, batched per temperature."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+from asr_server.whisper.units import Engine, Outcome, Unit
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
+
+
+def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bool = False) -> list[Outcome]:
+    """Encode, detect languages and decode a batch of windows that share a batch key.
+
+    Language detection runs on exactly the features faster-whisper uses, which for a recording
+    shorter than 30 s costs one more encoder pass; ``detect_on_window`` reuses the window's own
+    encoding instead (faster, and the same language but in rare near-ties).
+    Temperature fallback is batched too: the windows that fail at one temperature are decoded
+    again together at the next, as faster-whisper does one window at a time.
+    """
+    if len({w.batch_key for w in windows}) > 1:
+        raise ValueError("windows of one batch must share a batch key")
+    inputs = [w.features() for w in windows]
+    undetected = [i for i, w in enumerate(windows) if w.needs_language]
+    detect_from = {i: i for i in undetected}
+    if not detect_on_window:
+        for i in undetected:
+            own = windows[i].detection_features()
+            if own is not None:
+                detect_from[i] = len(inputs)
+                inputs.append(own)
+    encoded = engine.encode(inputs, [w.silent_from for w in windows] + [None] * (len(inputs) - len(windows)))
+    if undetected:
+        probabilities = engine.detect_language([encoded[detect_from[i]] for i in undetected])
+        for i, probs in zip(undetected, probabilities):
+            language, probability = probs[0]
+            windows[i].owner.set_language(language, probability)
+    prompts = [w.prompt() for w in windows]
+    lead = windows[0].owner
+    temperatures = lead.options.temperatures
+    tried: list[list[Outcome]] = [[] for _ in windows]
+    accepted: list[Outcome | None] = [None] * len(windows)
+    pending = list(range(len(windows)))
+    for temperature in temperatures:
+        if not pending:
+            break
+        params = lead.generate_params(len(prompts[pending[0]]), temperature)
+        generated = engine.generate([encoded[i] for i in pending], [prompts[i] for i in pending], params)
+        still_pending = []
+        for i, result in zip(pending, generated):
+            owner = windows[i].owner
+            length = len(result.tokens)
+            avg_logprob = result.score * (length ** owner.options.length_penalty) / (length + 1)
+            ratio = compression_ratio(owner.tokenizer.decode(result.tokens).strip())
+            outcome = Outcome(result, avg_logprob, temperature, ratio, encoded[i])
+            tried[i].append(outcome)
+            if windows[i].retry_on_fallback and owner.needs_fallback(outcome):
+                still_pending.append(i)
+            else:
+                accepted[i] = outcome
+        pending = still_pending
+    for i in pending:
+        # Every temperature failed: keep the most probable decoding among those that were not
+        # too repetitive (or among all), reported at the last temperature, as faster-whisper does.
+        owner = windows[i].owner
+        threshold = owner.options.compression_ratio_threshold
+        candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
+        best = max(candidates, key=lambda o: o.avg_logprob)
+        accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
+    return [outcome for outcome in accepted if outcome is not None]

@@ -1,0 +1,75 @@
+"""The contracts between a recording's transcription, the batches it is decoded in, and the engine.
+
+``Engine`` is what Whisper's semantics need of a model (a scripted one serves in unit tests);
+``Unit`` is one item of a decoder batch (a task's ``Window`` or a ``PackedWindow``); ``Outcome``
+is a unit's accepted decoding after temperature fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from faster_whisper.tokenizer import Tokenizer
+
+from asr_server.engine.whisper_engine import GenerateParams, Generated
+
+if TYPE_CHECKING:
+    from asr_server.whisper.transcription import Transcription
+
+
+class Engine(Protocol):
+    """What the transcription needs of an engine (a fake one serves in unit tests)."""
+
+    sampling_rate: int
+    frames_per_window: int
+    seconds_per_frame: float
+    frames_per_second: int
+    input_stride: int
+    time_precision: float
+    max_length: int
+    is_multilingual: bool
+
+    def tokenizer(self, task: str, language: str | None) -> Tokenizer: ...
+    def features(self, audio: np.ndarray) -> np.ndarray: ...
+    def encode(self, windows: list[np.ndarray], silent_from: Sequence[int | None] | None = None) -> list[np.ndarray]: ...
+    def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]: ...
+    def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]: ...
+    def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
+                            num_frames: int, prepend: str, append: str, last_speech: float) -> float: ...
+    def align(self, tokenizer: Tokenizer, text_tokens: list[int], encoded: np.ndarray, num_frames: int) -> list[dict[str, Any]]: ...
+
+
+class Unit(Protocol):
+    """One item of a decoder batch: a task's window (``Window``) or several packed clips."""
+
+    needs_language: bool
+    retry_on_fallback: bool
+
+    @property
+    def owner(self) -> Transcription: ...
+    @property
+    def transcriptions(self) -> list[Transcription]: ...
+    @property
+    def batch_key(self) -> tuple[Any, ...]: ...
+    def features(self) -> np.ndarray: ...
+    def detection_features(self) -> np.ndarray | None: ...
+    def prompt(self) -> list[int]: ...
+    @property
+    def silent_from(self) -> int | None:
+        """A feature frame from which the window is silence for certain, which lets the engine
+        encode only up to there (``WhisperEngine.encode``); None: encode it whole, exactly."""
+    def complete(self, outcome: "Outcome") -> None: ...
+
+
+@dataclass
+class Outcome:
+    """A window's accepted decoding after temperature fallback."""
+
+    generated: Generated
+    avg_logprob: float
+    temperature: float
+    compression_ratio: float
+    encoded: np.ndarray | None = None  # the window's encoder output, for word timestamps
