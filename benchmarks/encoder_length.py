@@ -39,7 +39,7 @@ def main() -> int:
     from faster_whisper.audio import pad_or_trim
 
     from asr_server.engine.audio import decode
-    from asr_server.config import load_settings
+    from asr_server.config_loading import load_settings
     from asr_server.engine.whisper_engine import WhisperEngine
     from asr_server.engine.models import resolve_model
 

@@ -10,7 +10,7 @@ constructed on the main thread. Each setup runs in a fresh process, so that no m
 earlier can affect the next, and prints its times and whether the text was the same as the
 first setup's.
 
-Why it matters (session 9): loading runs OpenMP regions on the loading thread, and libgomp keeps
+Why it matters: loading runs OpenMP regions on the loading thread, and libgomp keeps
 that thread's team of workers while the thread lives. With more libgomp threads alive than CPUs,
 libgomp's workers sleep at barriers instead of spinning, and every decode waits on wake-ups.
 """
@@ -52,7 +52,7 @@ def child(path: str, created_on: str, called_on: str, rounds: int) -> None:
     sys.path.insert(0, str(REPO / "src"))
     from faster_whisper import WhisperModel
 
-    from asr_server.config import load_settings
+    from asr_server.config_loading import load_settings
     from asr_server.engine.whisper_engine import WhisperEngine
 
     settings = load_settings(None)

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
-    from asr_server.config import load_settings
+    from asr_server.config_loading import load_settings
     from asr_server.engine.whisper_engine import WhisperEngine
     from asr_server.scheduling.memory_source import Job, ListSource
     from asr_server.scheduling.scheduler import Scheduler

@@ -13,9 +13,9 @@ measures, on the same model, compute type, threads and decoding options:
       done, for a long-polling client (the quoted figure: it learns of the end at once and sends
       nothing meanwhile) and for one polling every 10 ms (whose requests share the engine's cores).
 The baselines' model is created on a thread that then ends, as ``WhisperEngine`` creates the
-server's: created on a thread that lives on (the main one), it transcribed 1.5x to 2x slower here,
-because libgomp then manages more threads than there are CPUs and stops spinning (RESULTS.md,
-sessions 8 and 9).
+server's: created on a thread that lives on (the main one), it would transcribe markedly slower,
+because libgomp then manages more threads than there are CPUs and stops spinning
+(docs/decisions.md).
 With --repeats N the server sweep runs N times on the same server, and a summary gives each
 setting's median ratio and every run's: a burst of short clips varies by seconds with which
 clips end up packed side by side, so one run is a sample, not the figure.
@@ -143,8 +143,7 @@ def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone
 
     audio_s = sum(i["duration_s"] for i in items)
     # Created as WhisperEngine creates the server's model: loaded on the main thread, the OpenMP
-    # team the load leaves behind made every decode 1.5x to 2x slower on the 2-core VMs, as the
-    # baselines were until session 8 (benchmarks/model_thread.py).
+    # team the load leaves behind would slow every decode (benchmarks/model_thread.py).
     model = on_a_passing_thread(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
                                                      compute_type=settings.model.compute_type,
                                                      cpu_threads=threads))
@@ -315,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
-    from asr_server.config import load_settings
+    from asr_server.config_loading import load_settings
 
     languages = {l for l in args.languages.split(",") if l} or None
     if args.language == "known" and languages is None:

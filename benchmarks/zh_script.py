@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "src"))
     from faster_whisper import WhisperModel
 
-    from asr_server.config import load_settings
+    from asr_server.config_loading import load_settings
     from asr_server.text.zh_script import convert_text
 
     settings = load_settings(None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asr_server.config import ConfigError, load_settings
+from asr_server.config_loading import ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,3 +67,25 @@ def test_missing_config_file_exits_2(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "not found" in proc.stderr
+
+
+def test_an_environment_variable_for_an_unknown_section_is_rejected_by_name():
+    with pytest.raises(ConfigError, match=r"ASR_SCHEDULR__MAX_BATCH_SIZE"):
+        load_settings(None, environ={"ASR_SCHEDULR__MAX_BATCH_SIZE": "4"})
+
+
+def test_an_environment_variable_for_an_unknown_key_is_rejected_by_name():
+    with pytest.raises(ConfigError, match=r"scheduler\.max_batch"):
+        load_settings(None, environ={"ASR_SCHEDULER__MAX_BATCH": "4"})
+
+
+def test_asr_variables_without_a_section_are_left_to_their_readers():
+    # ASR_API_KEY is the CLI's key for `submit`, not a configuration key.
+    assert load_settings(None, environ={"ASR_API_KEY": "secret"}).scheduler.max_batch_size == 8
+
+
+def test_an_environment_value_is_json_where_it_parses():
+    settings = load_settings(None, environ={"ASR_DECODING__LANGUAGE": "null", "ASR_DECODING__VAD_FILTER": "true",
+                                            "ASR_SERVER__HOST": "0.0.0.0"})
+    assert settings.decoding.language is None and settings.decoding.vad_filter is True
+    assert settings.server.host == "0.0.0.0"

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from asr_server import __version__
-from asr_server.config import ConfigError, Settings, load_settings
+from asr_server.config import Settings
+from asr_server.config_loading import ConfigError, load_settings
 from asr_server.text.formats import FORMATS, render
 
 EXIT_CONFIG = 2

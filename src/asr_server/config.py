@@ -1,23 +1,18 @@
 """Configuration: one pydantic model tree, validated once at start-up.
 
-Sources, later ones winning: the model defaults, a TOML file (``--config``), environment
-variables named ``ASR_<SECTION>__<KEY>`` (for example ``ASR_SCHEDULER__MAX_BATCH_SIZE=4``),
-then command-line flags. Nothing reads the environment at import time.
+Each section is a frozen model that refuses unknown keys; every field carries the description
+that docs/configuration.md is generated from. Where the values come from (file, environment,
+flags) is ``config_loading``'s business. Nothing reads the environment at import time.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import os
-import tomllib
-from collections.abc import Mapping
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-ENV_PREFIX = "ASR_"
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -32,17 +27,19 @@ class ModelConfig(_Section):
         description="A bundled model ('base', 'small'), a local CTranslate2 model directory, "
         "or a faster-whisper model name fetched from the Hugging Face hub.",
     )
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs: 'cpu', 'cuda' or 'auto'.")
     compute_type: Literal[
         "default", "auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16",
         "float16", "bfloat16", "float32",
-    ] = "int8"
-    cpu_threads: int = Field(0, ge=0, description="CTranslate2 intra_threads; 0 = its default.")
-    device_index: int = Field(0, ge=0)
+    ] = Field("int8", description="CTranslate2 precision: 'int8' on CPU; 'float16' or 'int8_float16' on GPU.")
+    cpu_threads: int = Field(
+        0, ge=0, description="CTranslate2 intra_threads; 0 = its default. Keep it at or below the core count.",
+    )
+    device_index: int = Field(0, ge=0, description="Which GPU, with device = 'cuda'.")
     encode_batch_size: int = Field(
         1, ge=1, le=256,
         description="Windows per encoder call. On CPU the encoder gains nothing from batching "
-        "(8 at once measured 20% slower than one by one); on GPU it does.",
+        "(docs/decisions.md); on GPU it does.",
     )
     cache_dir: str = Field("", description="Where bundled models are assembled; '' = ~/.cache/asr-server.")
 
@@ -65,29 +62,34 @@ class SchedulerConfig(_Section):
     )
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
     prepare_workers: int = Field(1, ge=1, le=64, description="Threads decoding audio and computing features.")
-    poll_interval_ms: int = Field(500, ge=10, description="How often an idle scheduler looks for queued tasks.")
+    poll_interval_ms: int = Field(
+        500, ge=10, description="How often an idle scheduler looks for queued tasks (an upload also wakes it at once).",
+    )
     pack_clips: bool = Field(
         False,
         description="Decode short clips of one language side by side in one 30 s window, so "
-        "the encoder runs once for several of them (see README: packing). Off by default: a "
-        "packed clip's transcript can still carry words of the clips beside it.",
+        "the encoder runs once for several of them (docs/architecture.md, packing). Off by "
+        "default: a packed clip's transcript can still carry words of the clips beside it, and "
+        "clips of different API keys may share a window.",
     )
     pack_gap_ms: int = Field(
         2000, ge=300, le=5000,
         description="Silence laid between packed clips; shorter gaps send more clips back to be "
-        "decoded alone (benchmarks/packing.py, RESULTS.md).",
+        "decoded alone (benchmarks/packing.py).",
     )
     pack_fill_s: float = Field(
         20.0, ge=10.0, le=30.0,
         description="How much of a pack's 30 s window its clips may fill; the silence after "
-        "them is encoded once and reused, and the encoder costs far less for 20 s than for 30 "
-        "(benchmarks/encoder_length.py, RESULTS.md). 30 = fill the window.",
+        "them is encoded once and reused, and on CPU the encoder costs far less for 20 s than "
+        "for 30 (benchmarks/encoder_length.py finds a machine's knee). With packing on, a "
+        "known-language recording this short decoded alone is encoded the same way. 30 = fill "
+        "the window and encode every window whole.",
     )
     pack_cuts: bool = Field(
         True,
         description="Cut a segment the model wrote across the gap between two packed clips "
         "where its aligned words fall cleanly on either side, after a clause ends; false sends "
-        "both clips to another pack instead (benchmarks/burst.py, RESULTS.md).",
+        "both clips to another pack instead (benchmarks/burst.py).",
     )
     detect_on_window: bool = Field(
         True,
@@ -101,28 +103,46 @@ class DecodingOptions(_Section):
     """Whisper decoding options; the defaults are faster-whisper's transcribe() defaults."""
 
     language: str | None = Field(None, description="ISO code; None detects it on the first window.")
-    task: Literal["transcribe", "translate"] = "transcribe"
-    beam_size: int = Field(5, ge=1, le=32)
-    best_of: int = Field(5, ge=1, le=32)
-    patience: float = Field(1.0, gt=0)
-    length_penalty: float = 1.0
-    repetition_penalty: float = Field(1.0, gt=0)
-    no_repeat_ngram_size: int = Field(0, ge=0)
-    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
-    compression_ratio_threshold: float | None = 2.4
-    log_prob_threshold: float | None = -1.0
-    no_speech_threshold: float | None = 0.6
-    condition_on_previous_text: bool = True
-    prompt_reset_on_temperature: float = 0.5
-    initial_prompt: str | None = None
-    suppress_blank: bool = True
-    suppress_tokens: tuple[int, ...] = (-1,)
-    without_timestamps: bool = False
-    max_initial_timestamp: float = Field(1.0, ge=0)
-    max_new_tokens: int | None = Field(None, ge=1)
+    task: Literal["transcribe", "translate"] = Field("transcribe", description="'translate' writes English.")
+    beam_size: int = Field(5, ge=1, le=32, description="Beam width at temperature 0.")
+    best_of: int = Field(5, ge=1, le=32, description="Candidates sampled at each temperature above 0.")
+    patience: float = Field(1.0, gt=0, description="Beam search patience factor.")
+    length_penalty: float = Field(1.0, description="Exponential length penalty of beam search.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Penalty on tokens already generated (1 = none).")
+    no_repeat_ngram_size: int = Field(0, ge=0, description="Forbid repeating n-grams of this size (0 = off).")
+    temperatures: tuple[float, ...] = Field(
+        (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+        description="The fallback ladder: a window that fails the checks below is decoded again at the next.",
+    )
+    compression_ratio_threshold: float | None = Field(
+        2.4, description="Fall back when the text's gzip compression ratio is above this (too repetitive).",
+    )
+    log_prob_threshold: float | None = Field(
+        -1.0, description="Fall back when the average log-probability is below this (too improbable).",
+    )
+    no_speech_threshold: float | None = Field(
+        0.6, description="Skip a window as silence when its no-speech probability is above this and its "
+        "text is improbable too.",
+    )
+    condition_on_previous_text: bool = Field(
+        True, description="Prompt each window with the text before it (Whisper's sequential semantics).",
+    )
+    prompt_reset_on_temperature: float = Field(
+        0.5, description="Drop the previous-text prompt after a window decoded at a temperature above this.",
+    )
+    initial_prompt: str | None = Field(None, description="Text to condition the first window on.")
+    suppress_blank: bool = Field(True, description="Suppress a blank at the start of the text.")
+    suppress_tokens: tuple[int, ...] = Field((-1,), description="Token ids never generated; -1 = Whisper's default set.")
+    without_timestamps: bool = Field(False, description="Decode text only, no timestamp tokens.")
+    max_initial_timestamp: float = Field(1.0, ge=0, description="The latest a window's first timestamp may be, seconds.")
+    max_new_tokens: int | None = Field(None, ge=1, description="At most this many tokens per window; None = the model's limit.")
     word_timestamps: bool = Field(False, description="Add Whisper's `words` (word, start, end, probability) to each segment.")
-    prepend_punctuations: str = "\"'“¿([{-"
-    append_punctuations: str = "\"'.。,，!！?？:：”)]}、"
+    prepend_punctuations: str = Field(
+        "\"'“¿([{-", description="With word timestamps: punctuation merged into the next word.",
+    )
+    append_punctuations: str = Field(
+        "\"'.。,，!！?？:：”)]}、", description="With word timestamps: punctuation merged into the word before.",
+    )
     vad_filter: bool = Field(
         False,
         description="VAD-chunked mode: Silero VAD cuts the speech into chunks of at most 30 s, "
@@ -172,8 +192,10 @@ def apply_decoding(decoding: DecodingOptions, options: dict[str, Any]) -> Decodi
 
 
 class ServerConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    """The HTTP server, its limits, and the data directory."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on.")
     data_dir: str = Field("data", description="Uploads and the embedded task store live here.")
     max_queued_tasks: int = Field(
         10_000, ge=1, description="Tasks waiting for the engine; beyond it POST gets 503 with Retry-After."
@@ -212,6 +234,8 @@ class ServerConfig(_Section):
 
 
 class StoreConfig(_Section):
+    """Where tasks, their queue and their results are kept."""
+
     kind: Literal["sqlite", "redis"] = Field(
         "sqlite", description="'sqlite': embedded, one machine. 'redis': shared by many replicas."
     )
@@ -238,9 +262,9 @@ class WebhookConfig(_Section):
     """Deliveries to a task's ``callback_url`` when it ends."""
 
     secret: str = Field("", description="HMAC-SHA256 key for the X-ASR-Signature header; '' sends no signature.")
-    max_attempts: int = Field(5, ge=1, le=20)
+    max_attempts: int = Field(5, ge=1, le=20, description="Deliveries tried per task, the first included.")
     backoff_s: float = Field(1.0, gt=0, le=3600, description="First retry delay; doubled at each retry.")
-    timeout_s: float = Field(10.0, gt=0, le=300)
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per delivery attempt, seconds.")
 
 
 class AuthConfig(_Section):
@@ -279,67 +303,3 @@ class Settings(_Section):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
-
-
-class ConfigError(Exception):
-    """An invalid configuration; the message names the offending key."""
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    sections = set(Settings.model_fields)
-    out: dict[str, dict[str, Any]] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        if section not in sections:
-            continue
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
-        out.setdefault(section, {})[key] = value
-    return out
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _describe(error: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration ({origin}):"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        lines.append(f"  {key}: {item['msg']}")
-    return "\n".join(lines)
-
-
-def load_settings(
-    path: str | Path | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """Build the settings from file, environment and flag overrides; raise ConfigError."""
-    data: dict[str, Any] = {}
-    origin = "defaults"
-    if path is not None:
-        origin = str(path)
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"invalid configuration ({path}): not valid TOML: {exc}") from None
-    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
-    if overrides:
-        data = _merge(data, {k: dict(v) for k, v in overrides.items() if v})
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from None
