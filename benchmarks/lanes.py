@@ -10,9 +10,8 @@ encodes every window one by one and decodes them at beam 5 in calls of 4:
 - two lanes, two threads each: the same, ``intra_threads=2`` (more threads than cores here).
 The setups alternate for --rounds rounds, so a drift of the machine's speed hits them alike.
 Each model is created on a thread that then ends and is dropped after its turn, so that no
-other model's OpenMP workers are alive while a setup runs (session 9: with more libgomp threads
-alive than CPUs, libgomp stops spinning and every decode slows down; the figures measured
-before held all models at once).
+other model's OpenMP workers are alive while a setup runs (with more libgomp threads alive than
+CPUs, libgomp stops spinning and every decode slows down; docs/decisions.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 Starts a server (fresh data dir, the given config), submits the short clips of the manifest
 over and over through the seed API, and samples the server's RSS (from /proc) after every
 ``--every`` tasks. It reports RSS after the warm-up (the first ``--warmup`` tasks) and at the
-end; the target in issue 7 is growth under 50 MB. Writes a JSON file with every sample.
+end; the target is growth under 50 MB. Writes a JSON file with every sample.
 """
 
 from __future__ import annotations

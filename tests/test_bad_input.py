@@ -1,4 +1,4 @@
-"""Bad input from issue 5's list: each gets a clear answer and the server keeps serving."""
+"""Bad input: each gets a clear answer and the server keeps serving (docs/operations.md, bad input)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,10 @@ The samples are exactly those of faster-whisper's ``decode_audio`` (PyAV, s16 mo
 model's rate, frames regrouped before resampling), which the equivalence with faster-whisper's
 ``transcribe`` depends on. The difference is what it does not do: faster-whisper runs a full
 garbage collection after every file, for a leak of older PyAV releases (faster-whisper issue
-390). In a server that collection walks every live object, 14 to 33 ms a file with the
-server's modules loaded, with the GIL held, so it stalls the event loop and the engine
-thread's Python work: 0.7 to 2 s of CPU for 64 short clips (benchmarks/decoding.py). With
-the PyAV this project requires (18; checked on 18.1), decoding leaves no reference cycles
-(``tests/test_audio.py`` checks both).
+390). In a server that collection walks every live object with the GIL held, so it stalls
+the event loop and the engine thread's Python work many times longer than the decoding itself
+takes (benchmarks/decoding.py measures both). With the PyAV this project requires, decoding
+leaves no reference cycles (``tests/test_audio.py`` checks both).
 """
 
 from __future__ import annotations

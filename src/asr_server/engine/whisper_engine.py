@@ -93,8 +93,8 @@ class WhisperEngine:
         A window whose features are one constant from frame ``silent_from[i]`` on (the log-mel
         of silent samples is) is encoded only up to there, and the encoding of a silent window
         at that level, from the same position on, fills the rest. The encoder's cost grows
-        faster than its input: on the 2-core VM, 0.09 s for 20 s against 0.28 s for 30 s
-        (benchmarks/encoder_length.py), as its attention stops fitting in the cache. The
+        faster than its input on CPU, once its attention stops fitting in the cache
+        (benchmarks/encoder_length.py finds where). The
         silent part's encoding is not exactly what a whole window's would be (its positions
         do not attend to the speech), so only packs of clips and, with packing on, short
         recordings of known language use this; their text is checked against the references
@@ -181,8 +181,8 @@ def on_a_passing_thread(build: Callable[[], T]) -> T:
     Loading a CTranslate2 model runs OpenMP regions on the loading thread, and libgomp keeps that
     thread's team of workers for as long as the thread lives. Once libgomp manages more threads
     than there are CPUs, its workers stop spinning at barriers and sleep instead, and every later
-    decode pays for the wake-ups: on the 2-core VMs a model loaded on the main thread transcribed
-    1.5x to 2x slower (benchmarks/model_thread.py). A thread that ends takes its team with it.
+    decode pays for the wake-ups, so a model loaded on a thread that lives on transcribes markedly
+    slower (benchmarks/model_thread.py measures it). A thread that ends takes its team with it.
     Anything that creates a CTranslate2 model outside the engine (the benchmarks' baselines)
     should do it through this too.
     """

@@ -115,7 +115,7 @@ class Scheduler:
         self._window_s = engine.frames_per_window * engine.seconds_per_frame  # one window, seconds
         self._pack_s = min(self._window_s, config.pack_fill_s)  # how far packs fill their window
         # With packing on, a recording no longer than that, once its language is known, is
-        # encoded as packs are (Window.silent_from): a third of the encoder's cost on the 2-core VM.
+        # encoded as packs are (Window.silent_from), which costs the encoder far less on CPU.
         fill = round(self._pack_s / engine.seconds_per_frame)
         self._cheap_frames = fill if config.pack_clips and fill < engine.frames_per_window else None
         self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics

@@ -66,9 +66,8 @@ class PackedWindow:
 
         The silence at the end matters. Left to the feature padding (log-mel frames of zero,
         unlike the gaps' silent samples, as faster-whisper pads a lone clip), the window made
-        the model stop before the last clip, writing only its start time: for 7 to 12 of the
-        benchmark's 64 clips in a burst; with silent samples, for 3 to 5
-        (benchmarks/RESULTS.md, session 6)."""
+        the model stop before the last clip, writing only its start time, far more often than
+        with silent samples (benchmarks/packing.py)."""
         engine = self.owner.engine
         rate = engine.sampling_rate
         clips = [part.audio for part in self.parts]
@@ -281,8 +280,8 @@ class PackedWindow:
         last-resort pair for a clip on its second; a clip that failed that too is decoded alone.
         Straddles come from neighbours the model reads as one text (consecutive sentences of one
         recording, short clips it writes as one segment), so new neighbours usually end them.
-        Clips sent back after two packs cost a window each: up to 12 of the 64-clip burst, which
-        pairs cut to 0 to 2 (benchmarks/packing.py --shuffle, RESULTS.md, session 10)."""
+        A clip sent back after two packs costs a window of its own, which the last-resort pair
+        mostly spares (benchmarks/packing.py --shuffle counts them)."""
         for i in indices:
             attempts = self.parts[i].pack_attempts
             if attempts < MAX_PACK_ATTEMPTS:

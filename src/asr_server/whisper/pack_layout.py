@@ -139,9 +139,8 @@ def _deal(clips: list[Window], gap_s: float, limit: float,
 
     Consecutive uploads are often consecutive sentences of one recording, which the model reads
     on across the gap, and a segment in two clips sends both back to be decoded alone. Dealt,
-    they land in different packs. With every clip in view this packed the benchmark's 64 clips
-    into 27 windows with 4 sent back, against 35 and 14 for longest-first packing
-    (benchmarks/RESULTS.md). Capped at a batch's worth of packs, the packs that run now are
+    they land in different packs, which sends fewer clips back than longest-first packing
+    (benchmarks/packing.py compares them). Capped at a batch's worth of packs, the packs that run now are
     full, and the clips left over wait for the next step, where new clips may join them."""
     need = sum(w.owner.duration for w in clips) + gap_s * (len(clips) - 1)
     count = max(1, int(np.ceil(need / limit)))

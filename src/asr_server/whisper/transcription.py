@@ -59,8 +59,8 @@ class Window:
         may be encoded only that far (see ``Unit``) once its language is known; longer ones, and
         every window when the owner has no ``short_frames``, are encoded whole, as
         faster-whisper does. The scheduler sets it with packing on, whose clips are encoded so
-        too (``scheduler.pack_fill_s``). Not for detection: on such an encoding a 2.4 s Mandarin
-        clip was taken for English and came back empty (RESULTS.md, session 11)."""
+        too (``scheduler.pack_fill_s``). Not for detection: on such an encoding a short Mandarin
+        clip was taken for English and came back empty (docs/decisions.md)."""
         frames = self.owner.short_frames
         if (frames is not None and not self.needs_language and self.seek == 0
                 and self.owner.content_frames <= frames):
