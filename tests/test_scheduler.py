@@ -163,27 +163,6 @@ def test_an_engine_failure_fails_that_batch_and_the_loop_goes_on(hf_tokenizer, t
     assert set(source.results) == {"0", "1", "2"}
 
 
-def test_a_lone_task_is_not_held_back_for_company(hf_tokenizer, tmp_path):
-    engine = ScriptedEngine(hf_tokenizer)
-    source = ListSource([Job("alone", tone(tmp_path / "a.wav", 2, 0.3))])
-    scheduler = Scheduler(engine, source, SchedulerConfig(max_wait_ms=10_000), DecodingOptions())
-    scheduler.start()
-    try:
-        # With nothing else being prepared, the 10 s batching wait must not be spent.
-        assert source.done.wait(5)
-    finally:
-        scheduler.stop()
-
-
-def test_a_trickle_of_arrivals_holds_a_batch_back_no_longer_than_max_wait(hf_tokenizer, tmp_path, monkeypatch):
-    # Each task takes 150 ms to prepare; every arrival within the wait must not restart it.
-    slow_preparation(monkeypatch, seconds=0.15)
-    engine = ScriptedEngine(hf_tokenizer)
-    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 2, 0.3)) for i in range(6)]
-    run(engine, jobs, max_batch_size=8, max_wait_ms=300, pack_clips=False)
-    assert len(engine.generate_calls[0]) < 6, "the first batch went when the wait was up"
-
-
 def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None, seconds: float = 0.1) -> list[str]:
     """Each task takes ``seconds`` to prepare; a file named in ``hold`` waits (3 s at most) for
     its event first. Returns the files whose wait ran out."""

@@ -1,15 +1,11 @@
-"""The scheduler: one engine loop decoding 30 s windows of many tasks in shared batches.
+"""The engine loop: it claims work, prepares it, and executes the batching policy's plans.
 
 It knows tasks only through ``WorkSource`` (claim / finish / fail). Claimed tasks are prepared
 (audio decoded with PyAV, log-mel features computed) in worker threads; each prepared task
-becomes a ``Transcription`` that offers its next window. Every step of the engine loop groups
-the offered windows by batch key (CTranslate2 wants <|startoftranscript|> at one position in
-all prompts, and one set of decoding parameters), takes the group holding the oldest task's
-window, up to ``max_batch_size`` windows, and decodes them in one batch. Short clips are packed
-several to a window (packing.py), a batch's worth of packs at a time, as full as the clips in
-view allow. A lone request never waits: the loop holds back a batch that is not full (fewer
-windows than ``max_batch_size``, or packs with room) only while other tasks' audio is still
-being prepared, and for at most ``max_wait_ms``.
+becomes a ``Transcription`` that offers its next window. Each step the loop gathers the offered
+windows (short clips packed several to a window with packing on, ``whisper.pack_layout``), asks
+``policy.BatchPolicy`` what to do with them, and runs that batch through the engine, holds back
+for company, or waits for work. What to batch, and when to wait, is the policy's alone.
 """
 
 from __future__ import annotations
@@ -27,6 +23,7 @@ from typing import Any, Protocol
 import av
 
 from asr_server.engine.audio import decode
+from asr_server.scheduling.policy import BatchPolicy, Hold, Idle
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
 from asr_server.errors import AudioTooLong, UndecodableAudio
 from asr_server.whisper.chunking import ChunkedTranscription
@@ -133,8 +130,9 @@ class Scheduler:
         self._stopping = False
         self._draining = False
         self._wake = False
-        self._holding_since: float | None = None  # when the engine began holding a small batch back
         self._thread: threading.Thread | None = None
+        room = (lambda unit: has_room(unit, config.pack_gap_ms / 1000, self._pack_s)) if config.pack_clips else None
+        self._policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000, room)
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
         self.batch_sizes: Counter[int] = Counter()
         self.windows_decoded = 0
@@ -256,15 +254,17 @@ class Scheduler:
             self._admit()
             self._finish_completed()
             windows = self._offered_windows()
-            if not windows:
+            with self._cv:
+                preparing = self._preparing
+            plan = self._policy.schedule(windows, preparing, time.monotonic())
+            if isinstance(plan, Idle):
                 with self._cv:
                     if not self._stopping and not self._wake and not self._prepared:
                         self._cv.wait(poll)
-                continue
-            batch = self._select(windows)
-            if not self._full(batch) and self._wait_for_company():
-                continue  # more windows arrived: choose again with them in view
-            self._step(batch)
+            elif isinstance(plan, Hold):
+                self._hold(plan.until)  # then plan again, with whatever arrived
+            else:
+                self._step(plan.batch)
 
     def _admit(self) -> None:
         with self._cv:
@@ -280,42 +280,17 @@ class Scheduler:
                             max_packs=self._config.max_batch_size, cut_at_gaps=self._config.pack_cuts,
                             pack_s=self._pack_s)
 
-    def _select(self, windows: list[Unit]) -> list[Unit]:
-        """The oldest task's batch key, and up to max_batch_size windows that share it."""
-        key = windows[0].batch_key
-        same = [w for w in windows if w.batch_key == key]
-        return same[: self._config.max_batch_size]
-
-    def _full(self, batch: list[Unit]) -> bool:
-        """A batch not worth holding back: ``max_batch_size`` windows, and none of them with
-        room for another clip. Eight half-empty packs would cost eight encoder passes for the
-        audio of four; the clips still being prepared may fill them."""
-        if len(batch) < self._config.max_batch_size:
-            return False
-        if not self._config.pack_clips:
-            return True
-        return not any(has_room(unit, self._config.pack_gap_ms / 1000, self._pack_s) for unit in batch)
-
-    def _wait_for_company(self) -> bool:
-        """Hold a small batch back, only while other tasks are being prepared, and for at most
-        ``max_wait_ms`` from when the engine first held back (not from each arrival, so that
-        a steady trickle cannot hold it longer). True when more work arrived meanwhile."""
-        if self._config.max_wait_ms <= 0:
-            return False
-        now = time.monotonic()
-        if self._holding_since is None:
-            self._holding_since = now
-        deadline = self._holding_since + self._config.max_wait_ms / 1000
+    def _hold(self, until: float) -> None:
+        """Wait until a prepared task arrives, none is being prepared any more, or ``until``."""
         with self._cv:
             while self._preparing and not self._prepared and not self._stopping:
-                left = deadline - time.monotonic()
+                left = until - time.monotonic()
                 if left <= 0:
-                    break
+                    return
                 self._cv.wait(left)
-            return bool(self._prepared)
 
     def _step(self, batch: list[Unit]) -> None:
-        self._holding_since = None
+        self._policy.stepped()
         by_part = {id(part): a for a in self._active for part in a.transcription.parts}
         started = time.perf_counter()
         try:
