@@ -94,3 +94,24 @@ def test_tracebacks_are_replaced_by_a_short_error_when_the_switch_is_off(server_
     assert response.status_code == 500
     result = response.json()["result"]
     assert result.startswith("Transcription failed (") and "Traceback" not in result and "/" not in result
+
+
+def test_a_missing_keys_file_is_refused_naming_it(tmp_path):
+    from asr_server.http.auth import KeysFileError
+
+    with pytest.raises(KeysFileError, match="keys.txt"):
+        load_digests([], str(tmp_path / "keys.txt"))
+
+
+def test_serve_reports_only_a_keys_file_problem_as_one(monkeypatch):
+    # Any other error from building the app is not blamed on auth.api_keys_file.
+    from asr_server import cli
+    from asr_server.config import Settings
+    from asr_server.http import app as app_module
+
+    def broken(settings):
+        raise ValueError("something else")
+
+    monkeypatch.setattr(app_module, "create_app", broken)
+    with pytest.raises(ValueError, match="something else"):
+        cli._serve(Settings(), "info")

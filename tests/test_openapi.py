@@ -38,3 +38,14 @@ def test_the_docs_page_loads_its_assets_from_this_server(server):
     assert references and all(ref.startswith("/") for ref in references), references
     for ref in references + ["/docs/init.js"]:
         assert httpx.get(server.url + ref).status_code == 200, ref
+
+
+def test_the_task_forms_fields_are_the_ones_the_server_parses_with_the_models_constraints():
+    from asr_server.config import DecodingOptions
+    from asr_server.service.task_options import FORM_FIELDS
+
+    form = spec()["paths"]["/api/v1/asr/task"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(form["properties"]) == {"file", *FORM_FIELDS}
+    beam = DecodingOptions.model_json_schema()["properties"]["beam_size"]
+    assert (form["properties"]["beam_size"]["minimum"], form["properties"]["beam_size"]["maximum"]) == (
+        beam["minimum"], beam["maximum"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from asr_server.errors import ErrorKind, Failure
 from asr_server.store.redis_store import RedisTaskStore
 
 
@@ -116,14 +117,38 @@ def test_a_restarted_replica_hands_back_its_old_tasks_at_once(open_store, tmp_pa
     assert [r.task_id for r in after.claim(1)] == [task_id]
 
 
-def test_a_task_interrupted_too_often_ends_as_error(open_store, tmp_path):
+def test_a_claim_past_max_attempts_is_leased_but_its_audio_is_not_spooled(open_store, tmp_path):
+    # The service gives such a task up (test_task_events.py); its failure is written under the lease.
     store = open_store("r", max_attempts=1, visibility_timeout_s=1)
     task_id = store.create(upload(tmp_path), {})
     store.claim(1)
     store.requeue_running()
-    assert store.claim(1) == []
+    spooled = tmp_path / "r" / "spool" / task_id
+    spooled.unlink()  # as a restarted replica removes what its first claim spooled
+    [again] = store.claim(1)
+    assert (again.task_id, again.attempts, again.audio_path) == (task_id, 2, None)
+    assert not spooled.exists()
+    assert store.fail(task_id, Failure.told(ErrorKind.ABANDONED, "given up"))
     record = store.get(task_id)
-    assert record.status == "error" and "interrupted 1 times" in record.error
+    assert (record.status, record.error_kind, record.error) == ("error", ErrorKind.ABANDONED, "given up")
+
+
+def test_the_owner_is_stored_with_the_task_and_lists_filter_by_it(open_store, tmp_path):
+    store = open_store()
+    mine, theirs = store.create(upload(tmp_path), {}, owner="a"), store.create(upload(tmp_path), {}, owner="b")
+    assert store.get(mine).owner == "a"
+    assert [row.task_id for row in store.list(None, None, 10, owner="b")] == [theirs]
+    assert {record.owner for record in store.claim(2)} == {"a", "b"}
+
+
+def test_no_task_field_is_written_that_nothing_reads(open_store, tmp_path, redis_url, redis_prefix):
+    store = open_store()
+    task_id = store.create(upload(tmp_path), {}, owner="a")
+    store.claim(1)
+    store.finish(task_id, {"text": ""})
+    fields = {key.decode() for key in redis.Redis.from_url(redis_url).hkeys(f"{redis_prefix}task:{task_id}")}
+    assert "updated" not in fields and fields <= {"status", "options", "owner", "result", "error", "error_kind",
+                                                  "error_message", "attempts", "progress", "created", "reserved"}
 
 
 def test_list_pages_in_id_order_and_filters_by_status(open_store, tmp_path):

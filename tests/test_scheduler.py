@@ -267,3 +267,26 @@ def test_exact_detection_encodes_faster_whispers_detection_features_too(hf_token
     engine = ScriptedEngine(hf_tokenizer)
     run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], detect_on_window=False)
     assert engine.encode_calls == [2]
+
+
+def test_stop_waits_for_the_preparations_under_way(hf_tokenizer, tmp_path, monkeypatch):
+    # A preparation still running when stop() is called ends (here: fails) before stop()
+    # returns, so that no worker writes to a store the caller closes next.
+    from asr_server.scheduling import scheduler as scheduler_module
+
+    started, stop_returned = threading.Event(), threading.Event()
+
+    def decode(path, *args, **kwargs):
+        started.set()
+        stop_returned.wait(1)
+        raise RuntimeError("not audio")
+
+    monkeypatch.setattr(scheduler_module, "_decode", decode)
+    source = ListSource([Job("x", tone(tmp_path / "x.wav", 2, 0.3))])
+    scheduler = Scheduler(ScriptedEngine(hf_tokenizer), source, SchedulerConfig(), DecodingOptions())
+    scheduler.start()
+    assert started.wait(10)
+    scheduler.stop()
+    failed_before_stop_returned = set(source.errors)
+    stop_returned.set()
+    assert failed_before_stop_returned == {"x"}

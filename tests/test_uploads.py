@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -55,3 +56,32 @@ def test_a_body_cut_short_is_rejected_and_leaves_no_file(tmp_path):
 def test_multipart_without_boundary_is_rejected(tmp_path):
     response = make_client(tmp_path).post("/", content=b"abc", headers={"content-type": "multipart/form-data"})
     assert response.status_code == 400 and "no boundary" in response.json()["error"]
+
+
+def test_the_upload_is_written_and_made_durable_off_the_event_loop(tmp_path, monkeypatch):
+    from asr_server.http import uploads
+
+    threads: dict[str, set[int]] = {"loop": set(), "fsync": set(), "write": set()}
+    real_fsync, real_write = os.fsync, uploads._PartCollector.write_pending
+
+    def fsync(fd):
+        threads["fsync"].add(threading.get_ident())
+        return real_fsync(fd)
+
+    def write_pending(self, last=False):
+        threads["write"].add(threading.get_ident())
+        return real_write(self, last)
+
+    monkeypatch.setattr(uploads.os, "fsync", fsync)
+    monkeypatch.setattr(uploads._PartCollector, "write_pending", write_pending)
+
+    async def endpoint(request: Request) -> JSONResponse:
+        threads["loop"].add(threading.get_ident())
+        upload = await receive_upload(request, tmp_path)
+        return JSONResponse({"size": upload.size})
+
+    client = TestClient(Starlette(routes=[Route("/", endpoint, methods=["POST"])]))
+    payload = os.urandom(3 * uploads.WRITE_BYTES + 5)
+    assert client.post("/", files={"file": ("a.wav", payload)}).json() == {"size": len(payload)}
+    assert threads["fsync"] and threads["write"], "the file was neither written nor synced"
+    assert not (threads["fsync"] | threads["write"]) & threads["loop"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from asr_server import __version__
 from asr_server.config import Settings
 from asr_server.config_loading import ConfigError, load_settings
+from asr_server.service.task_options import FORM_FIELDS
 from asr_server.text.formats import FORMATS, render
 
 EXIT_CONFIG = 2
@@ -41,9 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="wait for the transcripts and print them")
     submit.add_argument("--format", choices=FORMATS, default="txt", help="transcript format with --wait")
     submit.add_argument("--output-dir", help="with --wait: write <name>.<format> files here")
-    for option in ("language", "task", "initial-prompt", "beam-size", "temperature", "vad-filter",
-                   "zh-script", "callback-url"):
-        submit.add_argument(f"--{option}", help="task option, sent as a form field")
+    for name in FORM_FIELDS:
+        submit.add_argument(f"--{name.replace('_', '-')}", dest=name, help="task option, sent as a form field")
     submit.add_argument("--api-key", help="API key for a server that requires one (default: $ASR_API_KEY)")
 
     hash_key = commands.add_parser("hash-key", help="print the SHA-256 digest of an API key, for auth.api_key_hashes")
@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "submit":
         from asr_server.client import submit
 
-        names = ("language", "task", "initial_prompt", "beam_size", "temperature", "vad_filter", "zh_script", "callback_url")
-        options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+        options = {name: getattr(args, name) for name in FORM_FIELDS if getattr(args, name) is not None}
         return submit(args.files, args.server, options, args.wait, args.format, args.output_dir,
                       api_key=args.api_key)
     if args.command == "hash-key":
@@ -99,10 +98,11 @@ def _serve(settings: Settings, log_level: str) -> int:
     import uvicorn
 
     from asr_server.http.app import create_app
+    from asr_server.http.auth import KeysFileError
 
     try:
         app = create_app(settings)
-    except (OSError, ValueError) as exc:
+    except KeysFileError as exc:
         print(f"asr-server: invalid configuration: auth.api_keys_file: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from asr_server.http.shutdown import DrainingServer
@@ -151,7 +151,7 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     for index, path in enumerate(args.files):
         key = str(index)
         if key in source.errors:
-            print(f"asr-server: {path}: {source.errors[key].strip().splitlines()[-1]}", file=sys.stderr)
+            print(f"asr-server: {path}: {source.failures[key].message}", file=sys.stderr)
             status = 1
             continue
         text = render(source.results[key], args.format)

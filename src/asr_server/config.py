@@ -102,7 +102,7 @@ class SchedulerConfig(_Section):
 class DecodingOptions(_Section):
     """Whisper decoding options; the defaults are faster-whisper's transcribe() defaults."""
 
-    language: str | None = Field(None, description="ISO code; None detects it on the first window.")
+    language: str | None = Field(None, description="ISO code (en, de, zh, ...); unset: detected on the first window.")
     task: Literal["transcribe", "translate"] = Field("transcribe", description="'translate' writes English.")
     beam_size: int = Field(5, ge=1, le=32, description="Beam width at temperature 0.")
     best_of: int = Field(5, ge=1, le=32, description="Candidates sampled at each temperature above 0.")
@@ -267,6 +267,11 @@ class WebhookConfig(_Section):
     timeout_s: float = Field(10.0, gt=0, le=300, description="Per delivery attempt, seconds.")
 
 
+def is_key_digest(text: str) -> bool:
+    """Whether a text is what API keys are listed as: a SHA-256 digest in hex."""
+    return re.fullmatch(r"[0-9a-fA-F]{64}", text.strip()) is not None
+
+
 class AuthConfig(_Section):
     """Optional API keys; with none listed the API is open (the seed's behaviour)."""
 
@@ -279,7 +284,7 @@ class AuthConfig(_Section):
     @classmethod
     def _digests(cls, value: list[str]) -> list[str]:
         for digest in value:
-            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest.strip()):
+            if not is_key_digest(digest):
                 raise ValueError(f"{digest[:20]!r} is not a SHA-256 hex digest (use `asr-server hash-key KEY`)")
         return value
 

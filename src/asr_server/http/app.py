@@ -1,15 +1,14 @@
-"""HTTP routes: the seed task API and the health probes.
+"""The application: the seed task API, the health probes, and the app factory with its lifespan.
 
-The routes know requests, responses and the seed's exact bodies (see ``../shared/SEED_API.md``),
-and talk to the service only through its store and a wake-up call; nothing here knows
-CTranslate2. Store calls are short but blocking, so they run in the thread pool.
+The routes know requests, responses and the seed's exact bodies (docs/api.md), and reach tasks
+only through the service's one task path (``service.tasks``); nothing here knows CTranslate2
+or a store. Its calls are short but blocking, so they run in the thread pool.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,11 +30,13 @@ from asr_server.service.metrics import CONTENT_TYPE_LATEST, RequestTimer
 from asr_server.config import Settings
 from asr_server.text.formats import FORMATS, MEDIA_TYPES, render
 from asr_server.service.runtime import Service
-from asr_server.store.records import DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord
-from asr_server.service.bodies import task_body
+from asr_server.store.records import TaskStatus
+from asr_server.service.bodies import not_found, task_body
 from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.service.tasks import Refusal
+from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, receive_upload
-from asr_server.service.waiters import MAX_WAIT_S, RECHECK_S, wait_once
+from asr_server.service.waiters import MAX_WAIT_S
 
 
 log = logging.getLogger("asr_server.http.app")
@@ -46,33 +47,16 @@ def _service(request: Request) -> Service:
     return request.app.state.service
 
 
-RETRY_AFTER_S = 10
-
-
-def queue_full(limit: int) -> JSONResponse:
-    return JSONResponse({"error": str(QueueFull(limit))}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-
-
-def draining_response() -> JSONResponse:
-    return JSONResponse({"error": "The server is shutting down; retry (another replica will take it)"},
-                        status_code=503, headers={"Retry-After": "5"})
-
-
-def _visible(record: TaskRecord | None, owner: str | None) -> TaskRecord | None:
-    """With keys on, another key's task is answered as if it did not exist: the seed's 404."""
-    if record is None or owner is None or record.options.get("owner") == owner:
-        return record
-    return None
+def refused(refusal: Refusal) -> JSONResponse:
+    return JSONResponse({"error": refusal.message}, status_code=503, headers=refusal.headers)
 
 
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
-    assert service.store is not None
-    if service.draining:
-        return draining_response()
-    limit = service.settings.server.max_queued_tasks
-    if await run_in_threadpool(service.store.queued) >= limit:
-        return queue_full(limit)  # before the body is read, so a flood costs the server little
+    try:
+        await run_in_threadpool(service.tasks.admit)
+    except Refusal as refusal:
+        return refused(refusal)
     try:
         upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
                                       service.settings.server.upload_idle_timeout_s)
@@ -86,17 +70,10 @@ async def create_task(request: Request) -> JSONResponse:
     except OptionError as exc:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": str(exc)}, status_code=400)
-    if owner := request_owner(request.scope):
-        options["owner"] = owner
     try:
-        task_id = await run_in_threadpool(service.store.create, str(upload.path), options, limit)
-    except QueueFull:  # others filled the queue while this body arrived
-        upload.path.unlink(missing_ok=True)
-        return queue_full(limit)
-    except BaseException:
-        upload.path.unlink(missing_ok=True)
-        raise
-    service.task_created()
+        task_id = await run_in_threadpool(service.tasks.create, upload.path, options, request_owner(request.scope))
+    except Refusal as refusal:
+        return refused(refusal)
     log.info("task created (%s, %d bytes)", upload.filename[:100], upload.size, extra={"task_id": task_id})
     return JSONResponse({"task_id": task_id}, status_code=201)
 
@@ -116,16 +93,16 @@ async def get_task(request: Request) -> Response:
     if wait is None:
         return JSONResponse({"error": f"Invalid 'wait': expected a number of seconds from 0 to {MAX_WAIT_S:g}"},
                             status_code=400)
-    assert service.store is not None
-    record = await _read_task(service, task_id, request_owner(request.scope), wait)
-    if record is not None and record.status == DONE and fmt != "json":
+    record = await read_task(service, task_id, request_owner(request.scope), wait)
+    if record is not None and record.status == TaskStatus.DONE and fmt != "json":
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
     status, body = task_body(task_id, record, service.settings.server.expose_tracebacks)
     if status == 202 and request.query_params.get("progress") in ("1", "true"):
         # Opt-in, so that the seed's 202 body stays byte for byte what clients know.
         assert record is not None
-        position = await run_in_threadpool(service.store.queue_position, task_id) if record.status == QUEUED else 0
+        queued = record.status == TaskStatus.QUEUED
+        position = await run_in_threadpool(service.tasks.queue_position, task_id) if queued else 0
         body = {**body, "progress": round(record.progress or 0.0, 3), "queue_position": position}
     return JSONResponse(body, status_code=status)
 
@@ -141,22 +118,11 @@ def _wait_seconds(value: str | None) -> float | None:
     return seconds if 0 <= seconds <= MAX_WAIT_S else None
 
 
-async def _read_task(service: Service, task_id: str, owner: str | None, wait: float) -> TaskRecord | None:
-    """The task as the store has it; with a wait, read again when it ends (or every RECHECK_S,
-    for a task another replica runs) until it is no longer processing or the wait is over."""
-    assert service.store is not None
-    deadline = time.monotonic() + wait
-    # Only a waiting request is registered: a plain GET, the common case, reads once.
-    with service.waiters.watching(task_id) if wait else contextlib.nullcontext() as ended:
-        while True:
-            record = _visible(await run_in_threadpool(service.store.get, task_id), owner)
-            left = deadline - time.monotonic()
-            if record is None or record.status not in (QUEUED, RUNNING) or left <= 0 or service.waiters.closed:
-                return record
-            await wait_once(ended, min(left, RECHECK_S))
-
-
-STATUSES = {"queued": QUEUED, "running": RUNNING, "processing": None, "done": DONE, "error": ERROR}
+# The list's status filter: the store's statuses, and the seed's word for queued or running.
+STATUSES: dict[str, list[TaskStatus | None]] = {
+    **{status.value: [status] for status in TaskStatus},
+    "processing": [TaskStatus.QUEUED, TaskStatus.RUNNING],
+}
 MAX_PAGE = 1000
 
 
@@ -175,33 +141,25 @@ async def list_tasks(request: Request) -> JSONResponse:
     if not 1 <= limit <= MAX_PAGE:
         return JSONResponse({"error": f"Invalid 'limit': expected an integer from 1 to {MAX_PAGE}"}, status_code=400)
     after = request.query_params.get("after") or None
-    assert service.store is not None
-    statuses = [QUEUED, RUNNING] if status == "processing" else [STATUSES[status]] if status else [None]
-    rows = []
-    for one in statuses:
-        rows += await run_in_threadpool(service.store.list, one, after, limit + 1, request_owner(request.scope))
-    rows = sorted(rows, key=lambda row: row.task_id)[: limit + 1]
-    page, more = rows[:limit], len(rows) > limit
+    statuses = STATUSES[status] if status else [None]
+    page, following = await run_in_threadpool(service.tasks.list, statuses, after, limit, request_owner(request.scope))
     return JSONResponse({
         "tasks": [{"task_id": row.task_id, "status": _public_status(row.status)} for row in page],
-        "next": page[-1].task_id if more else None,
+        "next": following,
     })
 
 
-def _public_status(status: str) -> str:
+def _public_status(status: TaskStatus) -> str:
     """The seed's words: queued and running tasks are both 'processing'."""
-    return "processing" if status in (QUEUED, RUNNING) else status
+    return "processing" if not status.ended else status.value
 
 
 async def delete_task(request: Request) -> JSONResponse:
     """Remove a task with its audio and result; later GETs answer the seed's 404."""
     service = _service(request)
     task_id = request.path_params["task_id"]
-    assert service.store is not None
-    record = _visible(await run_in_threadpool(service.store.get, task_id), request_owner(request.scope))
-    if record is None or not await run_in_threadpool(service.store.delete, task_id):
-        return JSONResponse({"task_id": task_id, "status": "Task not found", "result": ""}, status_code=404)
-    service.waiters.ended(task_id)
+    if not await run_in_threadpool(service.tasks.delete, task_id, request_owner(request.scope)):
+        return JSONResponse(not_found(task_id), status_code=404)
     return JSONResponse({"task_id": task_id, "status": "deleted"})
 
 
@@ -223,9 +181,9 @@ async def index(request: Request) -> FileResponse:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition: see metrics.py for what is measured."""
+    """Prometheus exposition: see service/metrics.py for what is measured."""
     service = _service(request)
-    counts = await run_in_threadpool(service.store.counts) if service.store is not None else {}
+    counts = await run_in_threadpool(service.tasks.counts)
     return Response(service.metrics.render(counts), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -268,7 +226,7 @@ class ReplicaHeader:
 
 
 def create_app(settings: Settings) -> Starlette:
-    """The application; raises ValueError for an unreadable or invalid API keys file."""
+    """The application; raises KeysFileError for an unreadable or invalid API keys file."""
     service = Service(settings)
     digests = load_digests(settings.auth.api_key_hashes, settings.auth.api_keys_file)
 

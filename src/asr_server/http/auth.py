@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from asr_server.config import is_key_digest
+
 PROTECTED_PREFIXES = ("/api/", "/v1/")
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class KeysFileError(ValueError):
+    """``auth.api_keys_file`` cannot be read, or holds a line that is not a digest."""
 
 
 def hash_key(key: str) -> str:
@@ -37,16 +41,21 @@ def request_owner(scope: Scope) -> str | None:
 
 
 def load_digests(hashes: Iterable[str], keys_file: str) -> set[str]:
-    """Every accepted digest, from the config list and the keys file; ValueError names a bad line."""
+    """Every accepted digest, from the config list and the keys file; KeysFileError names what
+    is wrong with the file."""
     digests = {h.strip().lower() for h in hashes}
     if keys_file:
-        for number, line in enumerate(Path(keys_file).read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            lines = Path(keys_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeysFileError(f"cannot read {keys_file}: {exc}") from None
+        for line in lines:
             line = line.split("#", 1)[0].strip()
             if line:
                 digests.add(line.split()[0].lower())
-    bad = sorted(d for d in digests if not _DIGEST.match(d))
+    bad = sorted(d for d in digests if not is_key_digest(d))
     if bad:
-        raise ValueError(f"not a SHA-256 hex digest: {bad[0][:20]!r} (use `asr-server hash-key KEY`)")
+        raise KeysFileError(f"not a SHA-256 hex digest: {bad[0][:20]!r} (use `asr-server hash-key KEY`)")
     return digests
 
 

@@ -6,13 +6,12 @@ the task API under its id (the ``x-asr-task-id`` header) afterwards.
 
 Differences from OpenAI's service, on purpose: ``model`` may be any name (one model is loaded);
 ``language`` in verbose_json is the ISO code Whisper uses (``en``, not ``english``);
-``duration`` is where the last segment ends.
+``duration`` is where the last segment ends. The request waits on the server's own task-end
+notification, as long polling does (``long_polling.read_task``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,16 +20,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from asr_server.http.auth import request_owner
-from asr_server.errors import is_undecodable_audio
+from asr_server.errors import ErrorKind
 from asr_server.text.formats import render
-from asr_server.store.records import DONE, ERROR, QueueFull
 from asr_server.service.task_options import OptionError, parse_task_options
-from asr_server.service.bodies import short_error
+from asr_server.service.tasks import Refusal
+from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, receive_upload
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 WAIT_LIMIT_S = 3600.0
-POLL_S = 0.05
 
 
 def openai_error(message: str, status: int, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
@@ -45,10 +43,18 @@ async def translations(request: Request) -> Response:
     return await _transcribe(request, "translate")
 
 
+def _refused(refusal: Refusal) -> JSONResponse:
+    response = openai_error(refusal.message, 503, kind="server_error")
+    response.headers.update(refusal.headers)
+    return response
+
+
 async def _transcribe(request: Request, task: str) -> Response:
     service = request.app.state.service
-    if service.draining:
-        return openai_error("The server is shutting down; retry", 503, kind="server_error")
+    try:
+        await run_in_threadpool(service.tasks.admit)
+    except Refusal as refusal:
+        return _refused(refusal)
     try:
         upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
                                       service.settings.server.upload_idle_timeout_s)
@@ -74,30 +80,22 @@ async def _transcribe(request: Request, task: str) -> Response:
     if problem is not None:
         upload.path.unlink(missing_ok=True)
         return openai_error(problem[0], 400, problem[1])
-    if owner := request_owner(request.scope):
-        options["owner"] = owner
-    limit = service.settings.server.max_queued_tasks
+    owner = request_owner(request.scope)
     try:
-        task_id = await run_in_threadpool(service.store.create, str(upload.path), options, limit)
-    except QueueFull as exc:
-        upload.path.unlink(missing_ok=True)
-        response = openai_error(str(exc), 503, kind="server_error")
-        response.headers["Retry-After"] = "10"
-        return response
-    service.task_created()
-    record = await _wait(service, task_id)
+        task_id = await run_in_threadpool(service.tasks.create, upload.path, options, owner)
+    except Refusal as refusal:
+        return _refused(refusal)
+    record = await read_task(service, task_id, owner, WAIT_LIMIT_S)
     headers = {"x-asr-task-id": task_id}
-    if record is None or record.status not in (DONE, ERROR):
+    if record is None or not record.status.ended:
         return openai_error(f"Still processing after {WAIT_LIMIT_S:.0f} s; poll /api/v1/asr/task/{task_id}", 504,
                             kind="timeout")
-    if record.status == ERROR and is_undecodable_audio(record.error or ""):
-        response = openai_error("Invalid file format: the file could not be decoded as audio", 400, "file")
-        response.headers.update(headers)
-        return response
-    if record.status == ERROR:
-        error = record.error or "failed"
-        last = error.strip().splitlines()[-1] if service.settings.server.expose_tracebacks else short_error(error)
-        response = openai_error(last, 500, kind="server_error")
+    if (failure := record.failure) is not None:
+        if failure.kind == ErrorKind.UNDECODABLE_AUDIO:
+            response = openai_error("Invalid file format: the file could not be decoded as audio", 400, "file")
+        else:
+            expose = service.settings.server.expose_tracebacks
+            response = openai_error(failure.message if expose else failure.summary, 500, kind="server_error")
         response.headers.update(headers)
         return response
     return _answer(record.result, response_format, task, headers)
@@ -122,15 +120,6 @@ def _check(fields: dict[str, str], response_format: str) -> tuple[str, str] | No
 def _granularities(fields: dict[str, str]) -> set[str]:
     raw = fields.get("timestamp_granularities[]", "") + "," + fields.get("timestamp_granularities", "")
     return {value.strip() for value in raw.split(",") if value.strip()}
-
-
-async def _wait(service: Any, task_id: str) -> Any:
-    deadline = time.monotonic() + WAIT_LIMIT_S
-    while True:
-        record = await run_in_threadpool(service.store.get, task_id)
-        if record is None or record.status in (DONE, ERROR) or time.monotonic() > deadline:
-            return record
-        await asyncio.sleep(POLL_S)
 
 
 def _answer(result: dict[str, Any], response_format: str, task: str, headers: dict[str, str]) -> Response:

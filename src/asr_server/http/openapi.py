@@ -1,7 +1,8 @@
 """The API's OpenAPI 3.1 description (``GET /openapi.json``) and its docs page (``GET /docs``).
 
-The description is written out here, next to nothing else, so that it says exactly what the
-routes answer, bodies included (the seed's bodies are a contract). The docs page is Swagger UI,
+The description is written out here, so that it says exactly what the routes answer, bodies
+included (the seed's bodies are a contract); the task options' schemas come from the pydantic
+models that validate them (``task_options.form_schema``), so they cannot drift apart. The docs page is Swagger UI,
 served from the ``swagger-ui-bundle`` package's own files: nothing is fetched from a CDN.
 """
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from asr_server import __version__
 from asr_server.text.formats import FORMATS
+from asr_server.service.task_options import form_schema
 from asr_server.service.waiters import MAX_WAIT_S
 
 TASK_ID = {"type": "string", "pattern": "^[0-9]{20}$", "example": "20251124101501123456"}
@@ -46,15 +48,7 @@ TASK_FORM = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "Audio or video; anything FFmpeg decodes."},
-        "language": {"type": "string", "description": "ISO code; absent = detect."},
-        "task": {"type": "string", "enum": ["transcribe", "translate"]},
-        "initial_prompt": {"type": "string"},
-        "beam_size": {"type": "integer", "minimum": 1, "maximum": 32},
-        "temperature": {"type": "string", "description": "One value or several, comma-separated."},
-        "vad_filter": {"type": "boolean"},
-        "word_timestamps": {"type": "boolean"},
-        "zh_script": {"type": "string", "enum": ["simplified", "traditional", "as-is"]},
-        "callback_url": {"type": "string", "format": "uri"},
+        **form_schema(),
     },
 }
 OPENAI_FORM = {

@@ -3,6 +3,8 @@
 Starlette's ``request.form()`` spools uploads through a temporary file elsewhere; here the
 ``file`` part is written chunk by chunk into the uploads folder as it arrives, so an upload is
 never held whole in memory and needs no second copy. Other (small) text fields are collected.
+The parser runs on the event loop; the file's bytes are written, and finally fsync'ed, in a
+worker thread, a buffer of ``WRITE_BYTES`` at a time, so that a slow disk never stalls the loop.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
+WRITE_BYTES = 1 << 20  # the file part's bytes are handed to a worker thread this many at a time
 
 
 class UploadError(Exception):
@@ -53,6 +57,7 @@ class _PartCollector:
         self.size = 0
         self.ended = False
         self._file: BinaryIO | None = None
+        self.pending = bytearray()  # the file part's bytes not yet written
         self._header_name = b""
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
@@ -103,8 +108,7 @@ class _PartCollector:
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._kind == "file":
-            assert self._file is not None
-            self._file.write(data[start:end])
+            self.pending += data[start:end]
             self.size += end - start
         elif self._kind == "field":
             self._value += data[start:end]
@@ -112,12 +116,7 @@ class _PartCollector:
                 raise UploadError(400, f"Form field {self._name!r} is larger than {MAX_FIELD_BYTES} bytes")
 
     def _part_end(self) -> None:
-        if self._kind == "file" and self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-        elif self._kind == "field":
+        if self._kind == "field":
             value = self._value.decode("utf-8", "replace")
             # A repeated field (timestamp_granularities[] in OpenAI's API) keeps every value.
             previous = self.fields.get(self._name)
@@ -126,6 +125,21 @@ class _PartCollector:
 
     def _end(self) -> None:
         self.ended = True
+
+    def write_pending(self, last: bool = False) -> None:
+        """Write the buffered bytes of the file part; with ``last``, make it durable and close it.
+        Blocking: called in a worker thread while the loop awaits it (so nothing else touches the
+        buffer meanwhile)."""
+        if self._file is None:
+            return
+        if self.pending:
+            self._file.write(self.pending)
+            self.pending = bytearray()
+        if last:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
 
     def discard(self) -> None:
         if self._file is not None:
@@ -182,9 +196,12 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
                 raise too_large(max_bytes)
             if chunk:
                 parser.write(chunk)
+            if len(collector.pending) >= WRITE_BYTES:
+                await run_in_threadpool(collector.write_pending)
         parser.finalize()
         if not collector.ended:
             raise UploadError(400, "Malformed multipart body: it ends before its closing boundary")
+        await run_in_threadpool(collector.write_pending, True)
     except UploadError:
         collector.discard()
         raise

@@ -10,6 +10,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from asr_server.errors import Failure
+
 
 @dataclass
 class Job:
@@ -28,7 +30,8 @@ class ListSource:
         self._total = len(self._pending)
         self._lock = threading.Lock()
         self.results: dict[str, dict[str, Any]] = {}
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # task id -> the failure's text (a traceback)
+        self.failures: dict[str, Failure] = {}
         self.done = threading.Event()
         if not self._total:
             self.done.set()
@@ -43,9 +46,10 @@ class ListSource:
             self.results[task_id] = result
             self._check()
 
-    def fail(self, task_id: str, error: str) -> None:
+    def fail(self, task_id: str, failure: Failure) -> None:
         with self._lock:
-            self.errors[task_id] = error
+            self.errors[task_id] = failure.text
+            self.failures[task_id] = failure
             self._check()
 
     def _check(self) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ import av
 from asr_server.engine.audio import decode
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
-from asr_server.errors import AudioTooLong, UndecodableAudio
+from asr_server.errors import AudioTooLong, Failure, UndecodableAudio
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.batch_decoding import decode_windows
 from asr_server.whisper.pack_attribution import PackedWindow
@@ -47,7 +46,7 @@ class WorkSource(Protocol):
 
     def claim(self, limit: int) -> list[Job]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
-    def fail(self, task_id: str, error: str) -> None: ...
+    def fail(self, task_id: str, failure: Failure) -> None: ...
 
 
 def _decode(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any:
@@ -86,7 +85,6 @@ def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:
 class _Active:
     task_id: str
     transcription: Transcription | ChunkedTranscription
-    order: int
     options: dict[str, Any]
 
 
@@ -126,7 +124,6 @@ class Scheduler:
         self._prepared: deque[_Active] = deque()
         self._preparing = 0
         self._active: list[_Active] = []
-        self._order = 0
         self._stopping = False
         self._draining = False
         self._wake = False
@@ -176,7 +173,8 @@ class Scheduler:
             self._cv.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Preparations not started are dropped; those under way end before the source closes.
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def stats(self) -> dict[str, Any]:
         """Counters for operators and benchmarks: load now, and batch sizes so far."""
@@ -226,12 +224,10 @@ class Scheduler:
                 short = self._config.pack_clips and features.shape[-1] <= self._engine.frames_per_window
                 transcription = Transcription(features, options, self._engine, audio=audio if short else None,
                                               short_frames=self._cheap_frames)
-            with self._cv:
-                self._order += 1
-                prepared = _Active(job.task_id, transcription, self._order, job.options or {})
-        except Exception:
+            prepared = _Active(job.task_id, transcription, job.options or {})
+        except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
-            self._fail(job.task_id, traceback.format_exc())
+            self._fail(job.task_id, Failure.of(exc))
         finally:
             with self._cv:
                 self._preparing -= 1
@@ -295,9 +291,9 @@ class Scheduler:
         started = time.perf_counter()
         try:
             outcomes = decode_windows(self._engine, batch, self._config.detect_on_window)
-        except Exception:
+        except Exception as exc:
             log.exception("a batch of %d windows failed", len(batch))
-            error = traceback.format_exc()
+            error = Failure.of(exc)
             for unit in batch:
                 for part in unit.transcriptions:
                     self._drop(by_part[id(part)], error)
@@ -317,8 +313,8 @@ class Scheduler:
             before = [a.transcription.seconds_done for a in actives]
             try:
                 unit.complete(outcome)
-            except Exception:
-                error = traceback.format_exc()
+            except Exception as exc:
+                error = Failure.of(exc)
                 for active in actives:
                     self._drop(active, error)
                 continue
@@ -338,23 +334,25 @@ class Scheduler:
 
     def _finish_completed(self) -> None:
         for active in [a for a in self._active if a.transcription.finished]:
-            self._active.remove(active)
+            with self._cv:  # idle and stats() read the list under the lock
+                self._active.remove(active)
             try:
                 result = active.transcription.result()
                 if self._finalize is not None:
                     result = self._finalize(result, active.options)
                 self._source.finish(active.task_id, result)
-            except Exception:
+            except Exception as exc:
                 log.exception("could not record the result of task %s", active.task_id,
                               extra={"task_id": active.task_id})
-                self._fail(active.task_id, traceback.format_exc())
+                self._fail(active.task_id, Failure.of(exc))
 
-    def _drop(self, active: _Active, error: str) -> None:
-        if active in self._active:
-            self._active.remove(active)
+    def _drop(self, active: _Active, error: Failure) -> None:
+        with self._cv:
+            if active in self._active:
+                self._active.remove(active)
         self._fail(active.task_id, error)
 
-    def _fail(self, task_id: str, error: str) -> None:
+    def _fail(self, task_id: str, error: Failure) -> None:
         try:
             self._source.fail(task_id, error)
         except Exception:

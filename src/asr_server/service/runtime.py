@@ -21,8 +21,9 @@ from asr_server.engine.models import resolve_model
 from asr_server.scheduling.scheduler import Scheduler
 from asr_server.store.records import TaskStore
 from asr_server.store.sqlite_store import SqliteTaskStore
-from asr_server.service.bodies import task_body
+from asr_server.service.task_events import TaskEvents
 from asr_server.service.task_options import decoding_for, finalizer
+from asr_server.service.tasks import Tasks
 from asr_server.service.waiters import TaskWaiters
 from asr_server.service.webhooks import Notifier
 
@@ -31,44 +32,6 @@ log = logging.getLogger("asr_server.service.runtime")
 
 class DataDirLocked(Exception):
     """Another process already serves from this data directory."""
-
-
-class _NotifyingSource:
-    """The store as the scheduler's work source, with a webhook sent when a task ends."""
-
-    def __init__(self, store: TaskStore, notifier: Notifier, metrics: Metrics, waiters: TaskWaiters,
-                 expose_tracebacks: bool = True) -> None:
-        self._store = store
-        self._waiters = waiters
-        self._notifier = notifier
-        self._metrics = metrics
-        self._expose = expose_tracebacks
-        self._callbacks: dict[str, str] = {}  # task id -> callback_url, for claimed tasks that have one
-
-    def claim(self, limit: int) -> list[Any]:
-        records = self._store.claim(limit)
-        for record in records:
-            log.info("task claimed (attempt %d)", record.attempts, extra={"task_id": record.task_id})
-            if record.options.get("callback_url"):
-                self._callbacks[record.task_id] = record.options["callback_url"]
-        return records
-
-    def finish(self, task_id: str, result: dict[str, Any]) -> None:
-        self._notify(task_id, self._store.finish(task_id, result), "done")
-
-    def fail(self, task_id: str, error: str) -> None:
-        self._notify(task_id, self._store.fail(task_id, error), "error")
-
-    def _notify(self, task_id: str, written: bool, status: str) -> None:
-        """Only the write that ended the task counts and notifies (not a late one, nor one for a
-        deleted task)."""
-        if written:
-            self._metrics.tasks_ended.labels(status).inc()
-            log.info("task ended: %s", status, extra={"task_id": task_id})
-            self._waiters.ended(task_id)
-        url = self._callbacks.pop(task_id, None)
-        if url and written:  # only then is the stored body read back
-            self._notifier.send(url, task_id, task_body(task_id, self._store.get(task_id), self._expose)[1])
 
 
 class Service:
@@ -89,6 +52,7 @@ class Service:
         self.notifier: Notifier | None = None
         self.metrics = Metrics()
         self.waiters = TaskWaiters()  # GETs waiting for their task to end (?wait=)
+        self.tasks = Tasks(self)  # the one task path both APIs call
         self._closing = threading.Event()
         self.draining = False
         self._sweeper: threading.Thread | None = None
@@ -133,7 +97,7 @@ class Service:
                 key_prefix=config.key_prefix, max_attempts=config.max_attempts,
                 visibility_timeout_s=config.visibility_timeout_s, result_ttl_s=config.result_ttl_hours * 3600,
             )
-        return SqliteTaskStore(self.data_dir / "tasks.sqlite3", config.max_attempts)
+        return SqliteTaskStore(self.data_dir / "tasks.sqlite3")
 
     def _sweep(self) -> None:
         """The background sweep: expired tasks (the embedded store; Redis expires its own keys)
@@ -181,8 +145,8 @@ class Service:
             self.notifier = Notifier(self.settings.webhooks)
             scheduler = Scheduler(
                 engine,
-                _NotifyingSource(self.store, self.notifier, self.metrics, self.waiters,
-                                 self.settings.server.expose_tracebacks),
+                TaskEvents(self.store, self.notifier, self.metrics, self.waiters, self.settings.store.max_attempts,
+                           self.settings.server.expose_tracebacks),
                 self.settings.scheduler,
                 self.settings.decoding,
                 on_progress=self._record_progress,

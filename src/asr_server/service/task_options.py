@@ -29,6 +29,39 @@ DECODING_FIELDS = {
 }
 
 
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url")  # every option a task takes
+
+
+def form_schema() -> dict[str, dict[str, Any]]:
+    """Each form field's JSON schema, from the pydantic models that validate it (for OpenAPI)."""
+    decoding = DecodingOptions.model_json_schema()["properties"]
+    output = OutputOptions.model_json_schema()["properties"]
+    out: dict[str, dict[str, Any]] = {}
+    for name in FORM_FIELDS:
+        if name == "callback_url":
+            schema = {"type": "string", "format": "uri", "maxLength": 2048,
+                      "description": "An http(s) URL to POST the task's GET body to when it ends."}
+        elif name == "temperature":
+            schema = {"type": "string", "description": "One temperature, or several separated by commas: "
+                      "the fallback order."}
+        else:
+            schema = _as_form_field(decoding[DECODING_FIELDS[name]] if name in DECODING_FIELDS else output[name])
+        out[name] = schema
+    return out
+
+
+def _as_form_field(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model field's schema as a form field's: absent stands for None, so the optional type
+    is the plain one."""
+    schema = {key: value for key, value in schema.items() if key != "title"}
+    variants = [v for v in schema.pop("anyOf", []) if v.get("type") != "null"]
+    if variants:
+        schema.update(variants[0])
+    if schema.get("default", 0) is None:
+        del schema["default"]
+    return schema
+
+
 class OptionError(ValueError):
     """A form field with a value the server cannot use; the message names the field."""
 

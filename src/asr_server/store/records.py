@@ -7,22 +7,46 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any, Protocol
 
-QUEUED, RUNNING, DONE, ERROR = "queued", "running", "done", "error"
+from asr_server.errors import ErrorKind, Failure
+
+
+class TaskStatus(StrEnum):
+    """A task's state in the store. The seed's API says ``processing`` for both queued and running."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+
+    @property
+    def ended(self) -> bool:
+        return self in (TaskStatus.DONE, TaskStatus.ERROR)
 
 
 @dataclass(frozen=True)
 class TaskRecord:
     task_id: str
-    status: str  # queued | running | done | error
+    status: TaskStatus
     audio_path: str | None
     options: dict[str, Any]
     result: dict[str, Any] | None
-    error: str | None
+    error: str | None  # a failure's text: the traceback, or the server's own message
     attempts: int
-    progress: float | None = None  # share of the audio done, where the store keeps it (Redis)
+    progress: float | None = None  # share of the audio done, where the store keeps it
+    owner: str | None = None  # the API key's owner id; None with auth off
+    error_kind: ErrorKind | None = None
+    error_message: str | None = None
+
+    @property
+    def failure(self) -> Failure | None:
+        if self.status != TaskStatus.ERROR:
+            return None
+        # A record written before failures had a kind and a message: its text only.
+        return Failure(self.error_kind or ErrorKind.INTERNAL, self.error_message or "", self.error or "")
 
 
 @dataclass(frozen=True)
@@ -30,22 +54,24 @@ class TaskSummary:
     """A line of the task list: no audio, no result."""
 
     task_id: str
-    status: str
+    status: TaskStatus
 
 
 class TaskStore(Protocol):
     """What the routes and the scheduler need of a store."""
 
-    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str: ...
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None,
+               owner: str | None = None) -> str: ...
     def get(self, task_id: str) -> TaskRecord | None: ...
     def claim(self, limit: int) -> list[TaskRecord]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> bool: ...
-    def fail(self, task_id: str, error: str) -> bool: ...
+    def fail(self, task_id: str, failure: Failure) -> bool: ...
     def requeue_running(self) -> int: ...
     def set_progress(self, task_id: str, fraction: float) -> None: ...
     def live_audio_paths(self) -> set[str]: ...
     def counts(self) -> dict[str, int]: ...
-    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]: ...
+    def list(self, status: TaskStatus | None, after: str | None, limit: int,
+             owner: str | None = None) -> list[TaskSummary]: ...
     def delete(self, task_id: str) -> bool: ...
     def queue_position(self, task_id: str) -> int: ...
     def queued(self) -> int: ...
@@ -67,3 +93,15 @@ def format_task_id(moment: datetime) -> str:
 
 def parse_task_id(task_id: str) -> datetime:
     return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc)
+
+
+def task_ids_from(last_id: str):
+    """Candidate ids for the next task, in order: now's, or the microsecond after ``last_id``
+    when the clock has not passed it (two uploads in one microsecond, a clock stepped back);
+    a store takes the first one no task holds."""
+    moment = datetime.now(timezone.utc)
+    if format_task_id(moment) <= last_id:
+        moment = parse_task_id(last_id) + timedelta(microseconds=1)
+    while True:
+        yield format_task_id(moment)
+        moment += timedelta(microseconds=1)

@@ -3,7 +3,8 @@
 Every state change is one Lua script, so it is atomic on the Redis server and needs no lock
 between replicas. Keys (under ``key_prefix``):
 
-- ``task:{id}``   hash: status, options, result, error, attempts, lease, created, updated
+- ``task:{id}``   hash: status, options, owner, result, error, error_kind, error_message, attempts,
+  progress, lease, created
 - ``audio:{id}``  the uploaded bytes, removed when the task ends
 - ``ids``         sorted set of every task id (score 0, so ordered by id: creation order)
 - ``queued``      sorted set of queued ids, oldest first
@@ -22,23 +23,23 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from asr_server.store.records import (
-    DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord, TaskSummary, format_task_id, parse_task_id,
-)
+from asr_server.errors import ErrorKind, Failure
+from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
+
+QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
 log = logging.getLogger("asr_server.store.redis_store")
 
-_FIELDS = ("status", "options", "result", "error", "attempts", "progress")
+_FIELDS = ("status", "options", "result", "error", "attempts", "progress", "owner", "error_kind", "error_message")
 
-# KEYS: queued, running, prefix | ARGV: limit, lease prefix, lease ms, max attempts, abandon message
-# Takes expired leases first (their tasks are the oldest), then queued tasks in id order.
-# Returns a flat list: id, options, attempts, status ('running' or 'error' when given up).
+# KEYS: queued, running, prefix | ARGV: limit, lease prefix, lease ms
+# Takes expired leases first (their tasks are the oldest), then queued tasks in id order; each
+# claim counts an attempt. Returns a flat list: id, options, attempts, owner.
 _CLAIM = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -53,19 +54,11 @@ local function take(id)
     return
   end
   local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-  if attempts > tonumber(ARGV[4]) then
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('HSET', key, 'status', 'error', 'error', string.format(ARGV[5], attempts - 1), 'updated', now)
-    redis.call('HDEL', key, 'lease')
-    redis.call('DEL', KEYS[3] .. 'audio:' .. id)
-    table.insert(out, id); table.insert(out, ''); table.insert(out, attempts); table.insert(out, 'error')
-    return
-  end
   local lease = ARGV[2] .. '/' .. id .. '/' .. attempts
-  redis.call('HSET', key, 'status', 'running', 'lease', lease, 'updated', now)
+  redis.call('HSET', key, 'status', 'running', 'lease', lease)
   redis.call('ZADD', KEYS[2], deadline, id)
   table.insert(out, id); table.insert(out, redis.call('HGET', key, 'options'))
-  table.insert(out, attempts); table.insert(out, 'running')
+  table.insert(out, attempts); table.insert(out, redis.call('HGET', key, 'owner') or '')
   taken = taken + 1
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)) do
@@ -80,14 +73,14 @@ end
 return out
 """
 
-# KEYS: task, audio, running | ARGV: lease, status, result, error, ttl seconds (0 = keep), id
-# Ends a task only under the current lease; returns 1 if it did.
+# KEYS: task, audio, running | ARGV: lease, status, result, error, ttl seconds (0 = keep), id,
+# error kind, error message. Ends a task only under the current lease; returns 1 if it did.
 _END = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4], 'updated', t[1])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
+           'error_kind', ARGV[7], 'error_message', ARGV[8])
 redis.call('HDEL', KEYS[1], 'lease')
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[6])
@@ -158,7 +151,7 @@ class RedisTaskStore:
         spool_dir: Path,
         *,
         key_prefix: str = "asr:",
-        max_attempts: int = 3,
+        max_attempts: int = 3,  # a claim past this many attempts is not spooled: the service fails it
         visibility_timeout_s: float = 30.0,
         result_ttl_s: float = 0,
     ) -> None:
@@ -194,7 +187,8 @@ class RedisTaskStore:
 
     # -- the routes' side --------------------------------------------------------------------
 
-    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str:
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None,
+               owner: str | None = None) -> str:
         """Move the uploaded file into Redis under a new id that no replica has used. The
         ``max_queued`` check is not atomic with the write: replicas creating at the same moment
         can overshoot it by the number of uploads in flight."""
@@ -202,12 +196,13 @@ class RedisTaskStore:
             raise QueueFull(max_queued)
         data = Path(audio_path).read_bytes()
         task_id = self._reserve_id()
-        now = str(time.time())
+        fields: dict[str, Any] = {"status": QUEUED, "options": json.dumps(options), "attempts": 0,
+                                  "created": str(time.time())}
+        if owner is not None:
+            fields["owner"] = owner
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(self._audio(task_id), data)
-        pipe.hset(self._task(task_id), mapping={
-            "status": QUEUED, "options": json.dumps(options), "attempts": 0, "created": now, "updated": now,
-        })
+        pipe.hset(self._task(task_id), mapping=fields)
         pipe.persist(self._task(task_id))
         pipe.zadd(f"{self._p}ids", {task_id: 0})
         pipe.zadd(f"{self._p}queued", {task_id: 0})
@@ -219,23 +214,20 @@ class RedisTaskStore:
         """The seed's 20-digit id from this replica's clock, made unique across replicas by
         HSETNX; the reservation expires if this process dies before the task is written."""
         with self._lock:
-            moment = datetime.now(timezone.utc)
-            if format_task_id(moment) <= self._last_id:
-                moment = parse_task_id(self._last_id) + timedelta(microseconds=1)
-            while True:
-                candidate = format_task_id(moment)
+            for candidate in task_ids_from(self._last_id):
                 key = self._task(candidate)
                 if self._redis.hsetnx(key, "reserved", self._replica):
                     self._redis.expire(key, 3600)
                     self._last_id = candidate
                     return candidate
-                moment += timedelta(microseconds=1)
+        raise AssertionError("unreachable: task_ids_from never ends")
 
     def get(self, task_id: str) -> TaskRecord | None:
         values = self._redis.hmget(self._task(task_id), _FIELDS)
         return _record(task_id, values)
 
-    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]:
+    def list(self, status: TaskStatus | None, after: str | None, limit: int,
+             owner: str | None = None) -> list[TaskSummary]:
         """Tasks in id order after ``after``; ids whose record expired are dropped on the way."""
         out: list[TaskSummary] = []
         start = f"({after}" if after else "-"
@@ -245,14 +237,14 @@ class RedisTaskStore:
                 break
             pipe = self._redis.pipeline(transaction=False)
             for task_id in ids:
-                pipe.hmget(self._task(task_id), ["status", "options"])
+                pipe.hmget(self._task(task_id), ["status", "owner"])
             gone = []
-            for task_id, (raw, options) in zip(ids, pipe.execute()):
+            for task_id, (raw, task_owner) in zip(ids, pipe.execute()):
                 if raw is None:
                     gone.append(task_id)
                 elif (status is None or raw.decode() == status) and (
-                        owner is None or json.loads(options or b"{}").get("owner") == owner):
-                    out.append(TaskSummary(task_id, raw.decode()))
+                        owner is None or (task_owner or b"").decode() == owner):
+                    out.append(TaskSummary(task_id, TaskStatus(raw.decode())))
             if gone:
                 self._redis.zrem(f"{self._p}ids", *gone)
             start = f"({ids[-1]}"
@@ -280,36 +272,36 @@ class RedisTaskStore:
         """Lease up to ``limit`` tasks (expired leases first) and spool their audio locally."""
         if limit <= 0:
             return []
-        message = ("task abandoned: processing was interrupted %d times (the replica working on it "
-                   f"stopped); giving up after {self.max_attempts}")
         flat = self._claim(
             keys=[f"{self._p}queued", f"{self._p}running", self._p],
-            args=[limit, self._replica, self._lease_ms, self.max_attempts, message],
+            args=[limit, self._replica, self._lease_ms],
         )
         records = []
         for i in range(0, len(flat), 4):
-            task_id, options, attempts, status = flat[i].decode(), flat[i + 1], int(flat[i + 2]), flat[i + 3].decode()
-            if status == ERROR:
-                continue
+            task_id, options, attempts = flat[i].decode(), json.loads(flat[i + 1] or b"{}"), int(flat[i + 2])
+            owner = flat[i + 3].decode() or None
             lease = f"{self._replica}/{task_id}/{attempts}"
             with self._lock:
                 self._leases[task_id] = lease
-            audio = self._redis.get(self._audio(task_id))
-            if audio is None:  # deleted between the claim and now
-                self._finish(task_id, ERROR, None, "the task's audio is gone (the task was deleted)")
-                continue
-            path = self._spool / task_id
-            path.write_bytes(audio)
-            records.append(TaskRecord(task_id, RUNNING, str(path), json.loads(options), None, None, attempts))
+            path: str | None = None
+            if attempts <= self.max_attempts:  # past it the service gives the task up unread
+                audio = self._redis.get(self._audio(task_id))
+                if audio is None:  # deleted between the claim and now
+                    self.fail(task_id, Failure.told(ErrorKind.AUDIO_GONE, "the task's audio is gone (the task was deleted)"))
+                    continue
+                spooled = self._spool / task_id
+                spooled.write_bytes(audio)
+                path = str(spooled)
+            records.append(TaskRecord(task_id, RUNNING, path, options, None, None, attempts, owner=owner))
         return records
 
     def finish(self, task_id: str, result: dict[str, Any]) -> bool:
         return self._finish(task_id, DONE, json.dumps(result, ensure_ascii=False), None)
 
-    def fail(self, task_id: str, error: str) -> bool:
-        return self._finish(task_id, ERROR, None, error)
+    def fail(self, task_id: str, failure: Failure) -> bool:
+        return self._finish(task_id, ERROR, None, failure)
 
-    def _finish(self, task_id: str, status: str, result: str | None, error: str | None) -> bool:
+    def _finish(self, task_id: str, status: TaskStatus, result: str | None, failure: Failure | None) -> bool:
         with self._lock:
             lease = self._leases.pop(task_id, None)
         (self._spool / task_id).unlink(missing_ok=True)
@@ -317,7 +309,8 @@ class RedisTaskStore:
             return False
         written = bool(self._end(
             keys=[self._task(task_id), self._audio(task_id), f"{self._p}running"],
-            args=[lease, status, result or "", error or "", self._ttl, task_id],
+            args=[lease, status, result or "", failure.text if failure else "", self._ttl, task_id,
+                  failure.kind if failure else "", failure.message if failure else ""],
         ))
         if not written:
             log.warning("task %s: result discarded, the lease was lost (another replica took the task)", task_id)
@@ -359,16 +352,20 @@ class RedisTaskStore:
 
 
 def _record(task_id: str, values: list[bytes | None]) -> TaskRecord | None:
-    status, options, result, error, attempts, progress = (v.decode() if v is not None else None for v in values)
+    status, options, result, error, attempts, progress, owner, kind, message = (
+        v.decode() if v is not None else None for v in values)
     if status is None:  # absent, or an id reserved whose task was never written
         return None
     return TaskRecord(
         task_id=task_id,
-        status=status,
+        status=TaskStatus(status),
         audio_path=None,
         options=json.loads(options or "{}"),
         result=json.loads(result) if result else None,
         error=error or None,
         attempts=int(attempts or 0),
         progress=float(progress) if progress else None,
+        owner=owner or None,
+        error_kind=ErrorKind(kind) if kind else None,
+        error_message=message or None,
     )

@@ -12,13 +12,13 @@ import sqlite3
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from asr_server.store.records import (
-    DONE, ERROR, QUEUED, RUNNING, QueueFull, TaskRecord, TaskSummary, format_task_id, parse_task_id,
-)
+from asr_server.errors import ErrorKind, Failure
+from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
+
+QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, task_id);
 """
 
+# Columns added since the first schema: a store opened on an older file gains them, and the
+# owner, which older versions kept inside the options, is copied out once.
+_ADDED = {"owner": "TEXT", "error_kind": "TEXT", "error_message": "TEXT"}
+_COLUMNS = "task_id, status, audio_path, options, result, error, attempts, owner, error_kind, error_message"
+
 
 class SqliteTaskStore:
     """Embedded store: one SQLite file, one connection guarded by a lock.
@@ -45,19 +50,29 @@ class SqliteTaskStore:
     across power loss too, not only across a crash of the process.
     """
 
-    def __init__(self, path: Path, max_attempts: int = 3) -> None:
+    def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()
         self._path = path
         self._local = threading.local()  # each thread's read connection
         self._readers: list[sqlite3.Connection] = []
         self._progress: dict[str, float] = {}  # running task id -> share done; in memory, as it need not survive
+        self._progress_lock = threading.Lock()  # the engine thread writes it, request threads read it
         self._last_id = ""
-        self.max_attempts = max_attempts
+
+    def _migrate(self) -> None:
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(tasks)")}
+        for column, kind in _ADDED.items():
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE tasks ADD COLUMN {column} {kind}")
+        if "owner" not in present:
+            self._conn.execute("UPDATE tasks SET owner = json_extract(options, '$.owner')")
+        self._conn.execute("CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, task_id)")
 
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -69,7 +84,8 @@ class SqliteTaskStore:
                 self._readers.append(conn)
         return conn
 
-    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None) -> str:
+    def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None,
+               owner: str | None = None) -> str:
         """Insert a queued task under the next free id (an id is never reused). With
         ``max_queued``, raise QueueFull instead when that many tasks already wait: checked
         under the write lock, so concurrent uploads cannot overshoot it."""
@@ -79,39 +95,41 @@ class SqliteTaskStore:
                 waiting = self._conn.execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0]
                 if waiting >= max_queued:
                     raise QueueFull(max_queued)
-            moment = datetime.now(timezone.utc)
-            candidate = format_task_id(moment)
-            if candidate <= self._last_id:
-                moment = parse_task_id(self._last_id) + timedelta(microseconds=1)
-                candidate = format_task_id(moment)
-            while True:
+            for candidate in task_ids_from(self._last_id):
                 try:
                     self._conn.execute(
-                        "INSERT INTO tasks (task_id, status, audio_path, options, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (candidate, QUEUED, audio_path, json.dumps(options), now, now),
+                        "INSERT INTO tasks (task_id, status, audio_path, options, owner, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (candidate, QUEUED, audio_path, json.dumps(options), owner, now, now),
                     )
                     break
                 except sqlite3.IntegrityError:  # taken (clock stepped back, or a restart)
-                    moment += timedelta(microseconds=1)
-                    candidate = format_task_id(moment)
+                    continue
             self._last_id = candidate
             return candidate
 
     def get(self, task_id: str) -> TaskRecord | None:
         row = self._reader().execute(
-            "SELECT task_id, status, audio_path, options, result, error, attempts FROM tasks WHERE task_id = ?",
+            f"SELECT {_COLUMNS} FROM tasks WHERE task_id = ?",
             (task_id,),
         ).fetchone()
         if row is None:
             return None
-        return replace(_record(row), progress=self._progress.get(task_id))
+        with self._progress_lock:
+            progress = self._progress.get(task_id)
+        return replace(_record(row), progress=progress)
 
     def set_progress(self, task_id: str, fraction: float) -> None:
-        self._progress[task_id] = fraction
+        with self._progress_lock:
+            self._progress[task_id] = fraction
+
+    def _forget_progress(self, task_id: str) -> None:
+        with self._progress_lock:
+            self._progress.pop(task_id, None)
 
     def claim(self, limit: int) -> list[TaskRecord]:
-        """Mark up to ``limit`` queued tasks running, oldest first, and return them."""
+        """Mark up to ``limit`` queued tasks running, oldest first, and return them; each claim
+        counts an attempt (the service gives up on a task claimed too often)."""
         if limit <= 0:
             return []
         now = time.time()
@@ -119,30 +137,20 @@ class SqliteTaskStore:
             rows = self._conn.execute(
                 "UPDATE tasks SET status = ?, attempts = attempts + 1, updated_at = ?"
                 " WHERE task_id IN (SELECT task_id FROM tasks WHERE status = ? ORDER BY task_id LIMIT ?)"
-                " RETURNING task_id, status, audio_path, options, result, error, attempts",
+                f" RETURNING {_COLUMNS}",
                 (RUNNING, now, QUEUED, limit),
             ).fetchall()
-        records = sorted((_record(row) for row in rows), key=lambda r: r.task_id)
-        claimed = []
-        for record in records:
-            if record.attempts > self.max_attempts:
-                self.fail(
-                    record.task_id,
-                    f"task abandoned: processing was interrupted {record.attempts - 1} times "
-                    f"(the server stopped while working on it); giving up after {self.max_attempts}",
-                )
-            else:
-                claimed.append(record)
-        return claimed
+        return sorted((_record(row) for row in rows), key=lambda r: r.task_id)
 
     def finish(self, task_id: str, result: dict[str, Any]) -> bool:
         """Store the result of a task still queued or running; False if it had ended or gone."""
         return self._end(task_id, DONE, json.dumps(result, ensure_ascii=False), None)
 
-    def fail(self, task_id: str, error: str) -> bool:
-        return self._end(task_id, ERROR, None, error)
+    def fail(self, task_id: str, failure: Failure) -> bool:
+        """Store the failure of a task still queued or running; False if it had ended or gone."""
+        return self._end(task_id, ERROR, None, failure)
 
-    def _end(self, task_id: str, status: str, result: str | None, error: str | None) -> bool:
+    def _end(self, task_id: str, status: TaskStatus, result: str | None, failure: Failure | None) -> bool:
         with self._lock:
             # RETURNING would give the new (NULL) path: read the old one in the same transaction.
             self._conn.execute("BEGIN IMMEDIATE")
@@ -151,15 +159,16 @@ class SqliteTaskStore:
                     "SELECT audio_path FROM tasks WHERE task_id = ? AND status IN (?, ?)", (task_id, QUEUED, RUNNING)
                 ).fetchone()
                 self._conn.execute(
-                    "UPDATE tasks SET status = ?, result = ?, error = ?, audio_path = NULL, updated_at = ?"
-                    " WHERE task_id = ? AND status IN (?, ?)",
-                    (status, result, error, time.time(), task_id, QUEUED, RUNNING),
+                    "UPDATE tasks SET status = ?, result = ?, error = ?, error_kind = ?, error_message = ?,"
+                    " audio_path = NULL, updated_at = ? WHERE task_id = ? AND status IN (?, ?)",
+                    (status, result, failure and failure.text, failure and failure.kind,
+                     failure and failure.message, time.time(), task_id, QUEUED, RUNNING),
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        self._progress.pop(task_id, None)
+        self._forget_progress(task_id)
         if row and row[0]:
             Path(row[0]).unlink(missing_ok=True)
         return row is not None
@@ -187,7 +196,8 @@ class SqliteTaskStore:
         ).fetchall()
         return {row[0] for row in rows}
 
-    def list(self, status: str | None, after: str | None, limit: int, owner: str | None = None) -> list[TaskSummary]:
+    def list(self, status: TaskStatus | None, after: str | None, limit: int,
+             owner: str | None = None) -> list[TaskSummary]:
         """Tasks in id (creation) order after ``after``, optionally of one status and one owner."""
         query = "SELECT task_id, status FROM tasks WHERE task_id > ?"
         params: list[Any] = [after or ""]
@@ -195,19 +205,19 @@ class SqliteTaskStore:
             query += " AND status = ?"
             params.append(status)
         if owner is not None:
-            query += " AND json_extract(options, '$.owner') = ?"
+            query += " AND owner = ?"
             params.append(owner)
         query += " ORDER BY task_id LIMIT ?"
         params.append(limit)
         rows = self._reader().execute(query, params).fetchall()
-        return [TaskSummary(task_id, task_status) for task_id, task_status in rows]
+        return [TaskSummary(task_id, TaskStatus(task_status)) for task_id, task_status in rows]
 
     def delete(self, task_id: str) -> bool:
         """Remove a task, its audio and its result; False if there was none. A running task's
         scheduler finds nothing to update when it ends (finish and fail touch no row)."""
         with self._lock:
             row = self._conn.execute("DELETE FROM tasks WHERE task_id = ? RETURNING audio_path", (task_id,)).fetchone()
-        self._progress.pop(task_id, None)
+        self._forget_progress(task_id)
         if row is None:
             return False
         if row[0]:
@@ -227,7 +237,7 @@ class SqliteTaskStore:
 
     def counts(self) -> dict[str, int]:
         rows = self._reader().execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
-        return {status: count for status, count in rows}
+        return {TaskStatus(status): count for status, count in rows}
 
     def close(self) -> None:
         with self._lock:
@@ -237,13 +247,16 @@ class SqliteTaskStore:
 
 
 def _record(row: tuple[Any, ...]) -> TaskRecord:
-    task_id, status, audio_path, options, result, error, attempts = row
+    task_id, status, audio_path, options, result, error, attempts, owner, error_kind, error_message = row
     return TaskRecord(
         task_id=task_id,
-        status=status,
+        status=TaskStatus(status),
         audio_path=audio_path,
         options=json.loads(options),
         result=json.loads(result) if result else None,
         error=error,
         attempts=attempts,
+        owner=owner,
+        error_kind=ErrorKind(error_kind) if error_kind else None,
+        error_message=error_message,
     )

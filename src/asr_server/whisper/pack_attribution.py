@@ -21,7 +21,7 @@ from faster_whisper.transcribe import merge_punctuations
 from asr_server.whisper.batch_decoding import compression_ratio
 from asr_server.whisper.timestamps import split_by_timestamps
 from asr_server.whisper.transcription import MAX_PACK_ATTEMPTS, Transcription
-from asr_server.whisper.units import Outcome
+from asr_server.whisper.units import Outcome, is_silent
 
 @dataclass
 class PackedWindow:
@@ -102,12 +102,7 @@ class PackedWindow:
         for part in self.parts:
             part.pack_attempts += 1
         # Whisper's own rule for a silent window: no speech, and no confident text either.
-        silent = (
-            options.no_speech_threshold is not None
-            and outcome.generated.no_speech_prob > options.no_speech_threshold
-            and not (options.log_prob_threshold is not None and outcome.avg_logprob > options.log_prob_threshold)
-        )
-        if silent:
+        if is_silent(options, outcome):
             self._refuse(range(len(self.parts)), "silent")
             return
         if owner.needs_fallback(outcome):

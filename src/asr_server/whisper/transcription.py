@@ -19,7 +19,7 @@ from faster_whisper.transcribe import get_suppressed_tokens
 from asr_server.config import DecodingOptions
 from asr_server.engine.whisper_engine import GenerateParams
 from asr_server.whisper.timestamps import split_by_timestamps
-from asr_server.whisper.units import Engine, Outcome
+from asr_server.whisper.units import Engine, Outcome, is_silent
 
 
 MAX_PACK_ATTEMPTS = 2  # a clip that two packs could not give a clean result is decoded alone
@@ -97,7 +97,6 @@ class Transcription:
     language: str | None = None
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
-    windows_done: int = 0
     audio: np.ndarray | None = None  # kept only for clips short enough to be packed
     short_frames: int | None = None  # a recording this short may be encoded cheaply (Window.silent_from)
     pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
@@ -186,7 +185,6 @@ class Transcription:
 
     def complete_packed(self, segments: list[dict[str, Any]]) -> None:
         """Take the segments a pack gave this clip: the clip is then done."""
-        self.windows_done += 1
         self.segments = [{**segment, "id": i} for i, segment in enumerate(segments)]
         self.seek = self.content_frames
         self.audio = None
@@ -204,15 +202,10 @@ class Transcription:
         """Take a window's outcome: append its segments and move the seek position on."""
         assert window.seek == self.seek, "outcomes must arrive in window order"
         options = self.options
-        self.windows_done += 1
         result = outcome.generated
-        if options.no_speech_threshold is not None:
-            should_skip = result.no_speech_prob > options.no_speech_threshold
-            if options.log_prob_threshold is not None and outcome.avg_logprob > options.log_prob_threshold:
-                should_skip = False
-            if should_skip:
-                self.seek += window.size
-                return
+        if is_silent(options, outcome):
+            self.seek += window.size
+            return
 
         previous_seek = self.seek
         pieces, self.seek = self._split_by_timestamps(result.tokens, window)

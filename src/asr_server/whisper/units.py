@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
 
+from asr_server.config import DecodingOptions
 from asr_server.engine.whisper_engine import GenerateParams, Generated
 
 if TYPE_CHECKING:
@@ -73,3 +74,11 @@ class Outcome:
     temperature: float
     compression_ratio: float
     encoded: np.ndarray | None = None  # the window's encoder output, for word timestamps
+
+
+def is_silent(options: DecodingOptions, outcome: Outcome) -> bool:
+    """Whisper's rule for a window to be skipped as silence: a no-speech probability above
+    ``no_speech_threshold``, and no confident text either (``log_prob_threshold``)."""
+    if options.no_speech_threshold is None or outcome.generated.no_speech_prob <= options.no_speech_threshold:
+        return False
+    return not (options.log_prob_threshold is not None and outcome.avg_logprob > options.log_prob_threshold)

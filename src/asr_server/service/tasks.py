@@ -1,0 +1,112 @@
+"""The one path both front ends take to create, read, list and delete tasks.
+
+The seed routes and the OpenAI routes call ``Tasks``; neither touches the store. Each task is
+seen only by the owner that created it (an API key's owner id; with auth off every task is the
+one operator's), so another key's task reads as absent: the seed's 404. The methods block on
+the store for milliseconds; async callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary
+
+if TYPE_CHECKING:
+    from asr_server.service.runtime import Service
+
+log = logging.getLogger("asr_server.service.tasks")
+
+RETRY_AFTER_S = 10  # a full queue: try again in this many seconds
+DRAINING_RETRY_AFTER_S = 5  # a draining replica: the load balancer has another
+
+
+class Refusal(Exception):
+    """A task the server cannot take now; the message is the client's, and ``retry_after_s``
+    goes in the answer's Retry-After header."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+def draining() -> Refusal:
+    return Refusal("The server is shutting down; retry (another replica will take it)", DRAINING_RETRY_AFTER_S)
+
+
+def queue_full(limit: int) -> Refusal:
+    return Refusal(str(QueueFull(limit)), RETRY_AFTER_S)
+
+
+class Tasks:
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    @property
+    def _store(self) -> Any:
+        assert self._service.store is not None, "the store opens before requests are served"
+        return self._service.store
+
+    def admit(self) -> None:
+        """Refuse before the body is read, so that a flood costs the server little: the server
+        is draining, or ``server.max_queued_tasks`` tasks wait."""
+        if self._service.draining:
+            raise draining()
+        limit = self._service.settings.server.max_queued_tasks
+        if self._store.queued() >= limit:
+            raise queue_full(limit)
+
+    def create(self, audio_path: Path, options: dict[str, Any], owner: str | None) -> str:
+        """Store a task for an uploaded file and wake the scheduler. The file is the store's
+        from then on; if the task is refused (others filled the queue while this body arrived)
+        or cannot be stored, it is removed."""
+        limit = self._service.settings.server.max_queued_tasks
+        try:
+            task_id = self._store.create(str(audio_path), options, limit, owner=owner)
+        except QueueFull:
+            audio_path.unlink(missing_ok=True)
+            raise queue_full(limit) from None
+        except BaseException:
+            audio_path.unlink(missing_ok=True)
+            raise
+        self._service.task_created()
+        return task_id
+
+    def get(self, task_id: str, owner: str | None) -> TaskRecord | None:
+        """The task, if ``owner`` may see it."""
+        record = self._store.get(task_id)
+        if record is None or owner is None or record.owner == owner:
+            return record
+        return None
+
+    def counts(self) -> dict[TaskStatus, int]:
+        """Tasks in the store by status (every replica's, with Redis); empty before it opens."""
+        return self._store.counts() if self._service.store is not None else {}
+
+    def queue_position(self, task_id: str) -> int:
+        return self._store.queue_position(task_id)
+
+    def list(self, statuses: list[TaskStatus | None], after: str | None, limit: int,
+             owner: str | None) -> tuple[list[TaskSummary], str | None]:
+        """A page of tasks oldest first, of any of ``statuses`` (None: every status), and the
+        ``after`` of the next page (None on the last)."""
+        rows: list[TaskSummary] = []
+        for status in statuses:
+            rows += self._store.list(status, after, limit + 1, owner)
+        rows = sorted(rows, key=lambda row: row.task_id)[: limit + 1]
+        page = rows[:limit]
+        return page, (page[-1].task_id if len(rows) > limit else None)
+
+    def delete(self, task_id: str, owner: str | None) -> bool:
+        """Remove a task the owner may see, with its audio and result; its waiters are answered."""
+        if self.get(task_id, owner) is None or not self._store.delete(task_id):
+            return False
+        self._service.waiters.ended(task_id)
+        return True
