@@ -36,11 +36,22 @@ def test_a_wait_that_runs_out_answers_the_seed_202(server):
     assert wait_for_task(server.url, task_id, timeout=300).status_code == 200
 
 
+def held_requests(server, count: int, timeout: float = 30) -> None:
+    """Wait until the server holds ``count`` requests for their task's end (its metric says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        metrics = httpx.get(server.url + "/metrics").text
+        if f"asr_waiting_requests {float(count)}" in metrics:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the server never held {count} request(s)")
+
+
 def test_a_waiting_get_for_a_task_deleted_meanwhile_gets_the_seed_404(server):
     task_id = submit(server.url, LONG).json()["task_id"]
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(get, server, task_id, wait=30)
-        time.sleep(0.5)  # the GET is being held (the long file takes several seconds)
+        held_requests(server, 1)  # the GET is held: a delete before it would also give 404
         assert httpx.delete(f"{server.url}/api/v1/asr/task/{task_id}").status_code == 200
         response = waiting.result(timeout=60)
     assert response.status_code == 404

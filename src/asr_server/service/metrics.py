@@ -42,6 +42,10 @@ class Metrics:
         )
         self.tasks = Gauge("asr_tasks", "Tasks in the store by status.", ["status"], registry=self.registry)
         self.queue_depth = Gauge("asr_queue_depth", "Tasks waiting for an engine.", registry=self.registry)
+        self.waiting_requests = Gauge(
+            "asr_waiting_requests", "Requests held until their task ends (long polls, OpenAI calls).",
+            registry=self.registry,
+        )
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -52,6 +52,7 @@ class Service:
         self.notifier: Notifier | None = None
         self.metrics = Metrics()
         self.waiters = TaskWaiters()  # GETs waiting for their task to end (?wait=)
+        self.metrics.waiting_requests.set_function(lambda: self.waiters.count)
         self.tasks = Tasks(self)  # the one task path both APIs call
         self._closing = threading.Event()
         self.draining = False
