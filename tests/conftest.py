@@ -45,6 +45,19 @@ def audio_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def hf_tokenizer():
+    """The bundled model's tokenizer alone (no model loaded), for scripted engines."""
+    import tokenizers
+
+    from asr_server.config import ModelConfig
+    from asr_server.engine.models import resolve_model
+
+    config = ModelConfig()
+    model_dir = resolve_model(config.name, config.resolved_cache_dir())
+    return tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+
+
+@pytest.fixture(scope="session")
 def engine():
     from asr_server.config import ModelConfig
     from asr_server.engine.whisper_engine import WhisperEngine

@@ -7,7 +7,7 @@ garbage collection after every file, for a leak of older PyAV releases (faster-w
 390). In a server that collection walks every live object with the GIL held, so it stalls
 the event loop and the engine thread's Python work many times longer than the decoding itself
 takes (benchmarks/decoding.py measures both). With the PyAV this project requires, decoding
-leaves no reference cycles (``tests/test_audio.py`` checks both).
+leaves no reference cycles (``tests/engine/test_audio.py`` checks both).
 """
 
 from __future__ import annotations

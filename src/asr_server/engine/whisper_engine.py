@@ -98,7 +98,7 @@ class WhisperEngine:
         silent part's encoding is not exactly what a whole window's would be (its positions
         do not attend to the speech), so only packs of clips and, with packing on, short
         recordings of known language use this; their text is checked against the references
-        (tests/test_packing.py)."""
+        (tests/whisper/test_packing.py)."""
         heads = [self.frames_per_window] * len(windows)
         for i, frame in enumerate(silent_from or ()):
             if frame is not None and np.all(windows[i][:, frame:] == windows[i][0, frame]):

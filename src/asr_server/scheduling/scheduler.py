@@ -19,12 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import av
 
-from asr_server.engine.audio import decode
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle
+from asr_server.scheduling.preparation import prepare
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
-from asr_server.errors import AudioTooLong, Failure, UndecodableAudio
+from asr_server.errors import Failure
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.batch_decoding import decode_windows
 from asr_server.whisper.pack_attribution import PackedWindow
@@ -47,38 +46,6 @@ class WorkSource(Protocol):
     def claim(self, limit: int) -> list[Job]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
     def fail(self, task_id: str, failure: Failure) -> None: ...
-
-
-def _decode(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any:
-    """PyAV decoding, with a failure turned into a reason a client can act on. With
-    ``max_seconds``, a longer file is refused from its container's stated duration before it is
-    decoded (hours of audio would fill memory), and from its samples after."""
-    if max_seconds:
-        _refuse_if_longer(_stated_duration(path), max_seconds)
-    try:
-        audio = decode(path, sampling_rate)
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".replace(str(path), "the upload")
-        raise UndecodableAudio(
-            f"The file could not be decoded as audio ({reason}). Send an audio file, or a video with a sound track."
-        ) from exc
-    if max_seconds:
-        _refuse_if_longer(len(audio) / sampling_rate, max_seconds)
-    return audio
-
-
-def _stated_duration(path: str | None) -> float | None:
-    try:
-        with av.open(path) as container:
-            return container.duration / av.time_base if container.duration else None
-    except Exception:
-        return None  # decoding will say what is wrong
-
-
-def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:
-    if seconds is not None and seconds > max_seconds:
-        raise AudioTooLong(f"The audio is {seconds:.1f} s long; this server transcribes at most {max_seconds:g} s "
-                           "per task (server.max_audio_seconds). Split the file and send the parts.")
 
 
 @dataclass
@@ -214,16 +181,8 @@ class Scheduler:
     def _prepare(self, job: Job) -> None:
         prepared: _Active | None = None
         try:
-            options = self._options_for(job.options or {})
-            audio = _decode(job.audio_path, self._engine.sampling_rate, self._max_audio_seconds)
-            transcription: Transcription | ChunkedTranscription
-            if options.vad_filter:
-                transcription = ChunkedTranscription(audio, options, self._engine, self._config.pack_clips)
-            else:
-                features = self._engine.features(audio)
-                short = self._config.pack_clips and features.shape[-1] <= self._engine.frames_per_window
-                transcription = Transcription(features, options, self._engine, audio=audio if short else None,
-                                              short_frames=self._cheap_frames)
+            transcription = prepare(job.audio_path, self._options_for(job.options or {}), self._engine,
+                                    self._config.pack_clips, self._cheap_frames, self._max_audio_seconds)
             prepared = _Active(job.task_id, transcription, job.options or {})
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})

@@ -14,84 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tokenizers
-from faster_whisper.tokenizer import Tokenizer
 
-from asr_server.config import DecodingOptions, ModelConfig, SchedulerConfig
-from asr_server.engine.whisper_engine import Generated
-from asr_server.engine.models import resolve_model
+from asr_server.config import DecodingOptions, SchedulerConfig
+from asr_server.scheduling import preparation
 from asr_server.scheduling.scheduler import Scheduler
 from conftest import Job, ListSource
-
-
-@pytest.fixture(scope="module")
-def hf_tokenizer():
-    config = ModelConfig()
-    model_dir = resolve_model(config.name, config.resolved_cache_dir())
-    return tokenizers.Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-
-
-class ScriptedEngine:
-    """Looks like WhisperEngine; each window decodes to one segment covering the window."""
-
-    sampling_rate = 16000
-    frames_per_window = 3000
-    seconds_per_frame = 0.01
-    frames_per_second = 100
-    input_stride = 2
-    time_precision = 0.02
-    max_length = 448
-    is_multilingual = True
-
-    def __init__(self, hf_tokenizer, fail_when=None) -> None:
-        self._hf = hf_tokenizer
-        self.generate_calls: list[list[list[int]]] = []
-        self.fail_when = fail_when
-        self.lock = threading.Lock()
-        self.word_times: list[tuple[float, float]] = []  # what align() gives each word
-        self.silent_from: list[int | None] = []  # what encode() was told of each window
-        self.encode_calls: list[int] = []  # how many inputs each encode() call had
-
-    def tokenizer(self, task, language):
-        return Tokenizer(self._hf, True, task=task, language=language)
-
-    def features(self, audio):
-        frames = len(audio) // 160 + 1
-        # Row 0 carries the audio's loudness so each task's windows are recognisable.
-        out = np.zeros((80, frames), np.float32)
-        out[0, :] = float(np.abs(audio).max())
-        return out
-
-    def encode(self, windows, silent_from=None):
-        self.encode_calls.append(len(windows))
-        self.silent_from.extend(silent_from or [None] * len(windows))
-        return [w[:, :1500].T.copy() for w in windows]
-
-    def detect_language(self, encoded):
-        return [[("en", 0.9), ("de", 0.1)] for _ in encoded]
-
-    def align(self, tokenizer, text_tokens, encoded, num_frames):
-        """The text's words, timed by ``word_times`` (start, end in the window), in order."""
-        words, tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
-        return [{"word": w, "tokens": t, "start": start, "end": end, "probability": 1.0}
-                for w, t, (start, end) in zip(words[:-1], tokens[:-1], self.word_times)]
-
-    def generate(self, encoded, prompts, params):
-        sot = self.tokenizer("transcribe", "en").sot
-        positions = {prompt.index(sot) for prompt in prompts}
-        assert len(positions) == 1, "CTranslate2 needs <|startoftranscript|> at one position"
-        with self.lock:
-            self.generate_calls.append(prompts)
-        if self.fail_when is not None and self.fail_when(encoded):
-            raise RuntimeError("scripted engine failure")
-        tok = self.tokenizer("transcribe", "en")
-        outputs = []
-        for enc, prompt in zip(encoded, prompts):
-            loudness = round(float(enc[0, 0]), 2)
-            words = 1 + len(prompt) % 3  # vary the text length, hence the next prompt's length
-            text = tok.encode(" loud" + f" {loudness:.2f}" * words)
-            outputs.append(Generated([tok.timestamp_begin] + text + [tok.timestamp_begin + 10], -0.1, 0.0))
-        return outputs
+from scripted_engine import ScriptedEngine
 
 
 def tone(path: Path, seconds: float, loudness: float) -> str:
@@ -166,9 +94,7 @@ def test_an_engine_failure_fails_that_batch_and_the_loop_goes_on(hf_tokenizer, t
 def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None, seconds: float = 0.1) -> list[str]:
     """Each task takes ``seconds`` to prepare; a file named in ``hold`` waits (3 s at most) for
     its event first. Returns the files whose wait ran out."""
-    from asr_server.scheduling import scheduler as scheduler_module
-
-    decode = scheduler_module._decode
+    decode = preparation.decode_audio
     ran_out: list[str] = []
 
     def slow_decode(path, *args, **kwargs):
@@ -178,7 +104,7 @@ def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None
         time.sleep(seconds)
         return decode(path, *args, **kwargs)
 
-    monkeypatch.setattr(scheduler_module, "_decode", slow_decode)
+    monkeypatch.setattr(preparation, "decode_audio", slow_decode)
     return ran_out
 
 
@@ -272,8 +198,6 @@ def test_exact_detection_encodes_faster_whispers_detection_features_too(hf_token
 def test_stop_waits_for_the_preparations_under_way(hf_tokenizer, tmp_path, monkeypatch):
     # A preparation still running when stop() is called ends (here: fails) before stop()
     # returns, so that no worker writes to a store the caller closes next.
-    from asr_server.scheduling import scheduler as scheduler_module
-
     started, stop_returned = threading.Event(), threading.Event()
 
     def decode(path, *args, **kwargs):
@@ -281,7 +205,7 @@ def test_stop_waits_for_the_preparations_under_way(hf_tokenizer, tmp_path, monke
         stop_returned.wait(1)
         raise RuntimeError("not audio")
 
-    monkeypatch.setattr(scheduler_module, "_decode", decode)
+    monkeypatch.setattr(preparation, "decode_audio", decode)
     source = ListSource([Job("x", tone(tmp_path / "x.wav", 2, 0.3))])
     scheduler = Scheduler(ScriptedEngine(hf_tokenizer), source, SchedulerConfig(), DecodingOptions())
     scheduler.start()

@@ -23,7 +23,7 @@ from asr_server.scheduling.scheduler import Scheduler
 from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Outcome
 from conftest import EVAL, Job, run_jobs
-from test_scheduler import ScriptedEngine, hf_tokenizer  # noqa: F401  (fixture)
+from scripted_engine import ScriptedEngine
 
 
 def clip(engine: ScriptedEngine, seconds: float, language: str | None = "en", **options) -> Transcription:

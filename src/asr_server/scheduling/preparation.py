@@ -1,0 +1,61 @@
+"""Preparing a claimed task for the engine: its audio decoded (within the length limit) and
+turned into the state machine of its mode. Runs in the scheduler's worker threads; a failure
+here is the task's alone, with a reason a client can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import av
+
+from asr_server.config import DecodingOptions
+from asr_server.engine.audio import decode
+from asr_server.errors import AudioTooLong, UndecodableAudio
+from asr_server.whisper.chunking import ChunkedTranscription
+from asr_server.whisper.transcription import Transcription
+from asr_server.whisper.units import Engine
+
+
+def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine, pack_clips: bool,
+            cheap_frames: int | None, max_audio_seconds: float = 0) -> Transcription | ChunkedTranscription:
+    """The task's transcription, ready to offer its first window: VAD-chunked mode with
+    ``options.vad_filter``, Whisper's sequential mode otherwise. With ``pack_clips``, a
+    recording short enough to be packed keeps its samples (packs are built from them)."""
+    audio = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
+    if options.vad_filter:
+        return ChunkedTranscription(audio, options, engine, pack_clips)
+    features = engine.features(audio)
+    short = pack_clips and features.shape[-1] <= engine.frames_per_window
+    return Transcription(features, options, engine, audio=audio if short else None, short_frames=cheap_frames)
+
+
+def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any:
+    """PyAV decoding, with a failure turned into a reason a client can act on. With
+    ``max_seconds``, a longer file is refused from its container's stated duration before it is
+    decoded (hours of audio would fill memory), and from its samples after."""
+    if max_seconds:
+        _refuse_if_longer(_stated_duration(path), max_seconds)
+    try:
+        audio = decode(path, sampling_rate)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".replace(str(path), "the upload")
+        raise UndecodableAudio(
+            f"The file could not be decoded as audio ({reason}). Send an audio file, or a video with a sound track."
+        ) from exc
+    if max_seconds:
+        _refuse_if_longer(len(audio) / sampling_rate, max_seconds)
+    return audio
+
+
+def _stated_duration(path: str | None) -> float | None:
+    try:
+        with av.open(path) as container:
+            return container.duration / av.time_base if container.duration else None
+    except Exception:
+        return None  # decoding will say what is wrong
+
+
+def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:
+    if seconds is not None and seconds > max_seconds:
+        raise AudioTooLong(f"The audio is {seconds:.1f} s long; this server transcribes at most {max_seconds:g} s "
+                           "per task (server.max_audio_seconds). Split the file and send the parts.")

@@ -1,0 +1,74 @@
+"""A scripted engine for the unit tests of the scheduler and of packing: no model, every call
+recorded, and scripted tokens back, so that bookkeeping can be checked exactly."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from faster_whisper.tokenizer import Tokenizer
+
+from asr_server.engine.whisper_engine import Generated
+
+
+class ScriptedEngine:
+    """Looks like WhisperEngine; each window decodes to one segment covering the window."""
+
+    sampling_rate = 16000
+    frames_per_window = 3000
+    seconds_per_frame = 0.01
+    frames_per_second = 100
+    input_stride = 2
+    time_precision = 0.02
+    max_length = 448
+    is_multilingual = True
+
+    def __init__(self, hf_tokenizer, fail_when=None) -> None:
+        self._hf = hf_tokenizer
+        self.generate_calls: list[list[list[int]]] = []
+        self.fail_when = fail_when
+        self.lock = threading.Lock()
+        self.word_times: list[tuple[float, float]] = []  # what align() gives each word
+        self.silent_from: list[int | None] = []  # what encode() was told of each window
+        self.encode_calls: list[int] = []  # how many inputs each encode() call had
+
+    def tokenizer(self, task, language):
+        return Tokenizer(self._hf, True, task=task, language=language)
+
+    def features(self, audio):
+        frames = len(audio) // 160 + 1
+        # Row 0 carries the audio's loudness so each task's windows are recognisable.
+        out = np.zeros((80, frames), np.float32)
+        out[0, :] = float(np.abs(audio).max())
+        return out
+
+    def encode(self, windows, silent_from=None):
+        self.encode_calls.append(len(windows))
+        self.silent_from.extend(silent_from or [None] * len(windows))
+        return [w[:, :1500].T.copy() for w in windows]
+
+    def detect_language(self, encoded):
+        return [[("en", 0.9), ("de", 0.1)] for _ in encoded]
+
+    def align(self, tokenizer, text_tokens, encoded, num_frames):
+        """The text's words, timed by ``word_times`` (start, end in the window), in order."""
+        words, tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
+        return [{"word": w, "tokens": t, "start": start, "end": end, "probability": 1.0}
+                for w, t, (start, end) in zip(words[:-1], tokens[:-1], self.word_times)]
+
+    def generate(self, encoded, prompts, params):
+        sot = self.tokenizer("transcribe", "en").sot
+        positions = {prompt.index(sot) for prompt in prompts}
+        assert len(positions) == 1, "CTranslate2 needs <|startoftranscript|> at one position"
+        with self.lock:
+            self.generate_calls.append(prompts)
+        if self.fail_when is not None and self.fail_when(encoded):
+            raise RuntimeError("scripted engine failure")
+        tok = self.tokenizer("transcribe", "en")
+        outputs = []
+        for enc, prompt in zip(encoded, prompts):
+            loudness = round(float(enc[0, 0]), 2)
+            words = 1 + len(prompt) % 3  # vary the text length, hence the next prompt's length
+            text = tok.encode(" loud" + f" {loudness:.2f}" * words)
+            outputs.append(Generated([tok.timestamp_begin] + text + [tok.timestamp_begin + 10], -0.1, 0.0))
+        return outputs
