@@ -18,6 +18,7 @@ from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine.whisper_engine import Generated
 from asr_server.whisper.batch_decoding import decode_windows
 from asr_server.whisper.pack_attribution import PackedWindow
+from asr_server.whisper.pack_clips import Clip, Clips, Rung
 from asr_server.whisper.pack_layout import LAST_GAP_S, has_room, pack_windows
 from asr_server.scheduling.scheduler import Scheduler
 from asr_server.whisper.transcription import Transcription
@@ -26,9 +27,22 @@ from conftest import EVAL, Job, run_jobs
 from scripted_engine import ScriptedEngine
 
 
-def clip(engine: ScriptedEngine, seconds: float, language: str | None = "en", **options) -> Transcription:
+def clip(engine: ScriptedEngine, seconds: float, language: str | None = "en", **options) -> Clip:
     audio = np.full(int(16000 * seconds), 0.1, np.float32)
-    return Transcription(engine.features(audio), DecodingOptions(language=language, **options), engine, audio=audio)
+    return Clip(Transcription(engine.features(audio), DecodingOptions(language=language, **options), engine), audio)
+
+
+def held(*clips: Clip) -> Clips:
+    """The clips as a scheduler holds them."""
+    registry = Clips()
+    for one in clips:
+        registry.add(one)
+    return registry
+
+
+def packs(clips: list[Clip], **layout) -> list:
+    """pack_windows over these clips' windows, as the scheduler calls it."""
+    return pack_windows([c.transcription.next_window() for c in clips], held(*clips), **layout)
 
 
 def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], final: float | None = None,
@@ -55,22 +69,22 @@ def test_each_segment_goes_to_the_clip_it_covers_with_times_from_that_clip(scrip
     first, second = clip(scripted, 4.0), clip(scripted, 5.0)
     pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
     pack.complete(outcome(scripted, [(0.0, " One two.", 3.9), (5.2, " Three four.", 9.8)]))
-    assert first.result()["text"] == " One two."
-    assert second.result()["text"] == " Three four."
-    segment = second.result()["segments"][0]
+    assert first.transcription.result()["text"] == " One two."
+    assert second.transcription.result()["text"] == " Three four."
+    segment = second.transcription.result()["segments"][0]
     assert (segment["id"], segment["seek"], segment["start"], segment["end"]) == (0, 0, 0.2, 4.8)
     tok = scripted.tokenizer("transcribe", "en")
     assert segment["tokens"][0] == tok.timestamp_begin + 10, "timestamp tokens are shifted to the clip"
-    assert first.finished and second.finished
+    assert first.transcription.finished and second.transcription.finished
 
 
 def test_a_segment_that_runs_across_a_gap_gives_both_clips_another_pack(scripted):
     first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
     pack = PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0)
     pack.complete(outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
-    assert not first.finished and not second.finished
+    assert not first.transcription.finished and not second.transcription.finished
     assert first.packable and second.packable and pack.retried == ["straddle", "straddle"]
-    assert third.finished and third.result()["text"] == " Five."
+    assert third.transcription.finished and third.transcription.result()["text"] == " Five."
 
 
 # Words of " One two. Three four.": " One", " two", ".", " Three", " four", ".".
@@ -80,8 +94,8 @@ def test_a_segment_across_a_gap_is_cut_where_its_words_fall_on_either_side_of_it
     times = [(0.2, 1.0), (1.0, 3.5), (3.5, 3.6), (5.2, 6.0), (6.0, 8.5), (8.5, 8.6)]
     pack.complete(outcome(scripted, [(0.0, " One two. Three four.", 9.0)], word_times=times))
     assert pack.cuts == 1 and pack.retried == []
-    assert first.result()["text"] == " One two." and second.result()["text"] == " Three four."
-    segment = second.result()["segments"][0]
+    assert first.transcription.result()["text"] == " One two." and second.transcription.result()["text"] == " Three four."
+    segment = second.transcription.result()["segments"][0]
     assert (segment["start"], segment["end"]) == (0.2, 4.0), "from the first word to the clip's end"
     tok = scripted.tokenizer("transcribe", "en")
     assert segment["tokens"] == [tok.timestamp_begin + 10, *tok.encode(" Three four."), tok.timestamp_begin + 200]
@@ -116,86 +130,88 @@ def test_clips_that_ran_together_are_never_packed_side_by_side_again(scripted):
     PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0).complete(
         outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
     others = [clip(scripted, 4.0) for _ in range(2)]
-    units = pack_windows([c.next_window() for c in (first, second, *others)], gap_s=1.0, window_s=30.0)
-    assert not any(first in u.transcriptions and second in u.transcriptions for u in units)
+    units = packs([first, second, *others], gap_s=1.0, window_s=30.0)
+    assert not any(first.transcription in u.transcriptions and second.transcription in u.transcriptions for u in units)
 
 
 def test_a_segment_across_a_gap_in_a_clips_second_pack_leaves_it_a_last_resort(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     for part in (first, second):
-        part.pack_attempts = 1
+        part.rung = Rung.SECOND_PACK
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One two three.", 7.0)]))
-    assert first.last_resort and second.last_resort
-    assert first.packable and not first.finished and not first.pack_refused
+    assert first.rung == Rung.LAST_RESORT and second.rung == Rung.LAST_RESORT
+    assert first.packable and not first.transcription.finished and not first.refused
 
 
-def last_resort_clips(scripted, *seconds: float) -> list[Transcription]:
+def last_resort_clips(scripted, *seconds: float) -> list[Clip]:
     clips = [clip(scripted, s) for s in seconds]
     for part in clips:
-        part.pack_attempts = 2  # two packs tried and failed
+        part.rung = Rung.LAST_RESORT  # two packs tried and failed
     return clips
 
 
 def test_clips_that_failed_two_packs_share_a_window_two_by_two_far_apart(scripted):
     clips = last_resort_clips(scripted, 4.0, 3.0, 5.0)
-    units = pack_windows([c.next_window() for c in clips], gap_s=2.0, window_s=30.0)
+    units = packs(clips, gap_s=2.0, window_s=30.0)
     pairs = [u for u in units if isinstance(u, PackedWindow)]
     assert len(pairs) == 1 and len(units) == 2, "two share a window; the third, with no partner, goes alone"
-    assert pairs[0].parts == clips[:2]
-    assert pairs[0].offsets[1] - clips[0].duration >= LAST_GAP_S
+    assert pairs[0].clips == clips[:2]
+    assert pairs[0].offsets[1] - clips[0].transcription.duration >= LAST_GAP_S
 
 
 def test_a_batch_is_not_held_back_for_room_in_a_last_resort_window(scripted):
     single, *pair = last_resort_clips(scripted, 4.0, 3.0, 3.0)
-    units = pack_windows([c.next_window() for c in pair], gap_s=2.0, window_s=30.0)
-    assert not has_room(units[0], 2.0, 30.0)
-    assert not has_room(single.next_window(), 2.0, 30.0)
-    assert has_room(clip(scripted, 4.0).next_window(), 2.0, 30.0)
+    units = packs(pair, gap_s=2.0, window_s=30.0)
+    fresh = clip(scripted, 4.0)
+    registry = held(single, *pair, fresh)
+    assert not has_room(units[0], registry, 2.0, 30.0)
+    assert not has_room(single.transcription.next_window(), registry, 2.0, 30.0)
+    assert has_room(fresh.transcription.next_window(), registry, 2.0, 30.0)
 
 
 def test_last_resort_clips_that_met_before_are_not_paired(scripted):
     first, second = last_resort_clips(scripted, 4.0, 3.0)
-    first.pack_apart.add(id(second))
-    units = pack_windows([first.next_window(), second.next_window()], gap_s=2.0, window_s=30.0)
+    first.apart.add(second.id)
+    units = packs([first, second], gap_s=2.0, window_s=30.0)
     assert not any(isinstance(u, PackedWindow) for u in units)
 
 
 def test_a_clip_whose_last_resort_pair_fails_is_decoded_alone(scripted):
     first, second = last_resort_clips(scripted, 4.0, 4.0)
-    pair, = pack_windows([first.next_window(), second.next_window()], gap_s=2.0, window_s=30.0)
+    pair, = packs([first, second], gap_s=2.0, window_s=30.0)
     reach = pair.offsets[1] + 2.0
     pair.complete(outcome(scripted, [(0.0, " One two three.", reach)]))
-    assert first.pack_refused == second.pack_refused == "straddle"
-    assert not first.packable and not first.finished
+    assert first.refused == second.refused == "straddle"
+    assert not first.packable and not first.transcription.finished
 
 
 def test_text_lying_wholly_in_a_gap_gives_both_neighbours_another_pack(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     PackedWindow([first, second], [0.0, 8.0], gap_s=4.0).complete(
         outcome(scripted, [(0.0, " One.", 3.8), (4.6, " Thank you.", 7.4), (8.0, " Two.", 11.8)]))
-    assert not first.finished and not second.finished
+    assert not first.transcription.finished and not second.transcription.finished
     assert first.packable and second.packable
-    assert id(second) in first.pack_apart
+    assert second.id in first.apart
 
 
 def test_a_clip_the_model_reached_without_text_gets_another_pack_then_a_last_resort_then_is_decoded_alone(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 4.0)
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One.", 3.8)]))
-    assert first.finished
-    assert second.packable and not second.finished
+    assert first.transcription.finished
+    assert second.packable and not second.transcription.finished
     third = clip(scripted, 4.0)
     PackedWindow([third, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Three.", 3.8)]))
-    assert second.last_resort and second.packable and not second.finished
+    assert second.rung == Rung.LAST_RESORT and second.packable and not second.transcription.finished
     fourth = last_resort_clips(scripted, 4.0)[0]
     PackedWindow([fourth, second], [0.0, 12.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Four.", 3.8)]))
-    assert second.pack_refused == "no_text" and not second.packable and not second.finished
+    assert second.refused == "no_text" and not second.packable and not second.transcription.finished
 
 
 def test_a_clip_a_pack_did_not_reach_goes_first_in_its_next_pack(scripted):
     clips = [clip(scripted, 4.0) for _ in range(3)]
-    clips[2].pack_attempts = 1
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
-    assert len(units) == 1 and units[0].parts[0] is clips[2]
+    clips[2].rung = Rung.SECOND_PACK
+    units = packs(clips, gap_s=1.0, window_s=30.0)
+    assert len(units) == 1 and units[0].clips[0] is clips[2]
 
 
 def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
@@ -203,8 +219,8 @@ def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
     pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
     # Two timestamps in a row at the end: the model stopped at 6.0 s with more to come.
     pack.complete(outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
-    assert first.finished
-    assert not second.finished and not second.pack_refused and second.packable
+    assert first.transcription.finished
+    assert not second.transcription.finished and not second.refused and second.packable
 
 
 def test_a_pack_is_silent_from_its_last_clip_to_the_windows_end(scripted):
@@ -216,14 +232,14 @@ def test_a_pack_is_silent_from_its_last_clip_to_the_windows_end(scripted):
 
 def test_a_clip_the_model_stopped_short_of_in_its_second_pack_gets_a_last_resort(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 8.0)
-    second.pack_attempts = 1
+    second.rung = Rung.SECOND_PACK
     PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(
         outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
-    assert second.last_resort and second.packable and not second.finished
+    assert second.rung == Rung.LAST_RESORT and second.packable and not second.transcription.finished
 
 
 def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float,
-                     first: Transcription | None = None) -> tuple[Transcription, Transcription]:
+                     first: Clip | None = None) -> tuple[Clip, Clip]:
     """Two packed clips, each with its own segment, decoded with the given scores."""
     first, second = first or clip(scripted, 4.0), clip(scripted, 4.0)
     tokens = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)]).generated.tokens
@@ -234,43 +250,43 @@ def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float,
 
 def test_clips_of_a_window_that_would_need_temperature_fallback_get_another_pack_apart(scripted):
     first, second = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
-    assert not first.finished and not second.finished
-    assert first.packable and second.packable and id(second) in first.pack_apart
+    assert not first.transcription.finished and not second.transcription.finished
+    assert first.packable and second.packable and second.id in first.apart
 
 
 def test_a_clip_whose_packs_keep_needing_temperature_fallback_is_decoded_alone(scripted):
     first, _ = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
     two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01, first=first)
-    assert first.last_resort
+    assert first.rung == Rung.LAST_RESORT
     two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01, first=first)
-    assert first.pack_refused == "fallback" and not first.packable
+    assert first.refused == "fallback" and not first.packable
 
 
 def test_a_pack_with_no_speech_and_no_confident_text_is_unpacked_as_silent(scripted):
     first, second = two_clips_scored(scripted, avg_logprob=-1.5, no_speech_prob=0.9)
-    assert first.pack_refused == second.pack_refused == "silent"
+    assert first.refused == second.refused == "silent"
 
 
 def test_a_pack_with_a_high_no_speech_probability_but_confident_text_keeps_it(scripted):
     # Whisper's rule: a window is skipped as silence only if its text is improbable too. A pack
     # that opens with a quiet clip can score high on no-speech and still be read confidently.
     first, second = two_clips_scored(scripted, avg_logprob=-0.2, no_speech_prob=0.9)
-    assert first.result()["text"] == " One." and second.result()["text"] == " Two."
+    assert first.transcription.result()["text"] == " One." and second.transcription.result()["text"] == " Two."
 
 
 def test_only_clips_of_one_language_and_options_share_a_pack(scripted):
     clips = [clip(scripted, 5.0, "en"), clip(scripted, 5.0, "de"), clip(scripted, 5.0, "en"),
              clip(scripted, 5.0, "en", beam_size=1), clip(scripted, 5.0, "de")]
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
-    packs = [u for u in units if isinstance(u, PackedWindow)]
-    groups = sorted(sorted(clips.index(p) for p in pack.parts) for pack in packs)
+    units = packs(clips, gap_s=1.0, window_s=30.0)
+    packed = [u for u in units if isinstance(u, PackedWindow)]
+    groups = sorted(sorted(clips.index(p) for p in pack.clips) for pack in packed)
     assert groups == [[0, 2], [1, 4]]
     assert len(units) == 3, "the beam-1 clip stays a window of its own"
 
 
 def test_a_pack_never_holds_more_than_one_window_of_audio(scripted):
     clips = [clip(scripted, seconds) for seconds in (12.0, 9.0, 8.0, 7.0, 3.0, 2.0)]
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    units = packs(clips, gap_s=1.0, window_s=30.0)
     for unit in units:
         if isinstance(unit, PackedWindow):
             assert unit.spans()[-1][1] <= 30.0
@@ -284,26 +300,27 @@ def test_consecutive_uploads_are_dealt_to_different_packs(scripted):
     # Eight 6 s clips need two windows: dealt like cards, each pack holds every other upload,
     # so no two consecutive uploads (often two halves of one recording) sit side by side.
     clips = [clip(scripted, 6.0) for _ in range(8)]
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
+    units = packs(clips, gap_s=1.0, window_s=30.0)
     assert all(isinstance(u, PackedWindow) for u in units)
-    assert [[clips.index(p) for p in u.parts] for u in units] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert [[clips.index(p) for p in u.clips] for u in units] == [[0, 2, 4, 6], [1, 3, 5, 7]]
 
 
 def test_a_clip_that_does_not_fit_its_turn_goes_to_the_next_pack_with_room(scripted):
     clips = [clip(scripted, seconds) for seconds in (14.0, 14.0, 9.0, 9.0, 9.0)]
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0)
-    packs = [[clips.index(p) for p in u.parts] if isinstance(u, PackedWindow) else [clips.index(u.owner)] for u in units]
-    assert sorted(sum(packs, [])) == [0, 1, 2, 3, 4], "every clip is in exactly one unit"
-    assert all(sum(clips[i].duration for i in pack) + len(pack) - 1 <= 30.0 for pack in packs)
-    assert len(packs) == 3
+    units = packs(clips, gap_s=1.0, window_s=30.0)
+    owners = [c.transcription for c in clips]
+    layout = [[clips.index(p) for p in u.clips] if isinstance(u, PackedWindow) else [owners.index(u.owner)] for u in units]
+    assert sorted(sum(layout, [])) == [0, 1, 2, 3, 4], "every clip is in exactly one unit"
+    assert all(sum(clips[i].transcription.duration for i in pack) + len(pack) - 1 <= 30.0 for pack in layout)
+    assert len(layout) == 3
 
 
 def test_with_a_batch_of_packs_capped_the_packs_that_run_first_are_full(scripted):
     # Twelve 6 s clips need three windows; with room for two packs in a batch, the first two
     # packs take four clips each (27 s of 30), and the rest wait behind them.
     clips = [clip(scripted, 6.0) for _ in range(12)]
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0, max_packs=2)
-    first, second, *rest = [[clips.index(p) for p in u.parts] for u in units]
+    units = packs(clips, gap_s=1.0, window_s=30.0, max_packs=2)
+    first, second, *rest = [[clips.index(p) for p in u.clips] for u in units]
     assert len(first) == len(second) == 4
     assert 0 in first, "the oldest clip runs first"
     assert sorted(first + second + sum(rest, [])) == list(range(12))
@@ -312,15 +329,15 @@ def test_with_a_batch_of_packs_capped_the_packs_that_run_first_are_full(scripted
 
 def test_a_clip_longer_than_a_pack_allows_still_gets_a_window_when_packs_are_capped(scripted):
     clips = [clip(scripted, 29.99), clip(scripted, 29.99)]
-    units = pack_windows([c.next_window() for c in clips], gap_s=1.0, window_s=30.0, max_packs=1)
-    assert [u.owner for u in units] == clips
+    units = packs(clips, gap_s=1.0, window_s=30.0, max_packs=1)
+    assert [u.owner for u in units] == [c.transcription for c in clips]
 
 
 def test_clips_of_unknown_language_long_recordings_and_prompted_ones_are_not_packed(scripted):
     unknown = clip(scripted, 5.0, None)
     prompted = clip(scripted, 5.0, initial_prompt="Glossary")
     audio = np.full(16000 * 40, 0.1, np.float32)
-    long = Transcription(scripted.features(audio), DecodingOptions(language="en"), scripted, audio=audio)
+    long = Clip(Transcription(scripted.features(audio), DecodingOptions(language="en"), scripted), audio)
     assert not unknown.packable and not prompted.packable and not long.packable
     assert clip(scripted, 5.0).packable
 
@@ -402,12 +419,12 @@ READ_ON = [("en_ljspeech_LJ001-0001.wav", "en_ljspeech_LJ001-0002.wav"),
 
 def decode_pack(engine, names: list[str]) -> PackedWindow:
     """The clips packed in one window, in this order, and decoded."""
-    parts = []
+    clips = []
     for name in names:
         audio = decode(str(EVAL / name), engine.sampling_rate)
-        parts.append(Transcription(engine.features(audio), DecodingOptions(language="en"), engine, audio=audio))
-    pack, = pack_windows([part.next_window() for part in parts], gap_s=2.0, window_s=30.0)
-    assert isinstance(pack, PackedWindow) and pack.parts == parts
+        clips.append(Clip(Transcription(engine.features(audio), DecodingOptions(language="en"), engine), audio))
+    pack, = packs(clips, gap_s=2.0, window_s=30.0)
+    assert isinstance(pack, PackedWindow) and pack.clips == clips
     pack.complete(decode_windows(engine, [pack])[0])
     return pack
 

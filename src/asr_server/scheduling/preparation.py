@@ -4,9 +4,11 @@ here is the task's alone, with a reason a client can act on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import av
+import numpy as np
 
 from asr_server.config import DecodingOptions
 from asr_server.engine.audio import decode
@@ -16,17 +18,28 @@ from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Engine
 
 
+@dataclass
+class Prepared:
+    """A task ready to offer its first window, and the samples of its parts that may be packed."""
+
+    transcription: Transcription | ChunkedTranscription
+    packable: list[tuple[Transcription, np.ndarray]]
+
+
 def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine, pack_clips: bool,
-            cheap_frames: int | None, max_audio_seconds: float = 0) -> Transcription | ChunkedTranscription:
-    """The task's transcription, ready to offer its first window: VAD-chunked mode with
-    ``options.vad_filter``, Whisper's sequential mode otherwise. With ``pack_clips``, a
-    recording short enough to be packed keeps its samples (packs are built from them)."""
+            cheap_frames: int | None, max_audio_seconds: float = 0) -> Prepared:
+    """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
+    ``pack_clips``, the samples of every part short enough to be packed are kept with it."""
     audio = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
     if options.vad_filter:
-        return ChunkedTranscription(audio, options, engine, pack_clips)
+        chunked = ChunkedTranscription(audio, options, engine, pack_clips)
+        short = [(part, samples) for part, samples in zip(chunked.parts, chunked.samples)
+                 if part.content_frames < engine.frames_per_window]
+        return Prepared(chunked, short)
     features = engine.features(audio)
+    transcription = Transcription(features, options, engine, short_frames=cheap_frames)
     short = pack_clips and features.shape[-1] <= engine.frames_per_window
-    return Transcription(features, options, engine, audio=audio if short else None, short_frames=cheap_frames)
+    return Prepared(transcription, [(transcription, audio)] if short else [])
 
 
 def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any:

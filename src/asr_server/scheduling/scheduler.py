@@ -27,6 +27,7 @@ from asr_server.errors import Failure
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.batch_decoding import decode_windows
 from asr_server.whisper.pack_attribution import PackedWindow
+from asr_server.whisper.pack_clips import Clip, Clips
 from asr_server.whisper.pack_layout import has_room, pack_windows
 from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Engine, Unit
@@ -53,6 +54,7 @@ class _Active:
     task_id: str
     transcription: Transcription | ChunkedTranscription
     options: dict[str, Any]
+    packable: list[tuple[Transcription, Any]]  # parts that may be packed, with their samples
 
 
 ProgressHook = Callable[[str, float, float], None]
@@ -95,7 +97,9 @@ class Scheduler:
         self._draining = False
         self._wake = False
         self._thread: threading.Thread | None = None
-        room = (lambda unit: has_room(unit, config.pack_gap_ms / 1000, self._pack_s)) if config.pack_clips else None
+        self._clips = Clips()  # packing's state of every short clip held (the engine thread's alone)
+        gap_s = config.pack_gap_ms / 1000
+        room = (lambda unit: has_room(unit, self._clips, gap_s, self._pack_s)) if config.pack_clips else None
         self._policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000, room)
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
         self.batch_sizes: Counter[int] = Counter()
@@ -181,9 +185,9 @@ class Scheduler:
     def _prepare(self, job: Job) -> None:
         prepared: _Active | None = None
         try:
-            transcription = prepare(job.audio_path, self._options_for(job.options or {}), self._engine,
-                                    self._config.pack_clips, self._cheap_frames, self._max_audio_seconds)
-            prepared = _Active(job.task_id, transcription, job.options or {})
+            ready = prepare(job.audio_path, self._options_for(job.options or {}), self._engine,
+                            self._config.pack_clips, self._cheap_frames, self._max_audio_seconds)
+            prepared = _Active(job.task_id, ready.transcription, job.options or {}, ready.packable)
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, Failure.of(exc))
@@ -224,14 +228,18 @@ class Scheduler:
     def _admit(self) -> None:
         with self._cv:
             while self._prepared:
-                self._active.append(self._prepared.popleft())
+                active = self._prepared.popleft()
+                self._active.append(active)
+                for part, samples in active.packable:  # the clips are the engine thread's alone
+                    self._clips.add(Clip(part, samples))
+                active.packable = []
 
     def _offered_windows(self) -> list[Unit]:
         """Each active task's next window, oldest task first; short clips packed together."""
         windows = [window for active in self._active for window in active.transcription.windows()]
         if not self._config.pack_clips:
             return windows
-        return pack_windows(windows, self._config.pack_gap_ms / 1000, self._window_s,
+        return pack_windows(windows, self._clips, self._config.pack_gap_ms / 1000, self._window_s,
                             max_packs=self._config.max_batch_size, cut_at_gaps=self._config.pack_cuts,
                             pack_s=self._pack_s)
 
@@ -280,7 +288,7 @@ class Scheduler:
             if isinstance(unit, PackedWindow):
                 with self._cv:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
-                    self.pack_refusals.update(part.pack_refused for part in unit.parts if part.pack_refused)
+                    self.pack_refusals.update(unit.refused)
                     self.pack_retries.update(unit.retried)
                     self.pack_cuts += unit.cuts
             for active, done_before in zip(actives, before):
@@ -295,6 +303,7 @@ class Scheduler:
         for active in [a for a in self._active if a.transcription.finished]:
             with self._cv:  # idle and stats() read the list under the lock
                 self._active.remove(active)
+            self._clips.discard(active.transcription.parts)
             try:
                 result = active.transcription.result()
                 if self._finalize is not None:
@@ -309,6 +318,7 @@ class Scheduler:
         with self._cv:
             if active in self._active:
                 self._active.remove(active)
+        self._clips.discard(active.transcription.parts)
         self._fail(active.task_id, error)
 
     def _fail(self, task_id: str, error: Failure) -> None:

@@ -20,14 +20,15 @@ from faster_whisper.transcribe import merge_punctuations
 
 from asr_server.whisper.batch_decoding import compression_ratio
 from asr_server.whisper.timestamps import split_by_timestamps
-from asr_server.whisper.transcription import MAX_PACK_ATTEMPTS, Transcription
+from asr_server.whisper.pack_clips import Clip
+from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Outcome, is_silent
 
 @dataclass
 class PackedWindow:
     """Short clips laid end to end in one window; batched like any other fresh window."""
 
-    parts: list[Transcription]
+    clips: list[Clip]
     offsets: list[float]  # where each clip starts in the window, seconds
     gap_s: float
     cut_at_gaps: bool = True  # see _cut_at_gaps; false sends both clips to another pack
@@ -35,7 +36,12 @@ class PackedWindow:
     needs_language = False
     retry_on_fallback = False  # a doubtful pack's clips are packed again instead (see complete)
     retried: list[str] = field(default_factory=list)  # why clips were given another pack
+    refused: list[str] = field(default_factory=list)  # why clips were sent to be decoded alone
     cuts: int = 0  # segments cut at a gap by their words' times (see _cut_at_gaps)
+
+    @property
+    def parts(self) -> list[Transcription]:
+        return [clip.transcription for clip in self.clips]
 
     @property
     def owner(self) -> Transcription:
@@ -70,7 +76,7 @@ class PackedWindow:
         with silent samples (benchmarks/packing.py)."""
         engine = self.owner.engine
         rate = engine.sampling_rate
-        clips = [part.audio for part in self.parts]
+        clips = [clip.audio for clip in self.clips]
         assert all(clip is not None for clip in clips), "only clips that kept their audio are packed"
         window = int(round(engine.frames_per_window * engine.seconds_per_frame * rate))
         audio = np.zeros(max(window, int(round(self.offsets[-1] * rate)) + len(clips[-1])), dtype=np.float32)
@@ -99,8 +105,6 @@ class PackedWindow:
         """Hand each clip its segments, or send it back to be decoded alone."""
         owner = self.owner
         options = owner.options
-        for part in self.parts:
-            part.pack_attempts += 1
         # Whisper's own rule for a silent window: no speech, and no confident text either.
         if is_silent(options, outcome):
             self._refuse(range(len(self.parts)), "silent")
@@ -155,6 +159,7 @@ class PackedWindow:
                 met[i] = {n for n in (i - 1, i + 1) if 0 <= n < len(self.parts)}
                 continue
             part.complete_packed(self._segments(part, start, assigned[i], outcome))
+            self.clips[i].packed()
         self._retry(sorted(set(refused)), "straddle", met)
         self._retry(sorted(set(in_gap) - set(refused)), "in_gap", met)
         self._retry(empty, "no_text", met)
@@ -271,25 +276,18 @@ class PackedWindow:
         return segments
 
     def _retry(self, indices: Sequence[int], reason: str, met: dict[int, set[int]]) -> None:
-        """Another pack, away from the clips it met here, for a clip on its first pack; a
-        last-resort pair for a clip on its second; a clip that failed that too is decoded alone.
-        Straddles come from neighbours the model reads as one text (consecutive sentences of one
-        recording, short clips it writes as one segment), so new neighbours usually end them.
-        A clip sent back after two packs costs a window of its own, which the last-resort pair
-        mostly spares (benchmarks/packing.py --shuffle counts them)."""
+        """Each clip climbs one rung of packing's ladder (``pack_clips``): another pack away from
+        the clips it met here, then a last-resort pair, then decoding alone. Straddles come from
+        neighbours the model reads as one text (consecutive sentences of one recording, short
+        clips it writes as one segment), so new neighbours usually end them."""
         for i in indices:
-            attempts = self.parts[i].pack_attempts
-            if attempts < MAX_PACK_ATTEMPTS:
-                self.parts[i].pack_apart.update(id(self.parts[n]) for n in met.get(i, ()))
-                self.retried.append(reason)
-            elif attempts == MAX_PACK_ATTEMPTS:
-                self.retried.append("last_resort")  # Transcription.last_resort: paired next
-        self._refuse([i for i in indices if self.parts[i].pack_attempts > MAX_PACK_ATTEMPTS], reason)
+            next_step = self.clips[i].failed(reason, [self.clips[n] for n in met.get(i, ())])
+            (self.retried if next_step else self.refused).append(next_step or reason)
 
     def _refuse(self, indices: Sequence[int], reason: str) -> None:
         for i in indices:
-            self.parts[i].pack_refused = reason
-            self.parts[i].audio = None
+            self.clips[i].refuse(reason)
+            self.refused.append(reason)
 
 
 CLAUSE_ENDS = ".,?!;:…。，？！；：、"  # a cut must follow one of these: the model ended a clause there

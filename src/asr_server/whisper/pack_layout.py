@@ -31,15 +31,17 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from asr_server.whisper.pack_attribution import PackedWindow
-from asr_server.whisper.transcription import Transcription, Window
+from asr_server.whisper.pack_clips import Clip, Clips, Rung
+from asr_server.whisper.transcription import Window
 
 STEP_S = 0.02  # one timestamp token: clips start on this grid so timestamps shift exactly
 
 
-def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
+def pack_windows(windows: Sequence[Window], clips: Clips, gap_s: float, window_s: float,
                  max_packs: int | None = None, cut_at_gaps: bool = True,
                  pack_s: float | None = None) -> list[Window | PackedWindow]:
-    """Replace the windows of packable clips by packs; other windows pass through.
+    """Replace the windows of packable clips (those ``clips`` holds) by packs; other windows
+    pass through.
 
     Clips share a pack only with the same language, task and decoding options. A pack of one is
     left as the plain window it was. With ``max_packs`` (the batch size), each group's clips are
@@ -51,88 +53,91 @@ def pack_windows(windows: Sequence[Window], gap_s: float, window_s: float,
     pack_s = window_s if pack_s is None else min(pack_s, window_s)
     limit = pack_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
-    groups: dict[Hashable, list[Window]] = {}
-    last_resort: dict[Hashable, list[Window]] = {}
+    groups: dict[Hashable, list[_Offer]] = {}
+    last_resort: dict[Hashable, list[_Offer]] = {}
+    units: list[tuple[tuple[int, int], Window | PackedWindow]] = []
     for window in windows:
+        clip = clips.of(window.owner)
+        if clip is None or not clip.packable:
+            units.append(((0, arrival[id(window)]), window))
+            continue
         owner = window.owner
-        if owner.packable:
-            key = (owner.language, owner.options.task, owner.generation_key)
-            (last_resort if owner.last_resort else groups).setdefault(key, []).append(window)
-    units: list[tuple[tuple[int, int], Window | PackedWindow]] = [
-        ((0, arrival[id(w)]), w) for w in windows if not w.owner.packable
-    ]
+        key = (owner.language, owner.options.task, owner.generation_key)
+        (last_resort if clip.rung == Rung.LAST_RESORT else groups).setdefault(key, []).append((window, clip))
     for group in last_resort.values():
         units.extend(_pairs(group, gap_s, arrival, cut_at_gaps))
     for group in groups.values():
         for tier, members in _tiers(group, gap_s, limit, max_packs):
-            first = (tier, min(arrival[id(w)] for w in members))
+            first = (tier, min(arrival[id(w)] for w, _ in members))
             if len(members) == 1:
-                units.append((first, members[0]))
+                units.append((first, members[0][0]))
                 continue
-            parts = [w.owner for w in members]
             offsets = [0.0]
-            for part in parts[:-1]:
-                offsets.append(_next_offset(offsets[-1] + part.duration, gap_s))
-            units.append((first, PackedWindow(parts, offsets, gap_s, cut_at_gaps, pack_s)))
+            for window, _ in members[:-1]:
+                offsets.append(_next_offset(offsets[-1] + window.owner.duration, gap_s))
+            units.append((first, PackedWindow([clip for _, clip in members], offsets, gap_s, cut_at_gaps, pack_s)))
     return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
 
+
+_Offer = tuple[Window, Clip]  # a packable clip's window, with the clip
 
 LAST_GAP_S = 8.0  # silence between the two clips of a last-resort pair
 LAST_END_S = 22.0  # a last-resort pair ends by then: the model often stops short of a clip later in the window
 
 
-def _pairs(clips: list[Window], gap_s: float, arrival: dict[int, int],
+def _pairs(offers: list[_Offer], gap_s: float, arrival: dict[int, int],
            cut_at_gaps: bool) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
     """Clips that failed their packs, two to a window with a long silence between them (the
     model rarely writes one segment over it); a clip without a partner is decoded alone.
     ``gap_s`` is the packs' gap, which sets how far a segment may reach past its clip."""
     out: list[tuple[tuple[int, int], Window | PackedWindow]] = []
-    left = list(clips)
+    left = list(offers)
     while left:
-        first = left.pop(0)
-        second_at = _next_offset(first.owner.duration + LAST_GAP_S, 0.0)
-        partner = next((w for w in left if second_at + w.owner.duration <= LAST_END_S
-                        and not _kept_apart(first.owner, w.owner)), None)
+        window, clip = left.pop(0)
+        second_at = _next_offset(window.owner.duration + LAST_GAP_S, 0.0)
+        partner = next((offer for offer in left if second_at + offer[0].owner.duration <= LAST_END_S
+                        and not clip.kept_apart_from(offer[1])), None)
         if partner is None:
-            out.append(((0, arrival[id(first)]), first))
+            out.append(((0, arrival[id(window)]), window))
             continue
         left.remove(partner)
-        out.append(((0, arrival[id(first)]), PackedWindow([first.owner, partner.owner], [0.0, second_at], gap_s,
-                                                             cut_at_gaps, LAST_END_S)))
+        out.append(((0, arrival[id(window)]), PackedWindow([clip, partner[1]], [0.0, second_at], gap_s,
+                                                              cut_at_gaps, LAST_END_S)))
     return out
 
 
 MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
 
 
-def has_room(unit: Window | PackedWindow, gap_s: float, window_s: float) -> bool:
+def has_room(unit: Window | PackedWindow, clips: Clips, gap_s: float, window_s: float) -> bool:
     """Whether a unit's window could still take a clip of ``MIN_CLIP_S``, by the rule that
     ``pack_windows`` packs with. The scheduler holds back a batch with room while other uploads
     are being prepared. Last-resort clips are paired only with each other, so theirs never has."""
-    if any(part.last_resort for part in unit.transcriptions):
+    members = [clips.of(part) for part in unit.transcriptions]
+    if any(clip is not None and clip.rung == Rung.LAST_RESORT for clip in members):
         return False
     if isinstance(unit, PackedWindow):
         end = unit.spans()[-1][1]
-    elif unit.owner.packable:
+    elif members[0] is not None and members[0].packable:
         end = unit.owner.duration
     else:
         return False
     return _next_offset(end, _on_grid(gap_s)) + MIN_CLIP_S <= window_s - STEP_S
 
 
-def _tiers(clips: list[Window], gap_s: float, limit: float, max_packs: int | None) -> list[tuple[int, list[Window]]]:
+def _tiers(offers: list[_Offer], gap_s: float, limit: float, max_packs: int | None) -> list[tuple[int, list[_Offer]]]:
     """The packs of one group, tier by tier: each tier at most ``max_packs`` packs."""
-    out: list[tuple[int, list[Window]]] = []
+    out: list[tuple[int, list[_Offer]]] = []
     tier = 0
-    while clips:
-        packs, clips = _deal(clips, gap_s, limit, max_packs)
+    while offers:
+        packs, offers = _deal(offers, gap_s, limit, max_packs)
         out.extend((tier, pack) for pack in packs)
         tier += 1
     return out
 
 
-def _deal(clips: list[Window], gap_s: float, limit: float,
-          max_packs: int | None = None) -> tuple[list[list[Window]], list[Window]]:
+def _deal(offers: list[_Offer], gap_s: float, limit: float,
+          max_packs: int | None = None) -> tuple[list[list[_Offer]], list[_Offer]]:
     """Deal clips, in arrival order, over the fewest packs their audio needs, as one deals
     cards: the n-th clip goes to pack n mod k, or to the next pack with room, or to a new one
     while there are fewer than ``max_packs``. Returns the packs and the clips left over.
@@ -142,36 +147,31 @@ def _deal(clips: list[Window], gap_s: float, limit: float,
     they land in different packs, which sends fewer clips back than longest-first packing
     (benchmarks/packing.py compares them). Capped at a batch's worth of packs, the packs that run now are
     full, and the clips left over wait for the next step, where new clips may join them."""
-    need = sum(w.owner.duration for w in clips) + gap_s * (len(clips) - 1)
+    need = sum(w.owner.duration for w, _ in offers) + gap_s * (len(offers) - 1)
     count = max(1, int(np.ceil(need / limit)))
     if max_packs is not None:
         count = min(count, max_packs)
-    packs: list[list[Window]] = [[] for _ in range(count)]
+    packs: list[list[_Offer]] = [[] for _ in range(count)]
     ends = [0.0] * len(packs)
-    left: list[Window] = []
-    for n, window in enumerate(clips):
-        duration = window.owner.duration
+    left: list[_Offer] = []
+    for n, offer in enumerate(offers):
+        duration = offer[0].owner.duration
         for step in range(len(packs)):
             i = (n + step) % len(packs)
             end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
             # An empty pack takes any clip, so that each tier places at least one.
-            if not packs[i] or (end <= limit and not any(_kept_apart(window.owner, other.owner) for other in packs[i])):
-                packs[i].append(window)
+            if not packs[i] or (end <= limit and not any(offer[1].kept_apart_from(other) for _, other in packs[i])):
+                packs[i].append(offer)
                 ends[i] = end
                 break
         else:
             if max_packs is not None and len(packs) >= max_packs:
-                left.append(window)
+                left.append(offer)
                 continue
-            packs.append([window])
+            packs.append([offer])
             ends.append(duration)
     # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
-    return [sorted(pack, key=lambda w: -w.owner.pack_attempts) for pack in packs if pack], left
-
-
-def _kept_apart(one: Transcription, other: Transcription) -> bool:
-    """Whether two clips ran together in an earlier pack (see ``PackedWindow._retry``)."""
-    return id(other) in one.pack_apart or id(one) in other.pack_apart
+    return [sorted(pack, key=lambda offer: -offer[1].rung) for pack in packs if pack], left
 
 
 def _on_grid(gap_s: float) -> float:

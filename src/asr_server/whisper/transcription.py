@@ -22,9 +22,6 @@ from asr_server.whisper.timestamps import split_by_timestamps
 from asr_server.whisper.units import Engine, Outcome, is_silent
 
 
-MAX_PACK_ATTEMPTS = 2  # a clip that two packs could not give a clean result is decoded alone
-
-
 @dataclass
 class Window:
     """One 30 s window of one transcription, ready to be batched."""
@@ -97,11 +94,7 @@ class Transcription:
     language: str | None = None
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
-    audio: np.ndarray | None = None  # kept only for clips short enough to be packed
     short_frames: int | None = None  # a recording this short may be encoded cheaply (Window.silent_from)
-    pack_refused: str = ""  # why a pack could not give this clip a clean result; "" = it did not refuse
-    pack_attempts: int = 0
-    pack_apart: set[int] = field(default_factory=set)  # ids of clips it must not share a pack with again
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
@@ -165,29 +158,14 @@ class Transcription:
         self._tokenizer = self.engine.tokenizer(self.options.task, language)
 
     @property
-    def packable(self) -> bool:
-        """Whether this clip may share a window with others (see ``packing``): untouched,
-        under one window, language known, plain timestamped decoding with no prompt."""
-        return (
-            self.audio is not None and not self.pack_refused
-            and self.pack_attempts <= MAX_PACK_ATTEMPTS  # the last one: a last-resort pair
-            and self.seek == 0 and self.content_frames > 0
-            and self.language is not None and not self._all_tokens
-            and not self.options.without_timestamps and not self.options.word_timestamps
-            and self.content_frames < self.engine.frames_per_window
-        )
-
-    @property
-    def last_resort(self) -> bool:
-        """Its packs could not give it a clean result, and it has not been refused: it may share
-        one more window, with one other such clip, far apart (``packing._pairs``)."""
-        return self.pack_attempts == MAX_PACK_ATTEMPTS and not self.pack_refused
+    def prompted(self) -> bool:
+        """Whether its next window has a prompt (an initial prompt, or text before it)."""
+        return bool(self._all_tokens[self._prompt_reset_since :])
 
     def complete_packed(self, segments: list[dict[str, Any]]) -> None:
         """Take the segments a pack gave this clip: the clip is then done."""
         self.segments = [{**segment, "id": i} for i, segment in enumerate(segments)]
         self.seek = self.content_frames
-        self.audio = None
 
     def next_window(self) -> Window | None:
         """The window at the current seek position, or None when the recording is done."""
