@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 
 
 class _Section(BaseModel):
@@ -265,6 +265,12 @@ class WebhookConfig(_Section):
     max_attempts: int = Field(5, ge=1, le=20, description="Deliveries tried per task, the first included.")
     backoff_s: float = Field(1.0, gt=0, le=3600, description="First retry delay; doubled at each retry.")
     timeout_s: float = Field(10.0, gt=0, le=300, description="Per delivery attempt, seconds.")
+    allowed_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks (CIDR) a callback_url may reach besides public addresses, such as "
+        "[\"127.0.0.0/8\"] for a receiver on this machine. By default a URL whose host is, or "
+        "resolves to, a loopback, private, link-local, shared, multicast or reserved address is refused.",
+    )
 
 
 def is_key_digest(text: str) -> bool:

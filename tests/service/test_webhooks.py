@@ -60,7 +60,8 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def hooked_server(tmp_path_factory):
-    env = {"ASR_WEBHOOKS__SECRET": json.dumps(SECRET), "ASR_WEBHOOKS__BACKOFF_S": "0.3"}
+    env = {"ASR_WEBHOOKS__SECRET": json.dumps(SECRET), "ASR_WEBHOOKS__BACKOFF_S": "0.3",
+           "ASR_WEBHOOKS__ALLOWED_NETWORKS": '["127.0.0.0/8"]'}  # the receiver runs on this machine
     yield from serving(tmp_path_factory.mktemp("hooks") / "data", env)
 
 
@@ -103,7 +104,8 @@ def test_a_task_without_callback_url_posts_nothing(hooked_server, receiver):
     assert marker in delivered and silent not in delivered
 
 
-@pytest.mark.parametrize("url", ["ftp://example.org/x", "not a url", "http://"])
+@pytest.mark.parametrize("url", ["ftp://example.org/x", "not a url", "http://", "http://169.254.169.254/x",
+                                 "http://10.0.0.1/hook", "http://[::1]:8080/hook"])
 def test_an_invalid_callback_url_gets_400(hooked_server, url):
     response = submit(hooked_server.url, AUDIO / "jfk.flac", callback_url=url)
     assert response.status_code == 400

@@ -66,7 +66,7 @@ async def create_task(request: Request) -> JSONResponse:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": "Empty 'file': the upload has no bytes"}, status_code=400)
     try:
-        options = parse_task_options(upload.fields)
+        options = parse_task_options(upload.fields, service.settings.webhooks.allowed_networks)
     except OptionError as exc:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": str(exc)}, status_code=400)

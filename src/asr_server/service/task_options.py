@@ -7,13 +7,14 @@ know are ignored, so clients written for other Whisper servers keep working.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from asr_server.config import DecodingOptions, OutputOptions, apply_decoding
+from asr_server.service.webhook_targets import Network, TargetRefused, check_literal
 from asr_server.text.zh_script import apply_zh_script, steer_decoding
 
 OUTPUT_FIELDS = ("zh_script",)
@@ -70,10 +71,18 @@ class OptionError(ValueError):
         self.field = field
 
 
-def parse_callback_url(value: str) -> str:
+def parse_callback_url(value: str, allowed_networks: Sequence[Network] = ()) -> str:
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError:
+        raise OptionError("callback_url", "the URL's port is not a number") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or len(value) > 2048:
         raise OptionError("callback_url", "expected an http:// or https:// URL of at most 2048 characters")
+    try:
+        check_literal(value, allowed_networks)
+    except TargetRefused as exc:
+        raise OptionError("callback_url", str(exc)) from None
     return value
 
 
@@ -87,8 +96,9 @@ def _validated(model: type[BaseModel], values: dict[str, Any], field_of: dict[st
         raise OptionError(field_of.get(key, key), error["msg"].removeprefix("Value error, ")) from None
 
 
-def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
-    """The task options named by ``fields``; raises OptionError naming a bad field."""
+def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Network] = ()) -> dict[str, Any]:
+    """The task options named by ``fields``; raises OptionError naming a bad field.
+    ``allowed_networks``: where a callback_url may point besides public addresses."""
     options: dict[str, Any] = {}
     output = {name: fields[name] for name in OUTPUT_FIELDS if fields.get(name, "") != ""}
     if output:
@@ -102,7 +112,7 @@ def parse_task_options(fields: dict[str, str]) -> dict[str, Any]:
         typed = {key: getattr(decoding, key) for key in given}
         options["decoding"] = {k: list(v) if isinstance(v, tuple) else v for k, v in typed.items()}
     if fields.get("callback_url", "").strip():
-        options["callback_url"] = parse_callback_url(fields["callback_url"].strip())
+        options["callback_url"] = parse_callback_url(fields["callback_url"].strip(), allowed_networks)
     return options
 
 

@@ -6,6 +6,10 @@ that fails (connection error, timeout, any non-2xx answer) is tried again after 
 times ``backoff_s``, up to ``max_attempts`` in all. Deliveries run on their own thread, so a
 slow receiver never holds up the engine. Pending deliveries live in memory: a restart loses
 the ones not yet made (the task itself and its result are kept).
+
+Each attempt resolves the URL's host, refuses it unless every address is allowed
+(``webhook_targets``), and connects to the address it checked. Redirects are never followed: a
+3xx answer is a failed attempt, so a receiver cannot bounce the server into another network.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import heapq
 import json
 import logging
 import threading
+import http.client
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from asr_server.config import WebhookConfig
+from asr_server.service.webhook_targets import TargetRefused, resolve_allowed
 
 log = logging.getLogger("asr_server.service.webhooks")
 SIGNATURE_HEADER = "X-ASR-Signature"
@@ -89,10 +96,51 @@ class Notifier:
         headers = {"Content-Type": "application/json", "User-Agent": "asr-server"}
         if self._config.secret:
             headers[SIGNATURE_HEADER] = sign(delivery.body, self._config.secret)
-        request = urllib.request.Request(delivery.url, data=delivery.body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self._config.timeout_s) as response:
-                return 200 <= response.status < 300
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            status = post(delivery.url, delivery.body, headers, self._config.timeout_s, self._config.allowed_networks)
+        except TargetRefused as exc:
+            log.warning("webhook for task %s refused: %s", delivery.task_id, exc)
+            return False
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             log.info("webhook for task %s to %s, attempt %d: %s", delivery.task_id, delivery.url, delivery.attempt, exc)
             return False
+        if not 200 <= status < 300:
+            log.info("webhook for task %s to %s, attempt %d: HTTP %d%s", delivery.task_id, delivery.url,
+                     delivery.attempt, status, " (redirects are not followed)" if 300 <= status < 400 else "")
+        return 200 <= status < 300
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allowed_networks: Any = ()) -> int:
+    """POST ``body`` to ``url`` and return the status, connecting only to an allowed address
+    of its host (the one checked), following no redirect."""
+    parts = urlsplit(url)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    address = str(resolve_allowed(parts.hostname or "", port, allowed_networks))
+    connection = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address, timeout_s)
+    try:
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """An HTTP connection to a host name that connects to one given address of it."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(_PinnedHTTP):
+    """The same over TLS, the certificate checked against the host name."""
+
+    default_port = 443
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=self.host)
