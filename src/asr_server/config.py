@@ -72,6 +72,13 @@ class SchedulerConfig(_Section):
         "default: a packed clip's transcript can still carry words of the clips beside it, and "
         "clips of different API keys may share a window.",
     )
+    pack_scope: Literal["tenant", "global"] = Field(
+        "tenant",
+        description="Whose clips may share a window: 'tenant', only clips of one API key's owner "
+        "(with auth off, the one operator's); 'global', any clips, for one organisation that trusts "
+        "all its clients. Packed clips share an encoder pass, a decoder sequence, a loudness floor "
+        "and the window's decisions (docs/operations.md).",
+    )
     pack_gap_ms: int = Field(
         2000, ge=300, le=5000,
         description="Silence laid between packed clips; shorter gaps send more clips back to be "

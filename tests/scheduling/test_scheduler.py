@@ -214,3 +214,66 @@ def test_stop_waits_for_the_preparations_under_way(hf_tokenizer, tmp_path, monke
     failed_before_stop_returned = set(source.errors)
     stop_returned.set()
     assert failed_before_stop_returned == {"x"}
+
+
+def record_packs(monkeypatch) -> list[list[str]]:
+    """The tenants of the clips of each pack the engine decodes."""
+    from asr_server.scheduling import scheduler as scheduler_module
+    from asr_server.whisper.pack_attribution import PackedWindow
+
+    packs: list[list[str]] = []
+    decode_windows = scheduler_module.decode_windows
+
+    def recording(engine, batch, *args):
+        packs.extend([clip.tenant for clip in unit.clips] for unit in batch if isinstance(unit, PackedWindow))
+        return decode_windows(engine, batch, *args)
+
+    monkeypatch.setattr(scheduler_module, "decode_windows", recording)
+    return packs
+
+
+def tenants_jobs(tmp_path, count: int = 8) -> list[Job]:
+    """Short clips of two API keys' owners, their uploads interleaved."""
+    return [Job(str(i), tone(tmp_path / f"{i}.wav", 3, 0.3), owner="ab"[i % 2]) for i in range(count)]
+
+
+def test_clips_of_two_tenants_never_share_a_window(hf_tokenizer, tmp_path, monkeypatch):
+    packs = record_packs(monkeypatch)
+    run(ScriptedEngine(hf_tokenizer), tenants_jobs(tmp_path), ENGLISH, pack_clips=True, max_wait_ms=10_000)
+    assert packs, "nothing was packed: the test would prove nothing"
+    assert all(len(set(tenants)) == 1 for tenants in packs), packs
+
+
+def test_with_a_global_pack_scope_clips_of_all_tenants_may_share_a_window(hf_tokenizer, tmp_path, monkeypatch):
+    packs = record_packs(monkeypatch)
+    run(ScriptedEngine(hf_tokenizer), tenants_jobs(tmp_path), ENGLISH, pack_clips=True, max_wait_ms=10_000,
+        pack_scope="global")
+    assert packs and all(tenants == [""] * len(tenants) for tenants in packs), "no tenant is kept with a clip"
+
+
+def test_a_task_that_asks_not_to_be_packed_is_decoded_and_encoded_alone(hf_tokenizer, tmp_path, monkeypatch):
+    from asr_server.scheduling import scheduler as scheduler_module
+
+    alone: list[bool] = []
+    decode_windows = scheduler_module.decode_windows
+
+    def recording(engine, batch, *args):
+        alone.extend(unit.transcriptions == [unit.owner] and unit.silent_from is None
+                     for unit in batch if "exact" in {id_of.get(id(t)) for t in unit.transcriptions})
+        return decode_windows(engine, batch, *args)
+
+    monkeypatch.setattr(scheduler_module, "decode_windows", recording)
+    id_of: dict[int, str] = {}
+    original = scheduler_module.prepare
+
+    def remembering(path, *args, **kwargs):
+        ready = original(path, *args, **kwargs)
+        id_of[id(ready.transcription)] = Path(path).stem
+        return ready
+
+    monkeypatch.setattr(scheduler_module, "prepare", remembering)
+    jobs = [Job(name, tone(tmp_path / f"{name}.wav", 3, 0.3), options={"pack": False} if name == "exact" else {})
+            for name in ("one", "exact", "two", "three")]
+    source = run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, pack_clips=True, max_wait_ms=10_000)
+    assert set(source.results) == {"one", "exact", "two", "three"}
+    assert alone == [True], "the task's one window, alone and encoded whole"

@@ -62,3 +62,13 @@ def test_an_invalid_option_gets_400_and_no_task(server):
     response = submit(server.url, AUDIO / "jfk.flac", beam_size="0")
     assert response.status_code == 400
     assert response.json() == {"error": "Invalid 'beam_size': Input should be greater than or equal to 1"}
+
+
+@pytest.mark.parametrize("value, stored", [("false", {"pack": False}), ("0", {"pack": False}), ("true", {}), ("", {})])
+def test_the_pack_field_keeps_a_task_out_of_packs_when_false(value, stored):
+    assert parse_task_options({"pack": value}) == stored
+
+
+def test_a_pack_value_that_is_not_a_boolean_gets_400_naming_it():
+    with pytest.raises(OptionError, match="'pack'"):
+        parse_task_options({"pack": "maybe"})

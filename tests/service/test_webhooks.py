@@ -118,7 +118,7 @@ def test_deliveries_stop_after_max_attempts():
     from asr_server.service.webhooks import Notifier
 
     always_failing = Receiver(fail_first=100)
-    notifier = Notifier(WebhookConfig(max_attempts=3, backoff_s=0.05))
+    notifier = Notifier(WebhookConfig(max_attempts=3, backoff_s=0.05, allowed_networks=["127.0.0.0/8"]))
     try:
         notifier.send(always_failing.url + "/never", "1", {"task_id": "1"})
         posts = always_failing.wait_for("/never", 3)

@@ -176,6 +176,21 @@ def test_last_resort_clips_that_met_before_are_not_paired(scripted):
     assert not any(isinstance(u, PackedWindow) for u in units)
 
 
+def test_last_resort_clips_of_two_tenants_are_not_paired(scripted):
+    first, second = last_resort_clips(scripted, 4.0, 3.0)
+    first.tenant, second.tenant = "a", "b"
+    units = packs([first, second], gap_s=2.0, window_s=30.0)
+    assert not any(isinstance(u, PackedWindow) for u in units)
+
+
+def test_clips_of_two_tenants_are_not_packed_together(scripted):
+    clips = [clip(scripted, 4.0) for _ in range(4)]
+    for n, one in enumerate(clips):
+        one.tenant = "ab"[n % 2]
+    units = packs(clips, gap_s=1.0, window_s=30.0)
+    assert sorted(sorted(clips.index(c) for c in u.clips) for u in units) == [[0, 2], [1, 3]]
+
+
 def test_a_clip_whose_last_resort_pair_fails_is_decoded_alone(scripted):
     first, second = last_resort_clips(scripted, 4.0, 4.0)
     pair, = packs([first, second], gap_s=2.0, window_s=30.0)

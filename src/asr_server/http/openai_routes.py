@@ -73,6 +73,8 @@ async def _transcribe(request: Request, task: str) -> Response:
             form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
         if "word" in _granularities(fields):
             form["word_timestamps"] = "true"
+        if "pack" in fields:  # this server's own extra field: pack=false keeps the task out of packs
+            form["pack"] = fields["pack"]
         try:
             options = parse_task_options(form)
         except OptionError as exc:

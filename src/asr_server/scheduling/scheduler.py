@@ -39,6 +39,7 @@ class Job(Protocol):
     task_id: str
     audio_path: str | None
     options: dict[str, Any]
+    owner: str | None  # the tenant whose clips alone its clips may be packed with
 
 
 class WorkSource(Protocol):
@@ -55,6 +56,7 @@ class _Active:
     transcription: Transcription | ChunkedTranscription
     options: dict[str, Any]
     packable: list[tuple[Transcription, Any]]  # parts that may be packed, with their samples
+    tenant: str = ""  # whose clips its clips may share a window with (scheduler.pack_scope)
 
 
 ProgressHook = Callable[[str, float, float], None]
@@ -185,9 +187,14 @@ class Scheduler:
     def _prepare(self, job: Job) -> None:
         prepared: _Active | None = None
         try:
-            ready = prepare(job.audio_path, self._options_for(job.options or {}), self._engine,
-                            self._config.pack_clips, self._cheap_frames, self._max_audio_seconds)
-            prepared = _Active(job.task_id, ready.transcription, job.options or {}, ready.packable)
+            options = job.options or {}
+            # A task may ask not to be packed (form field pack=false): then it is decoded, and
+            # encoded, exactly as faster-whisper would.
+            pack = self._config.pack_clips and options.get("pack", True)
+            ready = prepare(job.audio_path, self._options_for(options), self._engine, pack,
+                            self._cheap_frames if pack else None, self._max_audio_seconds)
+            tenant = (job.owner or "") if self._config.pack_scope == "tenant" else ""
+            prepared = _Active(job.task_id, ready.transcription, options, ready.packable, tenant)
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, Failure.of(exc))
@@ -231,7 +238,7 @@ class Scheduler:
                 active = self._prepared.popleft()
                 self._active.append(active)
                 for part, samples in active.packable:  # the clips are the engine thread's alone
-                    self._clips.add(Clip(part, samples))
+                    self._clips.add(Clip(part, samples, tenant=active.tenant))
                 active.packable = []
 
     def _offered_windows(self) -> list[Unit]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from asr_server.config import DecodingOptions, OutputOptions, apply_decoding
 from asr_server.service.webhook_targets import Network, TargetRefused, check_literal
@@ -30,7 +30,9 @@ DECODING_FIELDS = {
 }
 
 
-FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url")  # every option a task takes
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack")  # every option a task takes
+PACK_DESCRIPTION = ("false keeps this task out of packs, so that it gets faster-whisper's exact output "
+                    "for its file even where the server packs short clips (scheduler.pack_clips).")
 
 
 def form_schema() -> dict[str, dict[str, Any]]:
@@ -42,6 +44,8 @@ def form_schema() -> dict[str, dict[str, Any]]:
         if name == "callback_url":
             schema = {"type": "string", "format": "uri", "maxLength": 2048,
                       "description": "An http(s) URL to POST the task's GET body to when it ends."}
+        elif name == "pack":
+            schema = {"type": "boolean", "default": True, "description": PACK_DESCRIPTION}
         elif name == "temperature":
             schema = {"type": "string", "description": "One temperature, or several separated by commas: "
                       "the fallback order."}
@@ -113,6 +117,12 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
         options["decoding"] = {k: list(v) if isinstance(v, tuple) else v for k, v in typed.items()}
     if fields.get("callback_url", "").strip():
         options["callback_url"] = parse_callback_url(fields["callback_url"].strip(), allowed_networks)
+    if fields.get("pack", "").strip():
+        try:
+            if not TypeAdapter(bool).validate_python(fields["pack"].strip()):
+                options["pack"] = False
+        except ValidationError as exc:
+            raise OptionError("pack", exc.errors()[0]["msg"]) from None
     return options
 
 

@@ -40,6 +40,7 @@ class Clip:
     rung: Rung = Rung.FIRST_PACK
     refused: str = ""  # why it was sent to be decoded alone; "" while it was not
     apart: set[int] = field(default_factory=set)  # ids of the clips it must not share a window with
+    tenant: str = ""  # only clips of one tenant share a window (the scheduler's pack_scope)
     id: int = field(default_factory=_next_id)
 
     @property

@@ -43,7 +43,8 @@ def pack_windows(windows: Sequence[Window], clips: Clips, gap_s: float, window_s
     """Replace the windows of packable clips (those ``clips`` holds) by packs; other windows
     pass through.
 
-    Clips share a pack only with the same language, task and decoding options. A pack of one is
+    Clips share a pack, and a last-resort pair, only with clips of the same tenant, language,
+    task and decoding options: the tenant is part of the grouping, not a check made after. A pack of one is
     left as the plain window it was. With ``max_packs`` (the batch size), each group's clips are
     dealt over at most that many packs, as full as the clips allow; the clips that fit in none
     are dealt again, into packs that come after all of those (the next tier). Within a tier,
@@ -62,7 +63,7 @@ def pack_windows(windows: Sequence[Window], clips: Clips, gap_s: float, window_s
             units.append(((0, arrival[id(window)]), window))
             continue
         owner = window.owner
-        key = (owner.language, owner.options.task, owner.generation_key)
+        key = (clip.tenant, owner.language, owner.options.task, owner.generation_key)
         (last_resort if clip.rung == Rung.LAST_RESORT else groups).setdefault(key, []).append((window, clip))
     for group in last_resort.values():
         units.extend(_pairs(group, gap_s, arrival, cut_at_gaps))
