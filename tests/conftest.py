@@ -157,6 +157,17 @@ def wait_for_task(url: str, task_id: str, timeout: float = 120, headers: dict[st
     raise TimeoutError(f"task {task_id} still processing after {timeout} s")
 
 
+def wait_until_running(url: str, task_id: str, timeout: float = 60) -> None:
+    """Wait until the scheduler has claimed a task (the task list says it is running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = httpx.get(f"{url}/api/v1/asr/tasks", params={"status": "running"}, timeout=10).json()["tasks"]
+        if any(task["task_id"] == task_id for task in listed):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"task {task_id} was never claimed")
+
+
 def submit(url: str, path: Path, field: str = "file", **data: str) -> httpx.Response:
     with open(path, "rb") as handle:
         return httpx.post(f"{url}/api/v1/asr/task", files={field: (path.name, handle)}, data=data, timeout=60)

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from conftest import AUDIO, EVAL, serving, submit, wait_for_task
+from conftest import AUDIO, EVAL, serving, submit, wait_for_task, wait_until_running
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_beyond_max_queued_tasks_a_post_gets_503_with_retry_after(server_factory
                                      "ASR_SERVER__MAX_QUEUED_TASKS": "1"}).start()
     running = submit(busy.url, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac")
     assert running.status_code == 201
-    time.sleep(1.0)  # the scheduler claims it: running, no longer queued
+    wait_until_running(busy.url, running.json()["task_id"])  # no longer queued
     assert submit(busy.url, AUDIO / "jfk.flac").status_code == 201  # the one queued slot
     refused = submit(busy.url, AUDIO / "jfk.flac")
     assert refused.status_code == 503

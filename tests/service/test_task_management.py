@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from conftest import AUDIO, EVAL, submit, wait_for_task
+from conftest import AUDIO, EVAL, submit, wait_for_task, wait_until_running
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_progress_and_queue_position_are_added_to_a_202_only_on_request(server):
 def test_queue_position_counts_the_queued_tasks_ahead(server_factory):
     busy = server_factory(extra_env={"ASR_SCHEDULER__MAX_ACTIVE_TASKS": "1"}).start()
     running = submit(busy.url, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac").json()["task_id"]
-    time.sleep(1.0)  # claimed by the scheduler: running, not queued
+    wait_until_running(busy.url, running)  # claimed by the scheduler: running, not queued
     ahead = submit(busy.url, AUDIO / "jfk.flac").json()["task_id"]
     behind = submit(busy.url, AUDIO / "jfk.flac").json()["task_id"]
     position = lambda task_id: httpx.get(f"{busy.url}/api/v1/asr/task/{task_id}",  # noqa: E731

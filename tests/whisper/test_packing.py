@@ -473,3 +473,17 @@ def test_a_short_clip_decoded_alone_with_packing_on_reads_as_well_in_every_langu
         ref = MANIFEST[name]["ref"].lower()
         scores = [SequenceMatcher(None, r.results[name]["text"].lower(), ref).ratio() for r in (cheap, exact)]
         assert scores[0] >= scores[1] - 0.15, (name, cheap.results[name]["text"], exact.results[name]["text"])
+
+
+def test_a_clip_is_never_kept_apart_from_a_clip_long_gone(scripted):
+    # Clips are told apart by ids that are never reused, unlike id() of collected objects.
+    import gc
+
+    first = clip(scripted, 4.0)
+    met = clip(scripted, 4.0)
+    first.apart.add(met.id)
+    gone_id = met.id
+    del met
+    gc.collect()
+    newcomers = [clip(scripted, 4.0) for _ in range(50)]
+    assert all(newcomer.id != gone_id and not first.kept_apart_from(newcomer) for newcomer in newcomers)

@@ -39,6 +39,11 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def retry_delay(backoff_s: float, attempt: int) -> float:
+    """How long after failed attempt ``attempt`` (1, 2, ...) the next one is made: doubling."""
+    return backoff_s * 2 ** (attempt - 1)
+
+
 @dataclass(order=True)
 class _Delivery:
     due: float
@@ -87,7 +92,7 @@ class Notifier:
                 log.warning("webhook for task %s to %s failed %d times; giving up",
                             delivery.task_id, delivery.url, delivery.attempt)
                 continue
-            delay = self._config.backoff_s * 2 ** (delivery.attempt - 1)
+            delay = retry_delay(self._config.backoff_s, delivery.attempt)
             with self._cv:
                 heapq.heappush(self._queue, _Delivery(time.monotonic() + delay, delivery.url, delivery.body,
                                                       delivery.task_id, delivery.attempt + 1))
