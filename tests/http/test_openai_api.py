@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -76,3 +78,19 @@ def test_a_file_that_is_not_audio_gets_an_openai_shaped_400(client, tmp_path):
         client.audio.transcriptions.create(model="whisper-1", file=handle)
     assert refused.value.body["message"].startswith("Invalid file format")
     assert refused.value.body["param"] == "file"
+
+
+def test_a_client_that_goes_away_cancels_its_task(server):
+    # The long file takes the engine minutes; the client gives up after a few seconds.
+    long = EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac"
+    with open(long, "rb") as handle, pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + "/v1/audio/transcriptions", files={"file": (long.name, handle)},
+                   data={"model": "whisper-1"}, timeout=httpx.Timeout(60, read=3))
+    deadline = time.monotonic() + 30
+    while True:  # the server noticed: the task is gone and the engine let it go
+        tasks = httpx.get(server.url + "/api/v1/asr/tasks", params={"status": "processing"}).json()["tasks"]
+        active = httpx.get(server.url + "/readyz").json()["scheduler"]["active_tasks"]
+        if not tasks and not active:
+            break
+        assert time.monotonic() < deadline, f"still processing: {tasks}, {active} active"
+        time.sleep(0.2)

@@ -277,3 +277,30 @@ def test_a_task_that_asks_not_to_be_packed_is_decoded_and_encoded_alone(hf_token
     source = run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, pack_clips=True, max_wait_ms=10_000)
     assert set(source.results) == {"one", "exact", "two", "three"}
     assert alone == [True], "the task's one window, alone and encoded whole"
+
+
+def test_a_cancelled_task_leaves_the_engine_at_the_next_step(hf_tokenizer, tmp_path, monkeypatch):
+    from asr_server.scheduling import scheduler as scheduler_module
+
+    steps: list[int] = []
+    decode_windows = scheduler_module.decode_windows
+    source = ListSource([Job("long", tone(tmp_path / "long.wav", 95, 0.3))])
+    scheduler = Scheduler(ScriptedEngine(hf_tokenizer), source, SchedulerConfig(), ENGLISH)
+
+    def cancelling_after_the_first(engine, batch, *args):
+        steps.append(len(batch))
+        if len(steps) == 1:
+            scheduler.cancel("long")  # as a DELETE would, while the step runs
+        return decode_windows(engine, batch, *args)
+
+    monkeypatch.setattr(scheduler_module, "decode_windows", cancelling_after_the_first)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (steps and scheduler.idle):
+            assert time.monotonic() < deadline, "the cancelled task was never let go"
+            time.sleep(0.05)
+    finally:
+        scheduler.stop()
+    assert steps == [1], "no step after the one under way"
+    assert source.results == {} and source.errors == {}, "nothing is recorded for a cancelled task"

@@ -69,6 +69,17 @@ def test_deleting_a_task_in_flight_removes_its_audio_and_the_server_keeps_servin
     assert httpx.get(f"{server.url}/api/v1/asr/task/{task_id}").status_code == 404, "the late result is not stored"
 
 
+def test_deleting_a_running_task_stops_its_work(server):
+    # The long file takes the engine minutes; once deleted, the scheduler lets it go at once.
+    task_id = submit(server.url, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac").json()["task_id"]
+    wait_until_running(server.url, task_id)
+    assert httpx.delete(f"{server.url}/api/v1/asr/task/{task_id}").status_code == 200
+    deadline = time.monotonic() + 20
+    while httpx.get(f"{server.url}/readyz", timeout=10).json()["scheduler"]["active_tasks"]:
+        assert time.monotonic() < deadline, "the engine went on with the deleted task"
+        time.sleep(0.1)
+
+
 def test_progress_and_queue_position_are_added_to_a_202_only_on_request(server):
     long = EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac"
     first = submit(server.url, long).json()["task_id"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -14,9 +15,11 @@ from asr_server.service.waiters import RECHECK_S, wait_once
 from asr_server.store.records import TaskRecord
 
 
-async def read_task(service: Service, task_id: str, owner: str | None, wait_s: float) -> TaskRecord | None:
+async def read_task(service: Service, task_id: str, owner: str | None, wait_s: float,
+                    gone: Callable[[], Awaitable[bool]] | None = None) -> TaskRecord | None:
     """The task as the store has it; with ``wait_s``, read again when it ends until it is no
-    longer processing or the wait is over. None: no such task for this owner."""
+    longer processing or the wait is over. None: no such task for this owner. ``gone``: asked
+    at every recheck whether the client went away; then the wait ends at once."""
     deadline = time.monotonic() + wait_s
     # Only a waiting request is registered: a plain GET, the common case, reads once.
     with service.waiters.watching(task_id) if wait_s else contextlib.nullcontext() as ended:
@@ -24,5 +27,7 @@ async def read_task(service: Service, task_id: str, owner: str | None, wait_s: f
             record = await run_in_threadpool(service.tasks.get, task_id, owner)
             left = deadline - time.monotonic()
             if record is None or record.status.ended or left <= 0 or service.waiters.closed:
+                return record
+            if gone is not None and await gone():
                 return record
             await wait_once(ended, min(left, RECHECK_S))

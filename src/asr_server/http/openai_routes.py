@@ -12,6 +12,7 @@ notification, as long polling does (``long_polling.read_task``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +28,7 @@ from asr_server.service.tasks import Refusal
 from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, receive_upload
 
+log = logging.getLogger("asr_server.http.openai_routes")
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 WAIT_LIMIT_S = 3600.0
 
@@ -87,7 +89,12 @@ async def _transcribe(request: Request, task: str) -> Response:
         task_id = await run_in_threadpool(service.tasks.create, upload.path, options, owner)
     except Refusal as refusal:
         return _refused(refusal)
-    record = await read_task(service, task_id, owner, WAIT_LIMIT_S)
+    record = await read_task(service, task_id, owner, WAIT_LIMIT_S, gone=request.is_disconnected)
+    if await request.is_disconnected():
+        # Nobody will read the answer: the task is cancelled, its work stopped.
+        await run_in_threadpool(service.tasks.delete, task_id, owner)
+        log.info("client went away; task cancelled", extra={"task_id": task_id})
+        return Response(status_code=499)
     headers = {"x-asr-task-id": task_id}
     if record is None or not record.status.ended:
         return openai_error(f"Still processing after {WAIT_LIMIT_S:.0f} s; poll /api/v1/asr/task/{task_id}", 504,

@@ -96,6 +96,8 @@ class Scheduler:
         self._preparing = 0
         self._active: list[_Active] = []
         self._stopping = False
+        self._cancelled: set[str] = set()  # tasks to drop at the next step (see cancel)
+        self._preparing_ids: set[str] = set()
         self._draining = False
         self._wake = False
         self._thread: threading.Thread | None = None
@@ -127,6 +129,14 @@ class Scheduler:
         """Tell the loop that new work may be waiting in the source."""
         with self._cv:
             self._wake = True
+            self._cv.notify_all()
+
+    def cancel(self, task_id: str) -> None:
+        """Stop a task's work (it was deleted): its windows leave the engine at the next step,
+        its audio and features are freed, and nothing is recorded for it. A task this scheduler
+        does not hold is ignored; one still being prepared is dropped when it is ready."""
+        with self._cv:
+            self._cancelled.add(task_id)
             self._cv.notify_all()
 
     def drain(self) -> None:
@@ -181,6 +191,7 @@ class Scheduler:
             return
         with self._cv:
             self._preparing += len(jobs)
+            self._preparing_ids.update(job.task_id for job in jobs)
         for job in jobs:
             self._pool.submit(self._prepare, job)
 
@@ -201,7 +212,10 @@ class Scheduler:
         finally:
             with self._cv:
                 self._preparing -= 1
-                if prepared is not None:
+                self._preparing_ids.discard(job.task_id)
+                if job.task_id in self._cancelled:
+                    self._cancelled.discard(job.task_id)
+                elif prepared is not None:
                     self._prepared.append(prepared)
                 self._cv.notify_all()
 
@@ -240,6 +254,13 @@ class Scheduler:
                 for part, samples in active.packable:  # the clips are the engine thread's alone
                     self._clips.add(Clip(part, samples, tenant=active.tenant))
                 active.packable = []
+            cancelled = [a for a in self._active if a.task_id in self._cancelled]
+            for active in cancelled:
+                self._active.remove(active)
+            self._cancelled &= self._preparing_ids  # only those still to arrive keep their mark
+        for active in cancelled:
+            self._clips.discard(active.transcription.parts)
+            log.info("task cancelled: its windows leave the engine", extra={"task_id": active.task_id})
 
     def _offered_windows(self) -> list[Unit]:
         """Each active task's next window, oldest task first; short clips packed together."""

@@ -158,6 +158,8 @@ class Service:
             )
             scheduler.start()
             self.scheduler = scheduler
+            if hasattr(self.store, "on_lease_lost"):  # shared stores tell of tasks deleted or taken elsewhere
+                self.store.on_lease_lost = scheduler.cancel
             log.info("model %s loaded from %s; scheduler running", model.name, model_dir)
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"

@@ -105,8 +105,11 @@ class Tasks:
         return page, (page[-1].task_id if len(rows) > limit else None)
 
     def delete(self, task_id: str, owner: str | None) -> bool:
-        """Remove a task the owner may see, with its audio and result; its waiters are answered."""
+        """Remove a task the owner may see, with its audio and result; its waiters are answered
+        and its work, if this replica is doing it, stops."""
         if self.get(task_id, owner) is None or not self._store.delete(task_id):
             return False
         self._service.waiters.ended(task_id)
+        if self._service.scheduler is not None:
+            self._service.scheduler.cancel(task_id)  # a task this replica runs stops at the next step
         return True

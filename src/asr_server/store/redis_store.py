@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,7 @@ class RedisTaskStore:
         self._delete = self._redis.register_script(_DELETE)
         self._progress = self._redis.register_script(_PROGRESS)
         self._leases: dict[str, str] = {}  # task id -> lease token, for the tasks this replica holds
+        self.on_lease_lost: Callable[[str], None] | None = None  # told of a task taken or deleted elsewhere
         self._lock = threading.Lock()
         self._last_id = ""
         self._stop = threading.Event()
@@ -344,6 +346,8 @@ class RedisTaskStore:
                 log.warning("task %s: lease lost (taken by another replica, or deleted)", task_id)
                 with self._lock:
                     self._leases.pop(task_id, None)
+                if self.on_lease_lost is not None:
+                    self.on_lease_lost(task_id)  # its work here is wasted: stop it
 
     def close(self) -> None:
         self._stop.set()
