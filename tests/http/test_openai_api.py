@@ -26,8 +26,8 @@ def test_verbose_json_has_whisper_segments_and_the_language(client):
     with (AUDIO / "jfk.flac").open("rb") as audio:
         result = client.audio.transcriptions.create(model="whisper-1", file=audio, response_format="verbose_json",
                                                     timestamp_granularities=["segment"], language="en")
-    assert result.language == "en" and 10 < result.duration < 12
-    assert result.segments[0].start == 0.0 and result.segments[-1].end == result.duration
+    assert result.language == "en" and result.duration == pytest.approx(11.0, abs=0.05)  # the file's length
+    assert result.segments[0].start == 0.0 and result.segments[-1].end <= result.duration
     assert "".join(s.text for s in result.segments) == result.text
 
 

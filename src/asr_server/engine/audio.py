@@ -32,6 +32,16 @@ def decode(path: str, sampling_rate: int = 16000) -> np.ndarray:
     return samples.astype(np.float32) / 32768.0
 
 
+def stated_duration(path: str | None) -> float | None:
+    """The duration the container states, in seconds, read without decoding; None when it
+    states none or cannot be opened (decoding will then say what is wrong)."""
+    try:
+        with av.open(path) as container:
+            return container.duration / av.time_base if container.duration else None
+    except Exception:
+        return None
+
+
 def _readable(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
     """Skip the frames FFmpeg cannot decode (a damaged packet), as faster-whisper does."""
     while True:

@@ -5,9 +5,9 @@ as every other task, so their audio is batched with everything else. The task st
 the task API under its id (the ``x-asr-task-id`` header) afterwards.
 
 Differences from OpenAI's service, on purpose: ``model`` may be any name (one model is loaded);
-``language`` in verbose_json is the ISO code Whisper uses (``en``, not ``english``);
-``duration`` is where the last segment ends. The request waits on the server's own task-end
-notification, as long polling does (``long_polling.read_task``).
+``language`` in verbose_json is the ISO code Whisper uses (``en``, not ``english``). The
+request waits on the server's own task-end notification, as long polling does
+(``long_polling.read_task``), and a client that goes away cancels its task.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ async def _transcribe(request: Request, task: str) -> Response:
         upload.path.unlink(missing_ok=True)
         return openai_error(problem[0], 400, problem[1])
     owner = request_owner(request.scope)
+    duration = await run_in_threadpool(service.tasks.audio_duration, upload.path)  # before the store takes the file
     try:
         task_id = await run_in_threadpool(service.tasks.create, upload.path, options, owner)
     except Refusal as refusal:
@@ -107,7 +108,7 @@ async def _transcribe(request: Request, task: str) -> Response:
             response = openai_error(failure.message if expose else failure.summary, 500, kind="server_error")
         response.headers.update(headers)
         return response
-    return _answer(record.result, response_format, task, headers)
+    return _answer(record.result, response_format, task, headers, duration)
 
 
 def _check(fields: dict[str, str], response_format: str) -> tuple[str, str] | None:
@@ -131,7 +132,10 @@ def _granularities(fields: dict[str, str]) -> set[str]:
     return {value.strip() for value in raw.split(",") if value.strip()}
 
 
-def _answer(result: dict[str, Any], response_format: str, task: str, headers: dict[str, str]) -> Response:
+def _answer(result: dict[str, Any], response_format: str, task: str, headers: dict[str, str],
+            duration: float | None = None) -> Response:
+    """The answer in OpenAI's shape; ``duration``: the audio's length (where the last segment
+    ends when the container states none)."""
     if response_format == "json":
         return JSONResponse({"text": result["text"]}, headers=headers)
     if response_format == "text":
@@ -142,7 +146,7 @@ def _answer(result: dict[str, Any], response_format: str, task: str, headers: di
     body: dict[str, Any] = {
         "task": task,
         "language": result["language"],
-        "duration": segments[-1]["end"] if segments else 0.0,
+        "duration": duration if duration is not None else (segments[-1]["end"] if segments else 0.0),
         "text": result["text"],
         "segments": segments,
     }

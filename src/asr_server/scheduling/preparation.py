@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import av
 import numpy as np
 
 from asr_server.config import DecodingOptions
-from asr_server.engine.audio import decode
+from asr_server.engine.audio import decode, stated_duration
 from asr_server.errors import AudioTooLong, UndecodableAudio
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.transcription import Transcription
@@ -47,7 +46,7 @@ def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -
     ``max_seconds``, a longer file is refused from its container's stated duration before it is
     decoded (hours of audio would fill memory), and from its samples after."""
     if max_seconds:
-        _refuse_if_longer(_stated_duration(path), max_seconds)
+        _refuse_if_longer(stated_duration(path), max_seconds)
     try:
         audio = decode(path, sampling_rate)
     except Exception as exc:
@@ -58,14 +57,6 @@ def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -
     if max_seconds:
         _refuse_if_longer(len(audio) / sampling_rate, max_seconds)
     return audio
-
-
-def _stated_duration(path: str | None) -> float | None:
-    try:
-        with av.open(path) as container:
-            return container.duration / av.time_base if container.duration else None
-    except Exception:
-        return None  # decoding will say what is wrong
 
 
 def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:

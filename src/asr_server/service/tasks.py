@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from asr_server.engine.audio import stated_duration
 from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary
 
 if TYPE_CHECKING:
@@ -78,6 +79,10 @@ class Tasks:
             raise
         self._service.task_created()
         return task_id
+
+    def audio_duration(self, audio_path: Path) -> float | None:
+        """An upload's length in seconds as its container states it (no decoding)."""
+        return stated_duration(str(audio_path))
 
     def get(self, task_id: str, owner: str | None) -> TaskRecord | None:
         """The task, if ``owner`` may see it."""
