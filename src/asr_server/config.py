@@ -312,6 +312,17 @@ class OutputOptions(_Section):
     )
 
 
+class LimitsConfig(_Section):
+    """Limits per API key, so that one key cannot fill the queue for every other."""
+
+    queued_tasks: int = Field(
+        0, ge=0,
+        description="Tasks one key may have waiting or running at once; beyond, a POST gets 429 with "
+        "Retry-After and RateLimit headers. Counted in the store, so every replica shares it. "
+        "0 = no limit. Applies with API keys on (with auth off, server.max_queued_tasks is the limit).",
+    )
+
+
 class Settings(_Section):
     model: ModelConfig = ModelConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
@@ -321,3 +332,4 @@ class Settings(_Section):
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -127,3 +128,24 @@ def test_the_sweep_removes_orphan_uploads_but_not_fresh_ones(server_factory):
         assert time.monotonic() < deadline, "the orphan was never swept"
         time.sleep(0.2)
     assert fresh.exists()
+
+
+def test_a_key_past_its_queued_tasks_limit_gets_429_and_other_keys_are_served(server_factory):
+    from asr_server.http.auth import hash_key
+
+    alice, bob = "alice-key-0123456789", "bob-key-9876543210"
+    busy = server_factory(extra_env={
+        "ASR_AUTH__API_KEY_HASHES": json.dumps([hash_key(alice), hash_key(bob)]),
+        "ASR_LIMITS__QUEUED_TASKS": "1", "ASR_SCHEDULER__MAX_ACTIVE_TASKS": "1"}).start()
+
+    def post(key: str, path) -> httpx.Response:
+        with open(path, "rb") as handle:
+            return httpx.post(f"{busy.url}/api/v1/asr/task", files={"file": (path.name, handle)},
+                              headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+    assert post(alice, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac").status_code == 201  # minutes of work
+    refused = post(alice, AUDIO / "jfk.flac")
+    assert refused.status_code == 429
+    assert "limit 1" in refused.json()["error"] and refused.headers["retry-after"]
+    assert refused.headers["ratelimit-policy"] == '"queued";q=1' and refused.headers["ratelimit"].startswith('"queued";r=0')
+    assert post(bob, AUDIO / "jfk.flac").status_code == 201, "another key is not starved"

@@ -196,3 +196,14 @@ def test_progress_is_shared_with_every_replica_and_never_revives_a_deleted_task(
     b.delete(task_id)
     a.set_progress(task_id, 0.5)
     assert b.get(task_id) is None
+
+
+def test_an_owners_unfinished_tasks_are_counted_until_they_end(open_store, tmp_path):
+    store = open_store()
+    first, second = (store.create(upload(tmp_path), {}, owner="a") for _ in range(2))
+    store.create(upload(tmp_path), {}, owner="b")
+    store.claim(1)
+    assert store.unfinished("a") == 2
+    store.finish(first, {"text": ""})
+    store.delete(second)
+    assert (store.unfinished("a"), store.unfinished("b")) == (0, 1)

@@ -199,3 +199,14 @@ def test_reads_see_writes_made_on_another_thread_at_once(tmp_path):
     writer.start()
     writer.join()
     assert store.get(ids[0]).status == "queued" and store.queued() == 1
+
+
+def test_an_owners_unfinished_tasks_are_counted_until_they_end(tmp_path):
+    store = SqliteTaskStore(tmp_path / "t.db")
+    first, second = store.create("/x", {}, owner="a"), store.create("/x", {}, owner="a")
+    store.create("/x", {}, owner="b")
+    store.claim(1)
+    assert store.unfinished("a") == 2
+    store.finish(first, {"text": ""})
+    store.delete(second)
+    assert (store.unfinished("a"), store.unfinished("b")) == (0, 1)

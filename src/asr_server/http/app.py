@@ -48,13 +48,13 @@ def _service(request: Request) -> Service:
 
 
 def refused(refusal: Refusal) -> JSONResponse:
-    return JSONResponse({"error": refusal.message}, status_code=503, headers=refusal.headers)
+    return JSONResponse({"error": refusal.message}, status_code=refusal.status, headers=refusal.headers)
 
 
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
     try:
-        await run_in_threadpool(service.tasks.admit)
+        await run_in_threadpool(service.tasks.admit, request_owner(request.scope))
     except Refusal as refusal:
         return refused(refusal)
     try:

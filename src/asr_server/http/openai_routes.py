@@ -46,7 +46,8 @@ async def translations(request: Request) -> Response:
 
 
 def _refused(refusal: Refusal) -> JSONResponse:
-    response = openai_error(refusal.message, 503, kind="server_error")
+    kind = "rate_limit_exceeded" if refusal.status == 429 else "server_error"
+    response = openai_error(refusal.message, refusal.status, kind=kind)
     response.headers.update(refusal.headers)
     return response
 
@@ -54,7 +55,7 @@ def _refused(refusal: Refusal) -> JSONResponse:
 async def _transcribe(request: Request, task: str) -> Response:
     service = request.app.state.service
     try:
-        await run_in_threadpool(service.tasks.admit)
+        await run_in_threadpool(service.tasks.admit, request_owner(request.scope))
     except Refusal as refusal:
         return _refused(refusal)
     try:

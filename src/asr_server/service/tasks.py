@@ -25,17 +25,21 @@ DRAINING_RETRY_AFTER_S = 5  # a draining replica: the load balancer has another
 
 
 class Refusal(Exception):
-    """A task the server cannot take now; the message is the client's, and ``retry_after_s``
-    goes in the answer's Retry-After header."""
+    """A task the server cannot take now; the message is the client's, ``status`` the answer's
+    (503 for the server, 429 for a key over its own limit), and ``retry_after_s`` goes in its
+    Retry-After header, with any other ``extra_headers``."""
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+    def __init__(self, message: str, retry_after_s: int, status: int = 503,
+                 extra_headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+        self.status = status
+        self.extra_headers = extra_headers or {}
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after_s)}
+        return {"Retry-After": str(self.retry_after_s), **self.extra_headers}
 
 
 def draining() -> Refusal:
@@ -44,6 +48,15 @@ def draining() -> Refusal:
 
 def queue_full(limit: int) -> Refusal:
     return Refusal(str(QueueFull(limit)), RETRY_AFTER_S)
+
+
+def over_key_limit(limit: int) -> Refusal:
+    """A key with ``limits.queued_tasks`` tasks waiting or running (RateLimit headers as the
+    IETF draft writes them: the policy, and nothing left until one ends)."""
+    return Refusal(f"Too many tasks waiting or running for this API key (limit {limit}); retry when one ends",
+                   RETRY_AFTER_S, status=429,
+                   extra_headers={"RateLimit-Policy": f'"queued";q={limit}',
+                                  "RateLimit": f'"queued";r=0;t={RETRY_AFTER_S}'})
 
 
 class Tasks:
@@ -55,14 +68,18 @@ class Tasks:
         assert self._service.store is not None, "the store opens before requests are served"
         return self._service.store
 
-    def admit(self) -> None:
+    def admit(self, owner: str | None = None) -> None:
         """Refuse before the body is read, so that a flood costs the server little: the server
-        is draining, or ``server.max_queued_tasks`` tasks wait."""
+        is draining, ``server.max_queued_tasks`` tasks wait, or the key has
+        ``limits.queued_tasks`` tasks waiting or running."""
         if self._service.draining:
             raise draining()
         limit = self._service.settings.server.max_queued_tasks
         if self._store.queued() >= limit:
             raise queue_full(limit)
+        per_key = self._service.settings.limits.queued_tasks
+        if per_key and owner is not None and self._store.unfinished(owner) >= per_key:
+            raise over_key_limit(per_key)
 
     def create(self, audio_path: Path, options: dict[str, Any], owner: str | None) -> str:
         """Store a task for an uploaded file and wake the scheduler. The file is the store's

@@ -9,6 +9,7 @@ between replicas. Keys (under ``key_prefix``):
 - ``ids``         sorted set of every task id (score 0, so ordered by id: creation order)
 - ``queued``      sorted set of queued ids, oldest first
 - ``running``     sorted set of running ids, scored by the lease's deadline (Redis server time, ms)
+- ``owned:{owner}`` sorted set of an API key owner's unfinished ids (for ``limits.queued_tasks``)
 
 A replica that claims a task takes a lease on it: a token ``{replica}/{id}/{attempt}`` stored
 in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the leases of the tasks it holds.
@@ -75,13 +76,16 @@ return out
 """
 
 # KEYS: task, audio, running | ARGV: lease, status, result, error, ttl seconds (0 = keep), id,
-# error kind, error message. Ends a task only under the current lease; returns 1 if it did.
+# error kind, error message, key prefix. Ends a task only under the current lease (and takes it
+# out of its owner's unfinished set); returns 1 if it did.
 _END = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[4],
            'error_kind', ARGV[7], 'error_message', ARGV[8])
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner then redis.call('ZREM', ARGV[9] .. 'owned:' .. owner, ARGV[6]) end
 redis.call('HDEL', KEYS[1], 'lease')
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[6])
@@ -128,9 +132,11 @@ _PROGRESS = """
 if redis.call('HGET', KEYS[1], 'status') == 'running' then redis.call('HSET', KEYS[1], 'progress', ARGV[1]) end
 """
 
-# KEYS: task, audio, ids, queued, running | ARGV: id
+# KEYS: task, audio, ids, queued, running | ARGV: id, key prefix
 _DELETE = """
 local existed = redis.call('HEXISTS', KEYS[1], 'status')
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner then redis.call('ZREM', ARGV[2] .. 'owned:' .. owner, ARGV[1]) end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1]); redis.call('ZREM', KEYS[4], ARGV[1]); redis.call('ZREM', KEYS[5], ARGV[1])
 return existed
@@ -208,6 +214,8 @@ class RedisTaskStore:
         pipe.persist(self._task(task_id))
         pipe.zadd(f"{self._p}ids", {task_id: 0})
         pipe.zadd(f"{self._p}queued", {task_id: 0})
+        if owner is not None:
+            pipe.zadd(f"{self._p}owned:{owner}", {task_id: 0})  # its unfinished tasks, for limits.queued_tasks
         pipe.execute()
         Path(audio_path).unlink(missing_ok=True)
         return task_id
@@ -254,10 +262,14 @@ class RedisTaskStore:
 
     def delete(self, task_id: str) -> bool:
         keys = [self._task(task_id), self._audio(task_id), f"{self._p}ids", f"{self._p}queued", f"{self._p}running"]
-        return bool(self._delete(keys=keys, args=[task_id]))
+        return bool(self._delete(keys=keys, args=[task_id, self._p]))
 
     def queued(self) -> int:
         return int(self._redis.zcard(f"{self._p}queued"))
+
+    def unfinished(self, owner: str) -> int:
+        """How many of an owner's tasks are queued or running (shared by every replica)."""
+        return int(self._redis.zcard(f"{self._p}owned:{owner}"))
 
     def queue_position(self, task_id: str) -> int:
         return int(self._redis.zlexcount(f"{self._p}queued", "-", f"({task_id}"))
@@ -312,7 +324,7 @@ class RedisTaskStore:
         written = bool(self._end(
             keys=[self._task(task_id), self._audio(task_id), f"{self._p}running"],
             args=[lease, status, result or "", failure.text if failure else "", self._ttl, task_id,
-                  failure.kind if failure else "", failure.message if failure else ""],
+                  failure.kind if failure else "", failure.message if failure else "", self._p],
         ))
         if not written:
             log.warning("task %s: result discarded, the lease was lost (another replica took the task)", task_id)

@@ -228,6 +228,13 @@ class SqliteTaskStore:
         """How many tasks wait for the engine."""
         return int(self._reader().execute("SELECT COUNT(*) FROM tasks WHERE status = ?", (QUEUED,)).fetchone()[0])
 
+    def unfinished(self, owner: str) -> int:
+        """How many of an owner's tasks are queued or running."""
+        row = self._reader().execute(
+            "SELECT COUNT(*) FROM tasks WHERE owner = ? AND status IN (?, ?)", (owner, QUEUED, RUNNING)
+        ).fetchone()
+        return int(row[0])
+
     def queue_position(self, task_id: str) -> int:
         """How many queued tasks are ahead of this one (0 when it is next, or running)."""
         row = self._reader().execute(
