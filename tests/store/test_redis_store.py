@@ -148,7 +148,8 @@ def test_no_task_field_is_written_that_nothing_reads(open_store, tmp_path, redis
     store.finish(task_id, {"text": ""})
     fields = {key.decode() for key in redis.Redis.from_url(redis_url).hkeys(f"{redis_prefix}task:{task_id}")}
     assert "updated" not in fields and fields <= {"status", "options", "owner", "result", "error", "error_kind",
-                                                  "error_message", "attempts", "progress", "created", "reserved"}
+                                                  "error_message", "attempts", "progress", "created", "reserved",
+                                                  "delivery_attempt"}
 
 
 def test_list_pages_in_id_order_and_filters_by_status(open_store, tmp_path):
@@ -207,3 +208,17 @@ def test_an_owners_unfinished_tasks_are_counted_until_they_end(open_store, tmp_p
     store.finish(first, {"text": ""})
     store.delete(second)
     assert (store.unfinished("a"), store.unfinished("b")) == (0, 1)
+
+
+def test_an_ended_tasks_delivery_is_held_in_redis_for_any_replica(open_store, tmp_path):
+    store, other = open_store("a"), open_store("b")
+    task_id = store.create(upload(tmp_path), {"callback_url": "http://127.0.0.1:9/hook"})
+    store.claim(1)
+    store.finish(task_id, {"text": ""})
+    [pending] = other.take_deliveries(10, 60)
+    assert (pending.task_id, pending.url, pending.attempt) == (task_id, "http://127.0.0.1:9/hook", 1)
+    assert store.take_deliveries(10, 60) == [], "taken by one replica: not by another while it is made"
+    other.delivery_retry(task_id, 2, 0)
+    assert [d.attempt for d in store.take_deliveries(10, 60)] == [2]
+    store.delivery_done(task_id)
+    assert other.take_deliveries(10, 0) == []

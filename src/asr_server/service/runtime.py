@@ -21,6 +21,7 @@ from asr_server.engine.models import resolve_model
 from asr_server.scheduling.scheduler import Scheduler
 from asr_server.store.records import TaskStore
 from asr_server.store.sqlite_store import SqliteTaskStore
+from asr_server.service.bodies import task_body
 from asr_server.service.task_events import TaskEvents
 from asr_server.service.task_options import decoding_for, finalizer
 from asr_server.service.tasks import Tasks
@@ -143,11 +144,10 @@ class Service:
             model_dir = resolve_model(model.name, model.resolved_cache_dir())
             engine = WhisperEngine(model_dir, model)
             assert self.store is not None
-            self.notifier = Notifier(self.settings.webhooks)
+            self.notifier = Notifier(self.settings.webhooks, self.store, self._webhook_body)
             scheduler = Scheduler(
                 engine,
-                TaskEvents(self.store, self.notifier, self.metrics, self.waiters, self.settings.store.max_attempts,
-                           self.settings.server.expose_tracebacks),
+                TaskEvents(self.store, self.notifier, self.metrics, self.waiters, self.settings.store.max_attempts),
                 self.settings.scheduler,
                 self.settings.decoding,
                 on_progress=self._record_progress,
@@ -164,6 +164,12 @@ class Service:
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("the model could not be loaded")
+
+    def _webhook_body(self, task_id: str) -> dict[str, Any] | None:
+        """What a webhook for an ended task carries: its GET body; None once the task is gone."""
+        assert self.store is not None
+        record = self.store.get(task_id)
+        return None if record is None else task_body(task_id, record, self.settings.server.expose_tracebacks)[1]
 
     def _record_progress(self, task_id: str, fraction: float, duration: float) -> None:
         """The store keeps a running task's progress (SQLite in memory, Redis in the task, so

@@ -1,6 +1,7 @@
-"""What happens when a task ends, whoever ends it: the store's record, then the metric, the log
-line, the long polls woken and the webhook sent. Every ended task goes through here: finished,
-failed, or given up after too many interrupted attempts.
+"""What happens when a task ends, whoever ends it: the store's record (with its webhook's
+delivery, in the same write), then the metric, the log line, the long polls woken and the
+notifier told. Every ended task goes through here: finished, failed, or given up after too many
+interrupted attempts.
 
 ``TaskEvents`` is the store as the scheduler's work source (claim / finish / fail).
 """
@@ -8,11 +9,9 @@ failed, or given up after too many interrupted attempts.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from asr_server.errors import ErrorKind, Failure
-from asr_server.service.bodies import task_body
 from asr_server.service.metrics import Metrics
 from asr_server.service.waiters import TaskWaiters
 from asr_server.service.webhooks import Notifier
@@ -30,15 +29,12 @@ def abandoned(attempts: int, max_attempts: int) -> Failure:
 
 class TaskEvents:
     def __init__(self, store: TaskStore, notifier: Notifier, metrics: Metrics, waiters: TaskWaiters,
-                 max_attempts: int, expose_tracebacks: bool = True) -> None:
+                 max_attempts: int) -> None:
         self._store = store
         self._waiters = waiters
         self._notifier = notifier
         self._metrics = metrics
         self._max_attempts = max_attempts
-        self._expose = expose_tracebacks
-        self._callbacks: dict[str, str] = {}  # task id -> callback_url, for claimed tasks that have one
-        self._callbacks_lock = threading.Lock()  # the engine thread and preparation workers both end tasks
 
     def claim(self, limit: int) -> list[TaskRecord]:
         """Claimed tasks for the scheduler; a task claimed more than ``max_attempts`` times is
@@ -46,9 +42,6 @@ class TaskEvents:
         claimed = []
         for record in self._store.claim(limit):
             log.info("task claimed (attempt %d)", record.attempts, extra={"task_id": record.task_id})
-            if record.options.get("callback_url"):
-                with self._callbacks_lock:
-                    self._callbacks[record.task_id] = record.options["callback_url"]
             if record.attempts > self._max_attempts:
                 self.fail(record.task_id, abandoned(record.attempts, self._max_attempts))
             else:
@@ -64,12 +57,9 @@ class TaskEvents:
     def _ended(self, task_id: str, written: bool, status: TaskStatus) -> None:
         """Only the write that ended the task counts and notifies (not a late one, nor one for a
         deleted task)."""
-        with self._callbacks_lock:
-            url = self._callbacks.pop(task_id, None)
         if not written:
             return
         self._metrics.tasks_ended.labels(status).inc()
         log.info("task ended: %s", status, extra={"task_id": task_id})
         self._waiters.ended(task_id)
-        if url:  # only then is the stored body read back
-            self._notifier.send(url, task_id, task_body(task_id, self._store.get(task_id), self._expose)[1])
+        self._notifier.kick()  # the store holds its webhook, if it has one

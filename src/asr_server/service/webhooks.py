@@ -1,11 +1,14 @@
 """Webhooks: when a task with a ``callback_url`` ends, POST it the body a GET would return.
 
-Each delivery is signed: ``X-ASR-Signature: sha256=<hex HMAC-SHA256 of the body>`` with the
-configured secret, so a receiver can check the sender and that the body is intact. A delivery
-that fails (connection error, timeout, any non-2xx answer) is tried again after 1, 2, 4, ...
-times ``backoff_s``, up to ``max_attempts`` in all. Deliveries run on their own thread, so a
-slow receiver never holds up the engine. Pending deliveries live in memory: a restart loses
-the ones not yet made (the task itself and its result are kept).
+The store records the delivery in the same write that ends the task, so a webhook is never lost,
+not even across ``kill -9``: ``Notifier`` makes the deliveries the store holds, on its own thread
+(a slow receiver never holds up the engine), and with the Redis store any replica may make any.
+Delivery is at least once. Every attempt carries the same ``X-ASR-Delivery`` id (the task id),
+so that a receiver can drop duplicates, and is signed with a timestamp, as Stripe signs its
+webhooks: ``X-ASR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``, so that a
+receiver can also refuse a replay (docs/api.md shows the check). A delivery that fails
+(connection error, timeout, any non-2xx answer) is tried again after 1, 2, 4, ... times
+``backoff_s``, up to ``max_attempts`` in all.
 
 Each attempt resolves the URL's host, refuses it unless every address is allowed
 (``webhook_targets``), and connects to the address it checked. Redirects are never followed: a
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import heapq
 import json
 import logging
 import threading
@@ -24,19 +26,23 @@ import http.client
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from asr_server.config import WebhookConfig
+from asr_server.store.records import PendingDelivery, TaskStore
 from asr_server.service.webhook_targets import TargetRefused, resolve_allowed
 
 log = logging.getLogger("asr_server.service.webhooks")
 SIGNATURE_HEADER = "X-ASR-Signature"
+DELIVERY_HEADER = "X-ASR-Delivery"
 
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The signature header's value: ``t=<timestamp>,v1=<HMAC-SHA256 of "<timestamp>.<body>">``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
 
 
 def retry_delay(backoff_s: float, attempt: int) -> float:
@@ -44,65 +50,71 @@ def retry_delay(backoff_s: float, attempt: int) -> float:
     return backoff_s * 2 ** (attempt - 1)
 
 
-@dataclass(order=True)
-class _Delivery:
-    due: float
-    url: str = field(compare=False)
-    body: bytes = field(compare=False)
-    task_id: str = field(compare=False)
-    attempt: int = field(default=1, compare=False)
-
-
 class Notifier:
-    def __init__(self, config: WebhookConfig) -> None:
+    """Makes the deliveries ``store`` holds; ``body_of`` gives a task's GET body (None: gone)."""
+
+    POLL_S = 0.5  # how often the store is looked at for deliveries that others (or retries) made due
+    BATCH = 16
+
+    def __init__(self, config: WebhookConfig, store: TaskStore, body_of: Callable[[str], dict[str, Any] | None]) -> None:
         self._config = config
-        self._queue: list[_Delivery] = []
-        self._cv = threading.Condition()
-        self._stopping = False
+        self._store = store
+        self._body_of = body_of
+        self._lease_s = 2 * config.timeout_s + 5  # a delivery under way is not taken again meanwhile
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="asr-webhooks", daemon=True)
         self._thread.start()
         self.delivered = 0
         self.failed = 0
 
-    def send(self, url: str, task_id: str, body: dict[str, Any]) -> None:
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        with self._cv:
-            heapq.heappush(self._queue, _Delivery(time.monotonic(), url, payload, task_id))
-            self._cv.notify()
+    def kick(self) -> None:
+        """A task ended here: look for its delivery now rather than at the next poll."""
+        self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify()
+        self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._stopping and (not self._queue or self._queue[0].due > time.monotonic()):
-                    self._cv.wait(None if not self._queue else self._queue[0].due - time.monotonic())
-                if self._stopping:
-                    return
-                delivery = heapq.heappop(self._queue)
-            if self._post(delivery):
-                self.delivered += 1
-                continue
-            if delivery.attempt >= self._config.max_attempts:
-                self.failed += 1
-                log.warning("webhook for task %s to %s failed %d times; giving up",
-                            delivery.task_id, delivery.url, delivery.attempt)
-                continue
-            delay = retry_delay(self._config.backoff_s, delivery.attempt)
-            with self._cv:
-                heapq.heappush(self._queue, _Delivery(time.monotonic() + delay, delivery.url, delivery.body,
-                                                      delivery.task_id, delivery.attempt + 1))
+        while not self._stopping.is_set():
+            try:
+                due = self._store.take_deliveries(self.BATCH, self._lease_s)
+            except Exception:
+                log.exception("could not read the pending webhooks; retrying")
+                due = []
+            for delivery in due:
+                if self._stopping.is_set():
+                    return  # the rest stay in the store, due again after their lease
+                self._deliver(delivery)
+            if len(due) < self.BATCH:
+                self._wake.wait(self.POLL_S)
+                self._wake.clear()
 
-    def _post(self, delivery: _Delivery) -> bool:
-        headers = {"Content-Type": "application/json", "User-Agent": "asr-server"}
+    def _deliver(self, delivery: PendingDelivery) -> None:
+        body = self._body_of(delivery.task_id)
+        if body is None:  # deleted or expired since it ended: nothing left to tell
+            self._store.delivery_done(delivery.task_id)
+            return
+        if self._post(delivery, json.dumps(body, ensure_ascii=False).encode("utf-8")):
+            self.delivered += 1
+            self._store.delivery_done(delivery.task_id)
+        elif delivery.attempt >= self._config.max_attempts:
+            self.failed += 1
+            log.warning("webhook for task %s to %s failed %d times; giving up",
+                        delivery.task_id, delivery.url, delivery.attempt)
+            self._store.delivery_done(delivery.task_id)
+        else:
+            self._store.delivery_retry(delivery.task_id, delivery.attempt + 1,
+                                       retry_delay(self._config.backoff_s, delivery.attempt))
+
+    def _post(self, delivery: PendingDelivery, body: bytes) -> bool:
+        headers = {"Content-Type": "application/json", "User-Agent": "asr-server", DELIVERY_HEADER: delivery.task_id}
         if self._config.secret:
-            headers[SIGNATURE_HEADER] = sign(delivery.body, self._config.secret)
+            headers[SIGNATURE_HEADER] = sign(body, self._config.secret, int(time.time()))
         try:
-            status = post(delivery.url, delivery.body, headers, self._config.timeout_s, self._config.allowed_networks)
+            status = post(delivery.url, body, headers, self._config.timeout_s, self._config.allowed_networks)
         except TargetRefused as exc:
             log.warning("webhook for task %s refused: %s", delivery.task_id, exc)
             return False

@@ -50,6 +50,15 @@ class TaskRecord:
 
 
 @dataclass(frozen=True)
+class PendingDelivery:
+    """A webhook the store holds for an ended task until it is made (at least once)."""
+
+    task_id: str  # also the delivery's id: one delivery per task, every attempt alike
+    url: str
+    attempt: int  # the attempt about to be made, from 1
+
+
+@dataclass(frozen=True)
 class TaskSummary:
     """A line of the task list: no audio, no result."""
 
@@ -58,7 +67,9 @@ class TaskSummary:
 
 
 class TaskStore(Protocol):
-    """What the routes and the scheduler need of a store."""
+    """What the service and the scheduler need of a store. A task that ends with a
+    ``callback_url`` in its options gets a pending delivery in the same write, so that no
+    promised webhook is lost even if the process dies right after."""
 
     def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None,
                owner: str | None = None) -> str: ...
@@ -76,6 +87,9 @@ class TaskStore(Protocol):
     def queue_position(self, task_id: str) -> int: ...
     def queued(self) -> int: ...
     def unfinished(self, owner: str) -> int: ...
+    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]: ...
+    def delivery_done(self, task_id: str) -> None: ...
+    def delivery_retry(self, task_id: str, attempt: int, delay_s: float) -> None: ...
     def close(self) -> None: ...
 
 

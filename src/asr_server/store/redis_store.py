@@ -10,6 +10,7 @@ between replicas. Keys (under ``key_prefix``):
 - ``queued``      sorted set of queued ids, oldest first
 - ``running``     sorted set of running ids, scored by the lease's deadline (Redis server time, ms)
 - ``owned:{owner}`` sorted set of an API key owner's unfinished ids (for ``limits.queued_tasks``)
+- ``deliveries``  sorted set of the ids of ended tasks whose webhook is still to be made, by due time (ms)
 
 A replica that claims a task takes a lease on it: a token ``{replica}/{id}/{attempt}`` stored
 in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the leases of the tasks it holds.
@@ -31,7 +32,7 @@ from typing import Any
 import redis
 
 from asr_server.errors import ErrorKind, Failure
-from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
+from asr_server.store.records import PendingDelivery, QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
@@ -76,8 +77,8 @@ return out
 """
 
 # KEYS: task, audio, running | ARGV: lease, status, result, error, ttl seconds (0 = keep), id,
-# error kind, error message, key prefix. Ends a task only under the current lease (and takes it
-# out of its owner's unfinished set); returns 1 if it did.
+# error kind, error message, key prefix. Ends a task only under the current lease, takes it out
+# of its owner's unfinished set and, with a callback_url, adds its delivery; returns 1 if it did.
 _END = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
@@ -86,11 +87,44 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'error', ARGV[
            'error_kind', ARGV[7], 'error_message', ARGV[8])
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner then redis.call('ZREM', ARGV[9] .. 'owned:' .. owner, ARGV[6]) end
+local options = cjson.decode(redis.call('HGET', KEYS[1], 'options') or '{}')
+if type(options['callback_url']) == 'string' then  -- its webhook, in the same script
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'delivery_attempt', 1)
+  redis.call('ZADD', ARGV[9] .. 'deliveries', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[6])
+end
 redis.call('HDEL', KEYS[1], 'lease')
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[6])
 if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
 return 1
+"""
+
+# KEYS: deliveries, prefix | ARGV: limit, lease ms. Due deliveries, each put off by the lease
+# while it is made; returns id, url, attempt triples (a delivery whose task is gone is dropped).
+_TAKE_DELIVERIES = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
+  local key = KEYS[2] .. 'task:' .. id
+  local options = redis.call('HGET', key, 'options')
+  if options then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+    table.insert(out, id); table.insert(out, cjson.decode(options)['callback_url'])
+    table.insert(out, redis.call('HGET', key, 'delivery_attempt') or '1')
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+# KEYS: deliveries, task | ARGV: id, attempt, delay ms. The next attempt, on the server's clock.
+_RETRY_DELIVERY = """
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'delivery_attempt', ARGV[2])
+redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3]), ARGV[1])
 """
 
 # KEYS: running, prefix | ARGV: lease ms, then id, lease pairs. Returns the ids whose lease is lost.
@@ -177,6 +211,8 @@ class RedisTaskStore:
         self._release_mine = self._redis.register_script(_RELEASE_MINE)
         self._delete = self._redis.register_script(_DELETE)
         self._progress = self._redis.register_script(_PROGRESS)
+        self._take_deliveries = self._redis.register_script(_TAKE_DELIVERIES)
+        self._retry_delivery = self._redis.register_script(_RETRY_DELIVERY)
         self._leases: dict[str, str] = {}  # task id -> lease token, for the tasks this replica holds
         self.on_lease_lost: Callable[[str], None] | None = None  # told of a task taken or deleted elsewhere
         self._lock = threading.Lock()
@@ -360,6 +396,20 @@ class RedisTaskStore:
                     self._leases.pop(task_id, None)
                 if self.on_lease_lost is not None:
                     self.on_lease_lost(task_id)  # its work here is wasted: stop it
+
+    # -- webhook deliveries (shared: any replica may make any) ------------------------------------
+
+    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]:
+        flat = self._take_deliveries(keys=[f"{self._p}deliveries", self._p], args=[limit, int(lease_s * 1000)])
+        return [PendingDelivery(flat[i].decode(), flat[i + 1].decode(), int(flat[i + 2]))
+                for i in range(0, len(flat), 3)]
+
+    def delivery_done(self, task_id: str) -> None:
+        self._redis.zrem(f"{self._p}deliveries", task_id)
+
+    def delivery_retry(self, task_id: str, attempt: int, delay_s: float) -> None:
+        self._retry_delivery(keys=[f"{self._p}deliveries", self._task(task_id)],
+                             args=[task_id, attempt, int(delay_s * 1000)])
 
     def close(self) -> None:
         self._stop.set()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from asr_server.errors import ErrorKind, Failure
-from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
+from asr_server.store.records import PendingDelivery, QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
@@ -33,6 +33,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, task_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    task_id TEXT PRIMARY KEY,
+    url     TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    due     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_due ON deliveries (due);
 """
 
 # Columns added since the first schema: a store opened on an older file gains them, and the
@@ -164,6 +171,13 @@ class SqliteTaskStore:
                     (status, result, failure and failure.text, failure and failure.kind,
                      failure and failure.message, time.time(), task_id, QUEUED, RUNNING),
                 )
+                if row is not None:  # the write that ended it: its webhook, in the same transaction
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO deliveries (task_id, url, attempt, due)"
+                        " SELECT task_id, json_extract(options, '$.callback_url'), 1, ? FROM tasks"
+                        " WHERE task_id = ? AND json_extract(options, '$.callback_url') IS NOT NULL",
+                        (time.time(), task_id),
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -245,6 +259,30 @@ class SqliteTaskStore:
     def counts(self) -> dict[str, int]:
         rows = self._reader().execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
         return {TaskStatus(status): count for status, count in rows}
+
+    # -- webhook deliveries -------------------------------------------------------------------
+
+    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]:
+        """Up to ``limit`` deliveries that are due, each put off by ``lease_s`` while it is made
+        (a process that dies meanwhile leaves it due again after that)."""
+        now = time.time()
+        with self._lock:
+            rows = self._conn.execute(
+                "UPDATE deliveries SET due = ? WHERE task_id IN"
+                " (SELECT task_id FROM deliveries WHERE due <= ? ORDER BY due LIMIT ?)"
+                " RETURNING task_id, url, attempt",
+                (now + lease_s, now, limit),
+            ).fetchall()
+        return [PendingDelivery(task_id, url, attempt) for task_id, url, attempt in rows]
+
+    def delivery_done(self, task_id: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM deliveries WHERE task_id = ?", (task_id,))
+
+    def delivery_retry(self, task_id: str, attempt: int, delay_s: float) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE deliveries SET attempt = ?, due = ? WHERE task_id = ?",
+                               (attempt, time.time() + delay_s, task_id))
 
     def close(self) -> None:
         with self._lock:
