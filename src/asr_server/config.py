@@ -321,6 +321,13 @@ class LimitsConfig(_Section):
         "Retry-After and RateLimit headers. Counted in the store, so every replica shares it. "
         "0 = no limit. Applies with API keys on (with auth off, server.max_queued_tasks is the limit).",
     )
+    requests_per_minute: int = Field(
+        0, ge=0,
+        description="Task-creating requests one key may make in any minute (a moving window); with auth "
+        "off, per client address. Reads (polls, long polls, downloads) do not count. Beyond, 429 with "
+        "Retry-After and RateLimit headers. Kept in Redis with store.kind = 'redis', so replicas share "
+        "it. 0 = no limit.",
+    )
 
 
 class Settings(_Section):

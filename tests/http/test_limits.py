@@ -149,3 +149,31 @@ def test_a_key_past_its_queued_tasks_limit_gets_429_and_other_keys_are_served(se
     assert "limit 1" in refused.json()["error"] and refused.headers["retry-after"]
     assert refused.headers["ratelimit-policy"] == '"queued";q=1' and refused.headers["ratelimit"].startswith('"queued";r=0')
     assert post(bob, AUDIO / "jfk.flac").status_code == 201, "another key is not starved"
+
+
+def test_a_key_past_its_requests_per_minute_gets_429_and_other_keys_are_served(server_factory):
+    from asr_server.http.auth import hash_key
+
+    alice, bob = "alice-key-0123456789", "bob-key-9876543210"
+    limited = server_factory(extra_env={"ASR_AUTH__API_KEY_HASHES": json.dumps([hash_key(alice), hash_key(bob)]),
+                                        "ASR_LIMITS__REQUESTS_PER_MINUTE": "2"}).start()
+
+    def post(key: str) -> httpx.Response:
+        with open(AUDIO / "jfk.flac", "rb") as handle:
+            return httpx.post(f"{limited.url}/api/v1/asr/task", files={"file": ("jfk.flac", handle)},
+                              headers={"Authorization": f"Bearer {key}"}, timeout=60)
+
+    assert [post(alice).status_code, post(alice).status_code] == [201, 201]
+    refused = post(alice)
+    assert refused.status_code == 429 and "limit 2 a minute" in refused.json()["error"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60 and refused.headers["ratelimit-policy"] == '"minute";q=2;w=60'
+    assert post(bob).status_code == 201, "another key is not starved"
+    task_id = post(bob).json()["task_id"]
+    assert httpx.get(f"{limited.url}/api/v1/asr/task/{task_id}", headers={"Authorization": f"Bearer {bob}"}
+                     ).status_code in (200, 202), "reads do not count"
+
+
+def test_with_auth_off_requests_per_minute_apply_per_client_address(server_factory):
+    limited = server_factory(extra_env={"ASR_LIMITS__REQUESTS_PER_MINUTE": "1"}).start()
+    assert submit(limited.url, AUDIO / "jfk.flac").status_code == 201
+    assert submit(limited.url, AUDIO / "jfk.flac").status_code == 429

@@ -54,7 +54,8 @@ def refused(refusal: Refusal) -> JSONResponse:
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
     try:
-        await run_in_threadpool(service.tasks.admit, request_owner(request.scope))
+        await run_in_threadpool(service.tasks.admit, request_owner(request.scope),
+                                 request.client.host if request.client else None)
     except Refusal as refusal:
         return refused(refusal)
     try:

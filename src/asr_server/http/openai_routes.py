@@ -55,7 +55,8 @@ def _refused(refusal: Refusal) -> JSONResponse:
 async def _transcribe(request: Request, task: str) -> Response:
     service = request.app.state.service
     try:
-        await run_in_threadpool(service.tasks.admit, request_owner(request.scope))
+        await run_in_threadpool(service.tasks.admit, request_owner(request.scope),
+                                 request.client.host if request.client else None)
     except Refusal as refusal:
         return _refused(refusal)
     try:

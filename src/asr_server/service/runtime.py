@@ -22,6 +22,7 @@ from asr_server.scheduling.scheduler import Scheduler
 from asr_server.store.records import TaskStore
 from asr_server.store.sqlite_store import SqliteTaskStore
 from asr_server.service.bodies import task_body
+from asr_server.service.rate_limits import RequestLimiter
 from asr_server.service.task_events import TaskEvents
 from asr_server.service.task_options import decoding_for, finalizer
 from asr_server.service.tasks import Tasks
@@ -55,9 +56,19 @@ class Service:
         self.waiters = TaskWaiters()  # GETs waiting for their task to end (?wait=)
         self.metrics.waiting_requests.set_function(lambda: self.waiters.count)
         self.tasks = Tasks(self)  # the one task path both APIs call
+        self.request_limiter = self._request_limiter()
         self._closing = threading.Event()
         self.draining = False
         self._sweeper: threading.Thread | None = None
+
+    def _request_limiter(self) -> RequestLimiter | None:
+        """limits.requests_per_minute, counted where every replica sees it (Redis) or here."""
+        per_minute = self.settings.limits.requests_per_minute
+        if not per_minute:
+            return None
+        store = self.settings.store
+        uri = store.redis_url if store.kind == "redis" else "memory://"
+        return RequestLimiter(per_minute, uri, namespace=f"{store.key_prefix}rate")
 
     @property
     def ready(self) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from asr_server.engine.audio import stated_duration
+from asr_server.service.rate_limits import retry_after_s
 from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary
 
 if TYPE_CHECKING:
@@ -59,6 +60,13 @@ def over_key_limit(limit: int) -> Refusal:
                                   "RateLimit": f'"queued";r=0;t={RETRY_AFTER_S}'})
 
 
+def over_rate_limit(per_minute: int, retry_after: int) -> Refusal:
+    return Refusal(f"Too many requests for this API key or address (limit {per_minute} a minute); retry later",
+                   retry_after, status=429,
+                   extra_headers={"RateLimit-Policy": f'"minute";q={per_minute};w=60',
+                                  "RateLimit": f'"minute";r=0;t={retry_after}'})
+
+
 class Tasks:
     def __init__(self, service: Service) -> None:
         self._service = service
@@ -68,12 +76,18 @@ class Tasks:
         assert self._service.store is not None, "the store opens before requests are served"
         return self._service.store
 
-    def admit(self, owner: str | None = None) -> None:
+    def admit(self, owner: str | None = None, address: str | None = None) -> None:
         """Refuse before the body is read, so that a flood costs the server little: the server
-        is draining, ``server.max_queued_tasks`` tasks wait, or the key has
-        ``limits.queued_tasks`` tasks waiting or running."""
+        is draining, the key (or, with auth off, the client ``address``) made
+        ``limits.requests_per_minute`` requests in the last minute, ``server.max_queued_tasks``
+        tasks wait, or the key has ``limits.queued_tasks`` tasks waiting or running."""
         if self._service.draining:
             raise draining()
+        limiter = self._service.request_limiter
+        if limiter is not None:
+            wait_s = limiter.hit(f"key:{owner}" if owner is not None else f"address:{address}")
+            if wait_s is not None:
+                raise over_rate_limit(limiter.per_minute, retry_after_s(wait_s))
         limit = self._service.settings.server.max_queued_tasks
         if self._store.queued() >= limit:
             raise queue_full(limit)
