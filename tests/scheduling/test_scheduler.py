@@ -13,7 +13,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduling import preparation

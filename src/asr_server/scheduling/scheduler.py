@@ -93,11 +93,10 @@ class Scheduler:
         self._options_for = options_for or (lambda options: apply_decoding(defaults, options))
         self._cv = threading.Condition()
         self._prepared: deque[_Active] = deque()
-        self._preparing = 0
         self._active: list[_Active] = []
         self._stopping = False
         self._cancelled: set[str] = set()  # tasks to drop at the next step (see cancel)
-        self._preparing_ids: set[str] = set()
+        self._preparing: set[str] = set()  # ids of the tasks being prepared
         self._draining = False
         self._wake = False
         self._thread: threading.Thread | None = None
@@ -164,7 +163,7 @@ class Scheduler:
         with self._cv:  # the engine thread updates these counters under the same lock
             return {
                 "active_tasks": len(self._active) + len(self._prepared),
-                "preparing_tasks": self._preparing,
+                "preparing_tasks": len(self._preparing),
                 "windows_decoded": self.windows_decoded,
                 "audio_seconds_done": round(self.audio_seconds_done, 3),
                 "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
@@ -182,7 +181,7 @@ class Scheduler:
         with self._cv:
             if self._draining:
                 return
-            room = self._config.max_active_tasks - len(self._active) - len(self._prepared) - self._preparing
+            room = self._config.max_active_tasks - len(self._active) - len(self._prepared) - len(self._preparing)
             self._wake = False
         if room <= 0:
             return
@@ -190,8 +189,7 @@ class Scheduler:
         if not jobs:
             return
         with self._cv:
-            self._preparing += len(jobs)
-            self._preparing_ids.update(job.task_id for job in jobs)
+            self._preparing.update(job.task_id for job in jobs)
         for job in jobs:
             self._pool.submit(self._prepare, job)
 
@@ -211,8 +209,7 @@ class Scheduler:
             self._fail(job.task_id, Failure.of(exc))
         finally:
             with self._cv:
-                self._preparing -= 1
-                self._preparing_ids.discard(job.task_id)
+                self._preparing.discard(job.task_id)
                 if job.task_id in self._cancelled:
                     self._cancelled.discard(job.task_id)
                 elif prepared is not None:
@@ -235,7 +232,7 @@ class Scheduler:
             self._finish_completed()
             windows = self._offered_windows()
             with self._cv:
-                preparing = self._preparing
+                preparing = len(self._preparing)
             plan = self._policy.schedule(windows, preparing, time.monotonic())
             if isinstance(plan, Idle):
                 with self._cv:
@@ -257,7 +254,7 @@ class Scheduler:
             cancelled = [a for a in self._active if a.task_id in self._cancelled]
             for active in cancelled:
                 self._active.remove(active)
-            self._cancelled &= self._preparing_ids  # only those still to arrive keep their mark
+            self._cancelled &= self._preparing  # only those still to arrive keep their mark
         for active in cancelled:
             self._clips.discard(active.transcription.parts)
             log.info("task cancelled: its windows leave the engine", extra={"task_id": active.task_id})
@@ -302,7 +299,7 @@ class Scheduler:
             self._on_batch(len(batch), elapsed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decoded %d windows (clips per window: %s) in %.2f s; %d tasks active, %d being prepared",
-                      len(batch), [len(unit.transcriptions) for unit in batch], elapsed, len(self._active), self._preparing)
+                      len(batch), [len(unit.transcriptions) for unit in batch], elapsed, len(self._active), len(self._preparing))
         for unit, outcome in zip(batch, outcomes):
             actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
             before = [a.transcription.seconds_done for a in actives]
