@@ -35,7 +35,7 @@ from asr_server.service.bodies import not_found, task_body
 from asr_server.service.task_options import OptionError, parse_task_options
 from asr_server.service.tasks import Refusal
 from asr_server.http.long_polling import read_task
-from asr_server.http.uploads import UploadError, receive_upload
+from asr_server.http.uploads import UploadError, receive_task_upload
 from asr_server.service.waiters import MAX_WAIT_S
 
 
@@ -54,13 +54,9 @@ def refused(refusal: Refusal) -> JSONResponse:
 async def create_task(request: Request) -> JSONResponse:
     service = _service(request)
     try:
-        await run_in_threadpool(service.tasks.admit, request_owner(request.scope),
-                                 request.client.host if request.client else None)
+        upload = await receive_task_upload(request, service)
     except Refusal as refusal:
         return refused(refusal)
-    try:
-        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
-                                      service.settings.server.upload_idle_timeout_s)
     except UploadError as exc:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
     if upload.size == 0:

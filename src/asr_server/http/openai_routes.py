@@ -26,7 +26,7 @@ from asr_server.text.formats import render
 from asr_server.service.task_options import OptionError, parse_task_options
 from asr_server.service.tasks import Refusal
 from asr_server.http.long_polling import read_task
-from asr_server.http.uploads import UploadError, receive_upload
+from asr_server.http.uploads import UploadError, receive_task_upload
 
 log = logging.getLogger("asr_server.http.openai_routes")
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
@@ -55,13 +55,9 @@ def _refused(refusal: Refusal) -> JSONResponse:
 async def _transcribe(request: Request, task: str) -> Response:
     service = request.app.state.service
     try:
-        await run_in_threadpool(service.tasks.admit, request_owner(request.scope),
-                                 request.client.host if request.client else None)
+        upload = await receive_task_upload(request, service)
     except Refusal as refusal:
         return _refused(refusal)
-    try:
-        upload = await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
-                                      service.settings.server.upload_idle_timeout_s)
     except UploadError as exc:
         return openai_error(exc.message, exc.status, "file")
     fields = upload.fields

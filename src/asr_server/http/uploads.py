@@ -21,6 +21,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
+from asr_server.http.auth import request_owner
+from asr_server.service.runtime import Service
+
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
 WRITE_BYTES = 1 << 20  # the file part's bytes are handed to a worker thread this many at a time
@@ -214,3 +217,13 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
     if collector.path is None:
         raise UploadError(400, MISSING_FILE)
     return Upload(collector.path, collector.filename, collector.size, collector.fields)
+
+
+async def receive_task_upload(request: Request, service: Service) -> Upload:
+    """What every task-creating route does first: admission before a byte of the body is read
+    (raises ``Refusal``: draining, a full queue, a key over its limits), then the upload within
+    the server's size and idle limits (raises UploadError)."""
+    await run_in_threadpool(service.tasks.admit, request_owner(request.scope),
+                            request.client.host if request.client else None)
+    return await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
+                                service.settings.server.upload_idle_timeout_s)

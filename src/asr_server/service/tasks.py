@@ -52,19 +52,23 @@ def queue_full(limit: int) -> Refusal:
 
 
 def over_key_limit(limit: int) -> Refusal:
-    """A key with ``limits.queued_tasks`` tasks waiting or running (RateLimit headers as the
-    IETF draft writes them: the policy, and nothing left until one ends)."""
-    return Refusal(f"Too many tasks waiting or running for this API key (limit {limit}); retry when one ends",
-                   RETRY_AFTER_S, status=429,
-                   extra_headers={"RateLimit-Policy": f'"queued";q={limit}',
-                                  "RateLimit": f'"queued";r=0;t={RETRY_AFTER_S}'})
+    """A key with ``limits.queued_tasks`` tasks waiting or running."""
+    return _too_many(f"Too many tasks waiting or running for this API key (limit {limit}); retry when one ends",
+                     "queued", f"q={limit}", RETRY_AFTER_S)
 
 
 def over_rate_limit(per_minute: int, retry_after: int) -> Refusal:
-    return Refusal(f"Too many requests for this API key or address (limit {per_minute} a minute); retry later",
-                   retry_after, status=429,
-                   extra_headers={"RateLimit-Policy": f'"minute";q={per_minute};w=60',
-                                  "RateLimit": f'"minute";r=0;t={retry_after}'})
+    """A key (or address) past ``limits.requests_per_minute``."""
+    return _too_many(f"Too many requests for this API key or address (limit {per_minute} a minute); retry later",
+                     "minute", f"q={per_minute};w=60", retry_after)
+
+
+def _too_many(message: str, policy: str, quota: str, retry_after: int) -> Refusal:
+    """429 with the RateLimit headers as the IETF draft writes them: the policy, and nothing
+    left of it for ``retry_after`` seconds."""
+    return Refusal(message, retry_after, status=429,
+                   extra_headers={"RateLimit-Policy": f'"{policy}";{quota}',
+                                  "RateLimit": f'"{policy}";r=0;t={retry_after}'})
 
 
 class Tasks:
