@@ -6,14 +6,13 @@ by letting the server send there."""
 from __future__ import annotations
 
 import ipaddress
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from asr_server.service.task_options import OptionError, parse_task_options
 from asr_server.service.webhook_targets import TargetRefused, check_literal, is_allowed, resolve_allowed
 from asr_server.service.webhooks import post
+from webhook_receiver import Receiver
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 
@@ -64,37 +63,8 @@ def test_every_address_a_host_resolves_to_is_checked_at_delivery(host):
         resolve_allowed(host, 80)
 
 
-class Receiver:
-    """A loopback HTTP server answering every POST with ``status`` (and a Location)."""
-
-    def __init__(self, status: int, location: str = "") -> None:
-        self.paths: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.paths.append(self.path)
-                self.send_response(status)
-                if location:
-                    self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
 def test_a_delivery_to_a_refused_address_makes_no_connection():
-    receiver = Receiver(204)
+    receiver = Receiver()
     try:
         with pytest.raises(TargetRefused):
             post(receiver.url.replace("127.0.0.1", "localhost") + "/hook", b"{}", {}, 5)
@@ -104,8 +74,8 @@ def test_a_delivery_to_a_refused_address_makes_no_connection():
 
 
 def test_a_redirect_is_never_followed():
-    target = Receiver(204)
-    redirecting = Receiver(307, location=target.url + "/elsewhere")
+    target = Receiver()
+    redirecting = Receiver(status=307, location=target.url + "/elsewhere")
     try:
         assert post(redirecting.url + "/hook?x=1", b"{}", {}, 5, LOOPBACK) == 307
         assert redirecting.paths == ["/hook?x=1"] and target.paths == []

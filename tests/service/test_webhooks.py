@@ -5,57 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from asr_server.service.webhooks import sign
 from conftest import AUDIO, serving, submit, wait_for_task
+from webhook_receiver import Receiver
 
 SECRET = "s3cret"
-
-
-class Receiver:
-    """A local webhook receiver: records every POST; answers 500 to the first ``fail_first``."""
-
-    def __init__(self, fail_first: int) -> None:
-        self.posts: list[tuple[str, dict[str, str], bytes, float]] = []
-        self.fail_first = fail_first
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append((self.path, dict(self.headers), body, time.monotonic()))
-                failing = len([p for p in receiver.posts if p[0] == self.path]) <= receiver.fail_first
-                self.send_response(500 if failing else 204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-    def wait_for(self, path: str, count: int, timeout: float = 60) -> list[tuple[str, dict[str, str], bytes, float]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = [p for p in self.posts if p[0] == path]
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
-        raise TimeoutError(f"{count} posts to {path} not received: {self.posts}")
 
 
 @pytest.fixture(scope="module")
 def receiver():
     receiver = Receiver(fail_first=1)
     yield receiver
-    receiver.http.shutdown()
+    receiver.close()
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +123,7 @@ def test_deliveries_stop_after_max_attempts(tmp_path):
         assert store.take_deliveries(10, 0) == [], "a given-up delivery leaves the store"
     finally:
         notifier.stop()
-        always_failing.http.shutdown()
+        always_failing.close()
 
 
 def test_an_ended_tasks_delivery_is_in_the_store_in_the_same_write(tmp_path):
