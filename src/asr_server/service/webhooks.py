@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
-import threading
-import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
