@@ -115,3 +115,28 @@ def test_serve_reports_only_a_keys_file_problem_as_one(monkeypatch):
     monkeypatch.setattr(app_module, "create_app", broken)
     with pytest.raises(ValueError, match="something else"):
         cli._serve(Settings(), "info")
+
+
+def test_a_keys_file_line_may_give_its_key_limits_of_its_own(tmp_path):
+    digest, other = "a" * 64, "b" * 64
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"{digest} team-a queued_tasks=4 requests_per_minute=120\n{other}\n")
+    assert load_digests([], str(keys_file)) == {digest: {"queued_tasks": 4, "requests_per_minute": 120}, other: {}}
+
+
+def test_an_unknown_limit_in_the_keys_file_is_refused_naming_it_and_the_line(tmp_path):
+    from asr_server.http.auth import KeysFileError
+
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"{'a' * 64}\n{'b' * 64} max_tasks=3\n")
+    with pytest.raises(KeysFileError, match="line 2: unknown limit 'max_tasks'"):
+        load_digests([], str(keys_file))
+
+
+def test_a_keys_file_limit_that_is_not_a_whole_number_is_refused(tmp_path):
+    from asr_server.http.auth import KeysFileError
+
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"{'a' * 64} queued_tasks=-1\n")
+    with pytest.raises(KeysFileError, match="queued_tasks must be a whole number"):
+        load_digests([], str(keys_file))

@@ -177,3 +177,38 @@ def test_with_auth_off_requests_per_minute_apply_per_client_address(server_facto
     limited = server_factory(extra_env={"ASR_LIMITS__REQUESTS_PER_MINUTE": "1"}).start()
     assert submit(limited.url, AUDIO / "jfk.flac").status_code == 201
     assert submit(limited.url, AUDIO / "jfk.flac").status_code == 429
+
+
+def post_from(url: str, path, address: str = "127.0.0.1", key: str | None = None) -> httpx.Response:
+    """A seed POST from a given loopback address, with an API key or none."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=60) as client, \
+            open(path, "rb") as handle:
+        return client.post(f"{url}/api/v1/asr/task", files={"file": (path.name, handle)}, headers=headers)
+
+
+def test_with_auth_off_queued_tasks_apply_per_client_address(server_factory):
+    busy = server_factory(extra_env={"ASR_LIMITS__QUEUED_TASKS": "1", "ASR_SCHEDULER__MAX_ACTIVE_TASKS": "1"}).start()
+    first = post_from(busy.url, EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac")  # minutes of work
+    assert first.status_code == 201
+    refused = post_from(busy.url, AUDIO / "jfk.flac")
+    assert refused.status_code == 429 and refused.headers["ratelimit-policy"] == '"queued";q=1'
+    assert post_from(busy.url, AUDIO / "jfk.flac", address="127.0.0.2").status_code == 201, "another address is served"
+    other = post_from(busy.url, AUDIO / "jfk.flac", address="127.0.0.3").json()["task_id"]
+    assert httpx.get(f"{busy.url}/api/v1/asr/task/{other}", timeout=10).status_code == 202, \
+        "with auth off every task stays visible to every client"
+
+
+def test_a_keys_file_limit_overrides_the_limits_section_for_that_key(server_factory, tmp_path):
+    from asr_server.http.auth import hash_key
+
+    alice, bob = "alice-key-0123456789", "bob-key-9876543210"
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"{hash_key(alice)} alice queued_tasks=1\n{hash_key(bob)} bob  # no limits of its own\n")
+    busy = server_factory(extra_env={"ASR_AUTH__API_KEYS_FILE": str(keys_file),
+                                     "ASR_SCHEDULER__MAX_ACTIVE_TASKS": "1"}).start()
+    long_file = EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac"
+    assert post_from(busy.url, long_file, key=alice).status_code == 201
+    refused = post_from(busy.url, AUDIO / "jfk.flac", key=alice)
+    assert refused.status_code == 429 and "limit 1" in refused.json()["error"]
+    assert [post_from(busy.url, path, key=bob).status_code for path in (long_file, AUDIO / "jfk.flac")] == [201, 201]

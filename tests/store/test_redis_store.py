@@ -227,9 +227,9 @@ def test_an_ended_tasks_delivery_is_held_in_redis_for_any_replica(open_store, tm
 def test_requests_per_minute_are_counted_in_redis_for_every_replica(redis_url, redis_prefix):
     from asr_server.service.rate_limits import RequestLimiter
 
-    one, other = (RequestLimiter(2, redis_url, namespace=f"{redis_prefix}rate") for _ in range(2))
-    assert [one.hit("key:a"), other.hit("key:a")] == [None, None]
-    assert one.hit("key:a") is not None and other.hit("key:a") is not None, "both replicas see both requests"
+    one, other = (RequestLimiter(redis_url, namespace=f"{redis_prefix}rate") for _ in range(2))
+    assert [one.hit("key:a", 2), other.hit("key:a", 2)] == [None, None]
+    assert one.hit("key:a", 2) is not None and other.hit("key:a", 2) is not None, "both replicas see both requests"
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"*{redis_prefix}rate*"):  # the limiter's keys hold the prefix inside
         client.delete(key)

@@ -35,7 +35,7 @@ from asr_server.service.bodies import not_found, task_body
 from asr_server.service.task_options import OptionError, parse_task_options
 from asr_server.service.tasks import Refusal
 from asr_server.http.long_polling import read_task
-from asr_server.http.uploads import UploadError, receive_task_upload
+from asr_server.http.uploads import UploadError, client_address, receive_task_upload
 from asr_server.service.waiters import MAX_WAIT_S
 
 
@@ -68,7 +68,8 @@ async def create_task(request: Request) -> JSONResponse:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": str(exc)}, status_code=400)
     try:
-        task_id = await run_in_threadpool(service.tasks.create, upload.path, options, request_owner(request.scope))
+        task_id = await run_in_threadpool(service.tasks.create, upload.path, options,
+                                           request_owner(request.scope), client_address(request))
     except Refusal as refusal:
         return refused(refusal)
     log.info("task created (%s, %d bytes)", upload.filename[:100], upload.size, extra={"task_id": task_id})

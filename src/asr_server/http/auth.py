@@ -1,11 +1,13 @@
 """Optional API keys, and the owner each key gives the tasks it creates.
 
 Keys are never stored: the config lists their SHA-256 digests (``auth.api_key_hashes``) or names a
-file of them (``auth.api_keys_file``: one digest per line, optionally followed by a label; ``#``
-starts a comment). ``asr-server hash-key`` prints a key's digest. A request to a protected path
+file of them (``auth.api_keys_file``: one digest per line, optionally followed by a label and by
+``queued_tasks=N`` / ``requests_per_minute=N``, which override the ``limits`` section for that
+key; ``#`` starts a comment). ``asr-server hash-key`` prints a key's digest. A request to a protected path
 must carry a listed key as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``; it then gets
 ``scope["state"]["owner"]``, the first 16 hex digits of its digest, which the routes store with
-each task and compare on every read, so that a task is visible only to the key that created it.
+each task and compare on every read, so that a task is visible only to the key that created it,
+and ``scope["state"]["limits"]``, the key's overrides of the ``limits`` section.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from asr_server.config import is_key_digest
 
 PROTECTED_PREFIXES = ("/api/", "/v1/")
+OVERRIDABLE_LIMITS = ("queued_tasks", "requests_per_minute")  # keys file: NAME=N after a digest
+
+KeyLimits = dict[str, int]  # a key's overrides of the limits section
 
 
 class KeysFileError(ValueError):
@@ -40,23 +45,43 @@ def request_owner(scope: Scope) -> str | None:
     return scope.get("state", {}).get("owner")
 
 
-def load_digests(hashes: Iterable[str], keys_file: str) -> set[str]:
-    """Every accepted digest, from the config list and the keys file; KeysFileError names what
-    is wrong with the file."""
-    digests = {h.strip().lower() for h in hashes}
+def request_limits(scope: Scope) -> KeyLimits:
+    """The overrides of the ``limits`` section that the request's key has; none with auth off."""
+    return scope.get("state", {}).get("limits", {})
+
+
+def load_digests(hashes: Iterable[str], keys_file: str) -> dict[str, KeyLimits]:
+    """Every accepted digest with its limit overrides, from the config list and the keys file;
+    KeysFileError names what is wrong with the file, and the line."""
+    digests: dict[str, KeyLimits] = {h.strip().lower(): {} for h in hashes}
     if keys_file:
         try:
             lines = Path(keys_file).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise KeysFileError(f"cannot read {keys_file}: {exc}") from None
-        for line in lines:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                digests.add(line.split()[0].lower())
+        for number, line in enumerate(lines, 1):
+            words = line.split("#", 1)[0].split()
+            if words:
+                digests[words[0].lower()] = _limits(words[1:], f"{keys_file} line {number}")
     bad = sorted(d for d in digests if not is_key_digest(d))
     if bad:
         raise KeysFileError(f"not a SHA-256 hex digest: {bad[0][:20]!r} (use `asr-server hash-key KEY`)")
     return digests
+
+
+def _limits(words: list[str], where: str) -> KeyLimits:
+    """The ``NAME=N`` words of a keys file line; the others are its label."""
+    limits: KeyLimits = {}
+    for word in words:
+        if "=" not in word:
+            continue
+        name, _, value = word.partition("=")
+        if name not in OVERRIDABLE_LIMITS:
+            raise KeysFileError(f"{where}: unknown limit {name!r} (known: {', '.join(OVERRIDABLE_LIMITS)})")
+        if not value.isdigit():
+            raise KeysFileError(f"{where}: {name} must be a whole number >= 0 (0 = no limit), not {value!r}")
+        limits[name] = int(value)
+    return limits
 
 
 class ApiKeyAuth:
@@ -66,9 +91,9 @@ class ApiKeyAuth:
     must be able to load the page to type a key, and a load balancer to probe the replica.
     """
 
-    def __init__(self, app: ASGIApp, digests: set[str]) -> None:
+    def __init__(self, app: ASGIApp, digests: dict[str, KeyLimits]) -> None:
         self.app = app
-        self.digests = frozenset(digests)
+        self.digests = dict(digests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
@@ -79,7 +104,9 @@ class ApiKeyAuth:
         if digest is None or digest not in self.digests:
             await _unauthorized(send, "Missing API key" if key is None else "Invalid API key")
             return
-        scope.setdefault("state", {})["owner"] = owner_of(digest)
+        state = scope.setdefault("state", {})
+        state["owner"] = owner_of(digest)
+        state["limits"] = self.digests[digest]
         await self.app(scope, receive, send)
 
 

@@ -21,7 +21,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
-from asr_server.http.auth import request_owner
+from asr_server.http.auth import request_limits, request_owner
 from asr_server.service.runtime import Service
 
 FILE_FIELD = "file"
@@ -219,11 +219,17 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
     return Upload(collector.path, collector.filename, collector.size, collector.fields)
 
 
+def client_address(request: Request) -> str | None:
+    """The client's address as uvicorn reports it (behind a proxy: the proxy's, unless uvicorn
+    is told to trust its forwarded headers)."""
+    return request.client.host if request.client else None
+
+
 async def receive_task_upload(request: Request, service: Service) -> Upload:
     """What every task-creating route does first: admission before a byte of the body is read
     (raises ``Refusal``: draining, a full queue, a key over its limits), then the upload within
     the server's size and idle limits (raises UploadError)."""
-    await run_in_threadpool(service.tasks.admit, request_owner(request.scope),
-                            request.client.host if request.client else None)
+    await run_in_threadpool(service.tasks.admit, request_owner(request.scope), client_address(request),
+                            request_limits(request.scope))
     return await receive_upload(request, service.uploads_dir, service.max_upload_bytes,
                                 service.settings.server.upload_idle_timeout_s)

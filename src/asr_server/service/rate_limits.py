@@ -12,18 +12,18 @@ from limits import RateLimitItemPerMinute, storage, strategies
 
 
 class RequestLimiter:
-    def __init__(self, per_minute: int, storage_uri: str = "memory://", namespace: str = "asr") -> None:
-        self.per_minute = per_minute
-        self._item = RateLimitItemPerMinute(per_minute)
+    def __init__(self, storage_uri: str = "memory://", namespace: str = "asr") -> None:
         self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
         self._namespace = namespace
 
-    def hit(self, key: str) -> float | None:
-        """Count one request of ``key``; None when it is within the limit, else how many
-        seconds until the window lets the next one in (the request is then not counted)."""
-        if self._limiter.hit(self._item, self._namespace, key):
+    def hit(self, key: str, per_minute: int) -> float | None:
+        """Count one request of ``key`` against ``per_minute``; None when it is within the
+        limit, else how many seconds until the window lets the next one in (the request is
+        then not counted)."""
+        item = RateLimitItemPerMinute(per_minute)
+        if self._limiter.hit(item, self._namespace, key):
             return None
-        reset = self._limiter.get_window_stats(self._item, self._namespace, key).reset_time
+        reset = self._limiter.get_window_stats(item, self._namespace, key).reset_time
         return max(0.0, reset - time.time())
 
 

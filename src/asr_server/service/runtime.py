@@ -61,14 +61,12 @@ class Service:
         self.draining = False
         self._sweeper: threading.Thread | None = None
 
-    def _request_limiter(self) -> RequestLimiter | None:
-        """limits.requests_per_minute, counted where every replica sees it (Redis) or here."""
-        per_minute = self.settings.limits.requests_per_minute
-        if not per_minute:
-            return None
+    def _request_limiter(self) -> RequestLimiter:
+        """limits.requests_per_minute (or a key's own), counted where every replica sees it
+        (Redis) or here."""
         store = self.settings.store
         uri = store.redis_url if store.kind == "redis" else "memory://"
-        return RequestLimiter(per_minute, uri, namespace=f"{store.key_prefix}rate")
+        return RequestLimiter(uri, namespace=f"{store.key_prefix}rate")
 
     @property
     def ready(self) -> bool:

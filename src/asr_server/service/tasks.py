@@ -2,7 +2,9 @@
 
 The seed routes and the OpenAI routes call ``Tasks``; neither touches the store. Each task is
 seen only by the owner that created it (an API key's owner id; with auth off every task is the
-one operator's), so another key's task reads as absent: the seed's 404. The methods block on
+one operator's), so another key's task reads as absent: the seed's 404. With auth off a task is
+stored under its client's address (``address_account``), which the per-key limits then count
+without hiding the task from anyone. The methods block on
 the store for milliseconds; async callers run them in a worker thread.
 """
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from asr_server.engine.audio import stated_duration
 from asr_server.service.rate_limits import retry_after_s
-from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary
+from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary, address_account
 
 if TYPE_CHECKING:
     from asr_server.service.runtime import Service
@@ -52,8 +54,9 @@ def queue_full(limit: int) -> Refusal:
 
 
 def over_key_limit(limit: int) -> Refusal:
-    """A key with ``limits.queued_tasks`` tasks waiting or running."""
-    return _too_many(f"Too many tasks waiting or running for this API key (limit {limit}); retry when one ends",
+    """A key (or address) with ``limits.queued_tasks`` tasks waiting or running."""
+    return _too_many(f"Too many tasks waiting or running for this API key or address (limit {limit}); "
+                     "retry when one ends",
                      "queued", f"q={limit}", RETRY_AFTER_S)
 
 
@@ -80,32 +83,36 @@ class Tasks:
         assert self._service.store is not None, "the store opens before requests are served"
         return self._service.store
 
-    def admit(self, owner: str | None = None, address: str | None = None) -> None:
+    def admit(self, owner: str | None = None, address: str | None = None,
+              overrides: dict[str, int] | None = None) -> None:
         """Refuse before the body is read, so that a flood costs the server little: the server
         is draining, the key (or, with auth off, the client ``address``) made
         ``limits.requests_per_minute`` requests in the last minute, ``server.max_queued_tasks``
-        tasks wait, or the key has ``limits.queued_tasks`` tasks waiting or running."""
+        tasks wait, or the key (address) has ``limits.queued_tasks`` tasks waiting or running.
+        A key's ``overrides`` (from the keys file) replace those two limits for it."""
         if self._service.draining:
             raise draining()
-        limiter = self._service.request_limiter
-        if limiter is not None:
-            wait_s = limiter.hit(f"key:{owner}" if owner is not None else f"address:{address}")
+        limits = self._service.settings.limits.model_copy(update=overrides or {})
+        account = owner if owner is not None else address_account(address)
+        if limits.requests_per_minute:
+            wait_s = self._service.request_limiter.hit(account, limits.requests_per_minute)
             if wait_s is not None:
-                raise over_rate_limit(limiter.per_minute, retry_after_s(wait_s))
+                raise over_rate_limit(limits.requests_per_minute, retry_after_s(wait_s))
         limit = self._service.settings.server.max_queued_tasks
         if self._store.queued() >= limit:
             raise queue_full(limit)
-        per_key = self._service.settings.limits.queued_tasks
-        if per_key and owner is not None and self._store.unfinished(owner) >= per_key:
-            raise over_key_limit(per_key)
+        if limits.queued_tasks and self._store.unfinished(account) >= limits.queued_tasks:
+            raise over_key_limit(limits.queued_tasks)
 
-    def create(self, audio_path: Path, options: dict[str, Any], owner: str | None) -> str:
+    def create(self, audio_path: Path, options: dict[str, Any], owner: str | None, address: str | None = None) -> str:
         """Store a task for an uploaded file and wake the scheduler. The file is the store's
         from then on; if the task is refused (others filled the queue while this body arrived)
-        or cannot be stored, it is removed."""
+        or cannot be stored, it is removed. With auth off (no ``owner``) the task is stored
+        under the client's ``address``, for the limits."""
         limit = self._service.settings.server.max_queued_tasks
+        account = owner if owner is not None else address_account(address)
         try:
-            task_id = self._store.create(str(audio_path), options, limit, owner=owner)
+            task_id = self._store.create(str(audio_path), options, limit, owner=account)
         except QueueFull:
             audio_path.unlink(missing_ok=True)
             raise queue_full(limit) from None

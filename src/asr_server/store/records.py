@@ -27,6 +27,15 @@ class TaskStatus(StrEnum):
         return self in (TaskStatus.DONE, TaskStatus.ERROR)
 
 
+ADDRESS_PREFIX = "address:"  # an owner that is a client address (auth off), not an API key
+
+
+def address_account(address: str | None) -> str:
+    """The owner stored, with auth off, for a task from this client address: the per-key limits
+    count it like a key. It hides the task from no one (with auth off every task is visible)."""
+    return f"{ADDRESS_PREFIX}{address or 'unknown'}"
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     task_id: str
@@ -37,9 +46,17 @@ class TaskRecord:
     error: str | None  # a failure's text: the traceback, or the server's own message
     attempts: int
     progress: float | None = None  # share of the audio done, where the store keeps it
-    owner: str | None = None  # the API key's owner id; None with auth off
+    owner: str | None = None  # the API key's owner id; with auth off, address_account()
     error_kind: ErrorKind | None = None
     error_message: str | None = None
+
+    @property
+    def tenant(self) -> str | None:
+        """The API key whose clips alone this task's may be packed with; None with auth off,
+        where every task is the one operator's whatever address it came from."""
+        if self.owner is None or self.owner.startswith(ADDRESS_PREFIX):
+            return None
+        return self.owner
 
     @property
     def failure(self) -> Failure | None:
