@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 # Debian packages the tests drive for real: nginx in front of two replicas, redis-server when the
 # machine runs no Redis on 127.0.0.1:6379, chromium for the web page. Installed only when absent.
-DEB_TOOLS := nginx:/usr/sbin/nginx redis-server:/usr/bin/redis-server chromium:/usr/bin/chromium
+DEB_TOOLS := nginx:/usr/sbin/nginx redis-server:/usr/bin/redis-server chromium:/usr/bin/chromium espeak-ng:/usr/bin/espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
@@ -53,6 +53,8 @@ bench-all: bench
 	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency all --tag vad \
 	    --set ASR_DECODING__VAD_FILTER=true --set ASR_DECODING__WITHOUT_TIMESTAMPS=true
 	$(PY) benchmarks/memory.py --tasks 1000 --clients 16
+	$(PY) benchmarks/long_uploads.py --uploads 4 --hold-s 300
+	$(PY) benchmarks/speech_guard.py
 	$(PY) benchmarks/zh_script.py
 	$(PY) benchmarks/packing.py --gaps 0,1000,2000
 	$(PY) benchmarks/decoding.py

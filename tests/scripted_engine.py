@@ -42,6 +42,9 @@ class ScriptedEngine:
         out[0, :] = float(np.abs(audio).max())
         return out
 
+    def features_of(self, pcm):
+        return self.features(pcm.all())
+
     def encode(self, windows, silent_from=None):
         self.encode_calls.append(len(windows))
         self.silent_from.extend(silent_from or [None] * len(windows))

@@ -156,6 +156,13 @@ class DecodingOptions(_Section):
         "each decoded on its own (BatchedInferencePipeline's semantics), so one recording's "
         "chunks share batches. False keeps Whisper's sequential semantics.",
     )
+    speech_guard: bool = Field(
+        True,
+        description="In sequential mode, Silero VAD looks for speech first: a window without speech "
+        "is not decoded (once the language is known) and a segment whose span holds no speech is "
+        "dropped, so silence, noise and music give no text. Speech is decoded unchanged. False "
+        "gives faster-whisper's raw output.",
+    )
 
     @field_validator("language", "initial_prompt", mode="before")
     @classmethod
@@ -291,7 +298,10 @@ class AuthConfig(_Section):
     api_key_hashes: list[str] = Field(
         default_factory=list, description="SHA-256 hex digests of accepted keys (`asr-server hash-key KEY`)."
     )
-    api_keys_file: str = Field("", description="A file of digests, one per line ('#' comments); read at start-up.")
+    api_keys_file: str = Field(
+        "", description="A file of digests, one per line ('#' comments), each optionally followed by a label "
+        "and by queued_tasks=N / requests_per_minute=N, that key's own limits; read at start-up.",
+    )
 
     @field_validator("api_key_hashes")
     @classmethod
@@ -319,14 +329,14 @@ class LimitsConfig(_Section):
         0, ge=0,
         description="Tasks one key may have waiting or running at once; beyond, a POST gets 429 with "
         "Retry-After and RateLimit headers. Counted in the store, so every replica shares it. "
-        "0 = no limit. Applies with API keys on (with auth off, server.max_queued_tasks is the limit).",
+        "0 = no limit. With auth off, per client address. A key's line in auth.api_keys_file may override it.",
     )
     requests_per_minute: int = Field(
         0, ge=0,
         description="Task-creating requests one key may make in any minute (a moving window); with auth "
         "off, per client address. Reads (polls, long polls, downloads) do not count. Beyond, 429 with "
         "Retry-After and RateLimit headers. Kept in Redis with store.kind = 'redis', so replicas share "
-        "it. 0 = no limit.",
+        "it. 0 = no limit. A key's line in auth.api_keys_file may override it.",
     )
 
 

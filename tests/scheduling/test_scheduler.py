@@ -21,6 +21,10 @@ from conftest import Job, ListSource
 from scripted_engine import ScriptedEngine
 
 
+# Tones stand in for speech in these tests, so the speech guard (which would find none) is off.
+TONES = DecodingOptions(speech_guard=False)
+
+
 def tone(path: Path, seconds: float, loudness: float) -> str:
     samples = (np.sin(np.arange(int(16000 * seconds)) / 5) * loudness * 32767).astype(np.int16)
     with wave.open(str(path), "wb") as out:
@@ -33,7 +37,7 @@ def tone(path: Path, seconds: float, loudness: float) -> str:
 
 def run(engine, jobs, decoding: DecodingOptions | None = None, **config) -> ListSource:
     source = ListSource(jobs)
-    scheduler = Scheduler(engine, source, SchedulerConfig(**config), decoding or DecodingOptions())
+    scheduler = Scheduler(engine, source, SchedulerConfig(**config), decoding or TONES)
     scheduler.start()
     try:
         assert source.done.wait(60), "scheduler did not finish"
@@ -124,7 +128,7 @@ def record_batches(monkeypatch, first: threading.Event | None = None) -> list[li
     return batches
 
 
-ENGLISH = DecodingOptions(language="en")  # a known language: short clips are packed
+ENGLISH = DecodingOptions(language="en", speech_guard=False)  # a known language: short clips are packed
 
 
 def test_packs_with_room_are_held_back_while_more_clips_are_prepared(hf_tokenizer, tmp_path, monkeypatch):
@@ -206,7 +210,7 @@ def test_stop_waits_for_the_preparations_under_way(hf_tokenizer, tmp_path, monke
 
     monkeypatch.setattr(preparation, "decode_audio", decode)
     source = ListSource([Job("x", tone(tmp_path / "x.wav", 2, 0.3))])
-    scheduler = Scheduler(ScriptedEngine(hf_tokenizer), source, SchedulerConfig(), DecodingOptions())
+    scheduler = Scheduler(ScriptedEngine(hf_tokenizer), source, SchedulerConfig(), TONES)
     scheduler.start()
     assert started.wait(10)
     scheduler.stop()
@@ -233,7 +237,7 @@ def record_packs(monkeypatch) -> list[list[str]]:
 
 def tenants_jobs(tmp_path, count: int = 8) -> list[Job]:
     """Short clips of two API keys' owners, their uploads interleaved."""
-    return [Job(str(i), tone(tmp_path / f"{i}.wav", 3, 0.3), owner="ab"[i % 2]) for i in range(count)]
+    return [Job(str(i), tone(tmp_path / f"{i}.wav", 3, 0.3), tenant="ab"[i % 2]) for i in range(count)]
 
 
 def test_clips_of_two_tenants_never_share_a_window(hf_tokenizer, tmp_path, monkeypatch):

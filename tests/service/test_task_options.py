@@ -20,6 +20,13 @@ def test_known_fields_become_typed_decoding_and_output_overrides():
     }
 
 
+def test_speech_guard_false_turns_the_guard_off_for_that_task():
+    options = parse_task_options({"speech_guard": "false"})
+    assert options == {"decoding": {"speech_guard": False}}
+    assert apply_decoding(DecodingOptions(), options).speech_guard is False
+    assert DecodingOptions().speech_guard is True
+
+
 def test_no_fields_and_unknown_fields_leave_the_defaults():
     assert parse_task_options({}) == {}
     assert parse_task_options({"model": "whisper-1", "language": ""}) == {}
@@ -27,7 +34,7 @@ def test_no_fields_and_unknown_fields_leave_the_defaults():
 
 @pytest.mark.parametrize("field, value", [
     ("language", "xx"), ("task", "summarise"), ("beam_size", "0"), ("beam_size", "many"),
-    ("temperature", "hot"), ("temperature", "-1"), ("vad_filter", "maybe"),
+    ("temperature", "hot"), ("temperature", "-1"), ("vad_filter", "maybe"), ("speech_guard", "perhaps"),
 ])
 def test_a_bad_value_is_refused_naming_its_field(field, value):
     with pytest.raises(OptionError, match=f"Invalid '{field}'"):

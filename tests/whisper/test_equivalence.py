@@ -11,6 +11,8 @@ import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduling.scheduler import Scheduler
+from asr_server.engine.audio import decode_pcm
+from asr_server.engine.log_mel import LogMel, features_of
 from conftest import AUDIO, Job, ListSource, run_jobs
 
 CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav"]
@@ -61,3 +63,37 @@ def test_known_language_batches_equal_faster_whisper_with_that_language(engine):
         result = source.results[job.task_id]
         assert result["language"] == "de"
         assert [s["text"] for s in result["segments"]] == expected
+
+
+def test_a_recording_whose_features_are_computed_a_window_at_a_time_equals_faster_whisper_on_them(engine, monkeypatch):
+    """A long recording's features differ from faster-whisper's in the last bit, as faster-
+    whisper's own do from one BLAS thread count to another (tests/engine/test_log_mel.py), and
+    on a long file that alone can change a word of faster-whisper's own transcript. So faster-
+    whisper is given the same features here: the sequential loop over them must then be the
+    same. The in-memory limit is lowered so that a two-window clip is held as a long one."""
+    from asr_server.engine import audio
+
+    monkeypatch.setattr(audio, "IN_MEMORY_SAMPLES", 16000)
+    path = str(AUDIO / "multilingual.mp3")
+    features = features_of(decode_pcm(path), engine.feature_extractor)
+    assert isinstance(features, LogMel) and features.shape[1] > engine.frames_per_window
+    whole = features[:, 0 : features.shape[1]]
+    with monkeypatch.context() as patched:
+        patched.setattr(engine.whisper_model, "feature_extractor", FixedFeatures(engine.feature_extractor, whole))
+        segments, info = engine.whisper_model.transcribe(path)
+        expected = (info.language, [(s.seek, round(s.start, 3), round(s.end, 3), s.text, s.tokens) for s in segments])
+    source, _ = run_scheduler(engine, [Job("long", path)], max_batch_size=8)
+    assert as_comparable(source.results["long"]) == expected
+
+
+class FixedFeatures:
+    """faster-whisper's feature extractor, answering with given features."""
+
+    def __init__(self, extractor: Any, features: Any) -> None:
+        self._extractor, self._features = extractor, features
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._extractor, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._features

@@ -19,6 +19,8 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
 from asr_server.config import ModelConfig
+from asr_server.engine.audio import Pcm
+from asr_server.engine.log_mel import LogMel, features_of
 
 T = TypeVar("T")
 
@@ -85,6 +87,11 @@ class WhisperEngine:
     def features(self, audio: np.ndarray) -> np.ndarray:
         """Log-mel features of a whole recording (computed at once, as faster-whisper does)."""
         return self.feature_extractor(audio)
+
+    def features_of(self, pcm: Pcm) -> np.ndarray | LogMel:
+        """Log-mel features of decoded samples: at once for a short recording, a window at a
+        time into a file for a long one (``log_mel``)."""
+        return features_of(pcm, self.feature_extractor)
 
     def encode(self, windows: list[np.ndarray], silent_from: Sequence[int | None] | None = None) -> list[np.ndarray]:
         """Run the encoder on padded 30 s windows, ``encode_batch_size`` at a time; one host

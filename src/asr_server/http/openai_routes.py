@@ -26,7 +26,7 @@ from asr_server.text.formats import render
 from asr_server.service.task_options import OptionError, parse_task_options
 from asr_server.service.tasks import Refusal
 from asr_server.http.long_polling import read_task
-from asr_server.http.uploads import UploadError, receive_task_upload
+from asr_server.http.uploads import UploadError, client_address, receive_task_upload
 
 log = logging.getLogger("asr_server.http.openai_routes")
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
@@ -73,8 +73,9 @@ async def _transcribe(request: Request, task: str) -> Response:
             form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
         if "word" in _granularities(fields):
             form["word_timestamps"] = "true"
-        if "pack" in fields:  # this server's own extra field: pack=false keeps the task out of packs
-            form["pack"] = fields["pack"]
+        for extra in ("pack", "speech_guard"):  # this server's own extra fields (docs/api.md)
+            if extra in fields:
+                form[extra] = fields[extra]
         try:
             options = parse_task_options(form)
         except OptionError as exc:
@@ -85,7 +86,8 @@ async def _transcribe(request: Request, task: str) -> Response:
     owner = request_owner(request.scope)
     duration = await run_in_threadpool(service.tasks.audio_duration, upload.path)  # before the store takes the file
     try:
-        task_id = await run_in_threadpool(service.tasks.create, upload.path, options, owner)
+        task_id = await run_in_threadpool(service.tasks.create, upload.path, options, owner,
+                                           client_address(request))
     except Refusal as refusal:
         return _refused(refusal)
     record = await read_task(service, task_id, owner, WAIT_LIMIT_S, gone=request.is_disconnected)

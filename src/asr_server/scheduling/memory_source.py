@@ -20,7 +20,7 @@ class Job:
     task_id: str
     audio_path: str
     options: dict[str, Any] = field(default_factory=dict)
-    owner: str | None = None
+    tenant: str | None = None
 
 
 class ListSource:

@@ -5,14 +5,14 @@ here is the task's alone, with a reason a client can act on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from asr_server.config import DecodingOptions
-from asr_server.engine.audio import decode, stated_duration
+from asr_server.engine.audio import Pcm, decode_pcm, stated_duration
 from asr_server.errors import AudioTooLong, UndecodableAudio
 from asr_server.whisper.chunking import ChunkedTranscription
+from asr_server.whisper.speech_guard import find_speech
 from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Engine
 
@@ -29,34 +29,42 @@ def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine, pa
             cheap_frames: int | None, max_audio_seconds: float = 0) -> Prepared:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
     ``pack_clips``, the samples of every part short enough to be packed are kept with it."""
-    audio = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
-    if options.vad_filter:
-        chunked = ChunkedTranscription(audio, options, engine, pack_clips)
-        short = [(part, samples) for part, samples in zip(chunked.parts, chunked.samples)
-                 if part.content_frames < engine.frames_per_window]
-        return Prepared(chunked, short)
-    features = engine.features(audio)
-    transcription = Transcription(features, options, engine, short_frames=cheap_frames)
-    short = pack_clips and features.shape[-1] <= engine.frames_per_window
-    return Prepared(transcription, [(transcription, audio)] if short else [])
+    pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
+    try:
+        if options.vad_filter:
+            chunked = ChunkedTranscription(pcm.all(), options, engine, pack_clips)
+            short = [(part, samples) for part, samples in zip(chunked.parts, chunked.samples)
+                     if part.content_frames < engine.frames_per_window]
+            return Prepared(chunked, short)
+        # A long recording's features are computed a window at a time and kept in a file
+        # (engine.log_mel), so that its memory does not grow with its length.
+        features = engine.features_of(pcm)
+        speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
+        transcription = Transcription(features, options, engine, short_frames=cheap_frames, speech=speech)
+        short = pack_clips and features.shape[-1] <= engine.frames_per_window
+        return Prepared(transcription, [(transcription, pcm.all())] if short else [])
+    finally:
+        pcm.close()
 
 
-def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Any:
-    """PyAV decoding, with a failure turned into a reason a client can act on. With
-    ``max_seconds``, a longer file is refused from its container's stated duration before it is
-    decoded (hours of audio would fill memory), and from its samples after."""
+def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Pcm:
+    """PyAV decoding into compact samples, with a failure turned into a reason a client can
+    act on. With ``max_seconds``, a longer file is refused from its container's stated duration
+    before it is decoded, and from its samples as soon as they pass the limit."""
     if max_seconds:
         _refuse_if_longer(stated_duration(path), max_seconds)
     try:
-        audio = decode(path, sampling_rate)
+        pcm = decode_pcm(str(path), sampling_rate, max_samples=round(max_seconds * sampling_rate))
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(str(path), "the upload")
         raise UndecodableAudio(
             f"The file could not be decoded as audio ({reason}). Send an audio file, or a video with a sound track."
         ) from exc
-    if max_seconds:
-        _refuse_if_longer(len(audio) / sampling_rate, max_seconds)
-    return audio
+    if max_seconds and pcm.count > round(max_seconds * sampling_rate):
+        pcm.close()
+        raise AudioTooLong(f"The audio is longer than {max_seconds:g} s; this server transcribes at most "
+                           f"{max_seconds:g} s per task (server.max_audio_seconds). Split the file and send the parts.")
+    return pcm
 
 
 def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:

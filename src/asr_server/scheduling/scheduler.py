@@ -39,7 +39,7 @@ class Job(Protocol):
     task_id: str
     audio_path: str | None
     options: dict[str, Any]
-    owner: str | None  # the tenant whose clips alone its clips may be packed with
+    tenant: str | None  # whose clips alone its clips may be packed with (None: the one operator)
 
 
 class WorkSource(Protocol):
@@ -202,7 +202,7 @@ class Scheduler:
             pack = self._config.pack_clips and options.get("pack", True)
             ready = prepare(job.audio_path, self._options_for(options), self._engine, pack,
                             self._cheap_frames if pack else None, self._max_audio_seconds)
-            tenant = (job.owner or "") if self._config.pack_scope == "tenant" else ""
+            tenant = (job.tenant or "") if self._config.pack_scope == "tenant" else ""
             prepared = _Active(job.task_id, ready.transcription, options, ready.packable, tenant)
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
@@ -256,7 +256,7 @@ class Scheduler:
                 self._active.remove(active)
             self._cancelled &= self._preparing  # only those still to arrive keep their mark
         for active in cancelled:
-            self._clips.discard(active.transcription.parts)
+            self._release(active)
             log.info("task cancelled: its windows leave the engine", extra={"task_id": active.task_id})
 
     def _offered_windows(self) -> list[Unit]:
@@ -328,7 +328,7 @@ class Scheduler:
         for active in [a for a in self._active if a.transcription.finished]:
             with self._cv:  # idle and stats() read the list under the lock
                 self._active.remove(active)
-            self._clips.discard(active.transcription.parts)
+            self._release(active)
             try:
                 result = active.transcription.result()
                 if self._finalize is not None:
@@ -343,8 +343,14 @@ class Scheduler:
         with self._cv:
             if active in self._active:
                 self._active.remove(active)
-        self._clips.discard(active.transcription.parts)
+        self._release(active)
         self._fail(active.task_id, error)
+
+    def _release(self, active: _Active) -> None:
+        """A task leaving the engine: its clips leave the packer, its features are freed."""
+        self._clips.discard(active.transcription.parts)
+        for part in active.transcription.parts:
+            part.release()
 
     def _fail(self, task_id: str, error: Failure) -> None:
         try:

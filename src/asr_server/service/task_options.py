@@ -27,6 +27,7 @@ DECODING_FIELDS = {
     "temperature": "temperatures",  # one value, or several separated by commas (fallback order)
     "vad_filter": "vad_filter",
     "word_timestamps": "word_timestamps",
+    "speech_guard": "speech_guard",
 }
 
 

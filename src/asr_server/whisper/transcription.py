@@ -17,7 +17,9 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
 from asr_server.config import DecodingOptions
+from asr_server.engine.log_mel import LogMel
 from asr_server.engine.whisper_engine import GenerateParams
+from asr_server.whisper.speech_guard import Speech
 from asr_server.whisper.timestamps import split_by_timestamps
 from asr_server.whisper.units import Engine, Outcome, is_silent
 
@@ -87,7 +89,7 @@ class Window:
 class Transcription:
     """The state of one recording's transcription between windows."""
 
-    features: np.ndarray
+    features: np.ndarray | LogMel  # (mels, frames), read a window at a time
     options: DecodingOptions
     engine: Engine
     seek: int = 0
@@ -95,6 +97,7 @@ class Transcription:
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
     short_frames: int | None = None  # a recording this short may be encoded cheaply (Window.silent_from)
+    speech: Speech | None = None  # where the speech guard found speech; None: no guard
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
@@ -134,6 +137,12 @@ class Transcription:
             return 1.0
         return min(1.0, self.seek / self.content_frames)
 
+    def release(self) -> None:
+        """Give back what the features hold (a long recording's file) once nothing more will
+        be decoded."""
+        if isinstance(self.features, LogMel):
+            self.features.close()
+
     @property
     def seconds_done(self) -> float:
         return min(self.seek, self.content_frames) * self.engine.seconds_per_frame
@@ -164,11 +173,16 @@ class Transcription:
 
     def complete_packed(self, segments: list[dict[str, Any]]) -> None:
         """Take the segments a pack gave this clip: the clip is then done."""
-        self.segments = [{**segment, "id": i} for i, segment in enumerate(segments)]
+        kept = [segment for segment in segments if self._has_speech(segment["start"], segment["end"])]
+        self.segments = [{**segment, "id": i} for i, segment in enumerate(kept)]
         self.seek = self.content_frames
 
     def next_window(self) -> Window | None:
-        """The window at the current seek position, or None when the recording is done."""
+        """The window at the current seek position, or None when the recording is done. With
+        the speech guard, windows without speech are passed over once the language is known."""
+        if self.speech is not None and self.language is not None:
+            while not self.finished and not self._has_speech(*self._window_span()):
+                self.seek += min(self.engine.frames_per_window, self.content_frames - self.seek)
         if self.finished:
             return None
         size = min(self.engine.frames_per_window, self.content_frames - self.seek)
@@ -194,6 +208,8 @@ class Transcription:
             text = self.tokenizer.decode(tokens)
             if piece["start"] == piece["end"] or not text.strip():
                 continue
+            if not self._has_speech(piece["start"], piece["end"]):
+                continue  # the guard: text the audio does not hold, kept out of the prompt too
             self._all_tokens.extend(tokens)
             segment = {
                 "id": len(self.segments),
@@ -212,6 +228,13 @@ class Transcription:
             self.segments.append(segment)
         if not options.condition_on_previous_text or outcome.temperature > options.prompt_reset_on_temperature:
             self._prompt_reset_since = len(self._all_tokens)
+
+    def _has_speech(self, start: float, end: float) -> bool:
+        return self.speech is None or self.speech.meets(start, end)
+
+    def _window_span(self) -> tuple[float, float]:
+        size = min(self.engine.frames_per_window, self.content_frames - self.seek)
+        return self.seek * self.engine.seconds_per_frame, (self.seek + size) * self.engine.seconds_per_frame
 
     def _add_words(self, pieces: list[dict[str, Any]], window: Window, outcome: Outcome) -> None:
         """Word timings, as faster-whisper's word_timestamps gives them: aligned on the decoder's
