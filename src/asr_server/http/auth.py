@@ -19,10 +19,10 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from asr_server.config import is_key_digest
+from asr_server.config import LimitsConfig, is_key_digest
 
 PROTECTED_PREFIXES = ("/api/", "/v1/")
-OVERRIDABLE_LIMITS = ("queued_tasks", "requests_per_minute")  # keys file: NAME=N after a digest
+OVERRIDABLE_LIMITS = tuple(LimitsConfig.model_fields)  # keys file: NAME=N after a digest
 
 KeyLimits = dict[str, int]  # a key's overrides of the limits section
 

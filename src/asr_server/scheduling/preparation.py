@@ -53,21 +53,25 @@ def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -
     before it is decoded, and from its samples as soon as they pass the limit."""
     if max_seconds:
         _refuse_if_longer(stated_duration(path), max_seconds)
+    max_samples = round(max_seconds * sampling_rate)
     try:
-        pcm = decode_pcm(str(path), sampling_rate, max_samples=round(max_seconds * sampling_rate))
+        pcm = decode_pcm(str(path), sampling_rate, max_samples=max_samples)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(str(path), "the upload")
         raise UndecodableAudio(
             f"The file could not be decoded as audio ({reason}). Send an audio file, or a video with a sound track."
         ) from exc
-    if max_seconds and pcm.count > round(max_seconds * sampling_rate):
-        pcm.close()
-        raise AudioTooLong(f"The audio is longer than {max_seconds:g} s; this server transcribes at most "
-                           f"{max_seconds:g} s per task (server.max_audio_seconds). Split the file and send the parts.")
+    if max_seconds and pcm.count > max_samples:
+        pcm.close()  # decoding stopped just past the limit, so the length is known only to exceed it
+        raise _too_long(f"longer than {max_seconds:g} s", max_seconds)
     return pcm
 
 
 def _refuse_if_longer(seconds: float | None, max_seconds: float) -> None:
     if seconds is not None and seconds > max_seconds:
-        raise AudioTooLong(f"The audio is {seconds:.1f} s long; this server transcribes at most {max_seconds:g} s "
-                           "per task (server.max_audio_seconds). Split the file and send the parts.")
+        raise _too_long(f"{seconds:.1f} s long", max_seconds)
+
+
+def _too_long(length: str, max_seconds: float) -> AudioTooLong:
+    return AudioTooLong(f"The audio is {length}; this server transcribes at most {max_seconds:g} s "
+                        "per task (server.max_audio_seconds). Split the file and send the parts.")

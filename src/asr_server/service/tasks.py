@@ -74,6 +74,12 @@ def _too_many(message: str, policy: str, quota: str, retry_after: int) -> Refusa
                                   "RateLimit": f'"{policy}";r=0;t={retry_after}'})
 
 
+def _account(owner: str | None, address: str | None) -> str:
+    """Whom the limits count a request against: its API key's owner, or with auth off its
+    client address."""
+    return owner if owner is not None else address_account(address)
+
+
 class Tasks:
     def __init__(self, service: Service) -> None:
         self._service = service
@@ -93,7 +99,7 @@ class Tasks:
         if self._service.draining:
             raise draining()
         limits = self._service.settings.limits.model_copy(update=overrides or {})
-        account = owner if owner is not None else address_account(address)
+        account = _account(owner, address)
         if limits.requests_per_minute:
             wait_s = self._service.request_limiter.hit(account, limits.requests_per_minute)
             if wait_s is not None:
@@ -110,7 +116,7 @@ class Tasks:
         or cannot be stored, it is removed. With auth off (no ``owner``) the task is stored
         under the client's ``address``, for the limits."""
         limit = self._service.settings.server.max_queued_tasks
-        account = owner if owner is not None else address_account(address)
+        account = _account(owner, address)
         try:
             task_id = self._store.create(str(audio_path), options, limit, owner=account)
         except QueueFull:
