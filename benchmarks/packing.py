@@ -6,7 +6,7 @@
 Runs the scheduler in this process (no HTTP) over the short clips of one language, once per
 gap (0 = packing off), with the language given. It times the engine's encoder, decoder and
 feature calls, and reports the wall time, windows decoded, encoder passes, clips packed, clips
-given a second pack, clips sent back to be decoded alone, and WER (CER for Chinese, Japanese and
+sent back to be decoded alone and why, and WER (CER for Chinese, Japanese and
 Korean; Chinese in Simplified script, as the server returns it) against the references.
 """
 
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     given = "detected" if args.detect else "given"
     print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, "
           f"language {args.language} ({given})")
-    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | given a second pack | segments cut at a gap | batch sizes | WER / CER |")
-    print("|-|-|-|-|-|-|-|-|-|-|-|-|-|")
+    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | batch sizes | WER / CER |")
+    print("|-|-|-|-|-|-|-|-|-|-|-|")
     for gap in [int(g) for g in args.gaps.split(",")]:
         config = settings.scheduler.model_copy(update={"pack_clips": gap > 0, "pack_gap_ms": gap or 2000})
         if args.max_wait_ms is not None:
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             accuracy += f"; language wrong for {len(wrong)}" + (f" ({', '.join(wrong)})" if wrong else "")
         print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
               f"{seconds['features']:.1f} | {stats['windows_decoded']} | {encoder_passes['windows']} | "
-              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | {stats['pack_retries'] or '-'} | {stats['pack_cuts']} | "
+              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | "
               f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {accuracy} |",
               flush=True)
     return 0

@@ -50,6 +50,10 @@ class ScriptedEngine:
         self.silent_from.extend(silent_from or [None] * len(windows))
         return [w[:, :1500].T.copy() for w in windows]
 
+    def silence(self, mels, level):
+        """What encode() gives a silent window at this level."""
+        return np.full((1500, mels), level, np.float32)
+
     def detect_language(self, encoded):
         return [[("en", 0.9), ("de", 0.1)] for _ in encoded]
 

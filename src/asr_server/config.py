@@ -66,23 +66,21 @@ class SchedulerConfig(_Section):
         500, ge=10, description="How often an idle scheduler looks for queued tasks (an upload also wakes it at once).",
     )
     pack_clips: bool = Field(
-        False,
-        description="Decode short clips of one language side by side in one 30 s window, so "
-        "the encoder runs once for several of them (docs/architecture.md, packing). Off by "
-        "default: a packed clip's transcript can still carry words of the clips beside it, and "
-        "clips of different API keys may share a window.",
+        True,
+        description="Lay short clips of one tenant and known language side by side in one 30 s "
+        "window, so the encoder runs once for several of them; each clip is still decoded on "
+        "its own (docs/architecture.md, packing). A task sent with pack=false is not packed.",
     )
     pack_scope: Literal["tenant", "global"] = Field(
         "tenant",
         description="Whose clips may share a window: 'tenant', only clips of one API key's owner "
         "(with auth off, the one operator's); 'global', any clips, for one organisation that trusts "
-        "all its clients. Packed clips share an encoder pass, a decoder sequence, a loudness floor "
-        "and the window's decisions (docs/operations.md).",
+        "all its clients. Packed clips share an encoder pass and a batch (docs/operations.md).",
     )
     pack_gap_ms: int = Field(
         2000, ge=300, le=5000,
-        description="Silence laid between packed clips; shorter gaps send more clips back to be "
-        "decoded alone (benchmarks/packing.py).",
+        description="Silence laid between packed clips: the encoder's view of one clip's edges "
+        "is kept apart from the next clip's sounds (benchmarks/foreign_words.py).",
     )
     pack_fill_s: float = Field(
         20.0, ge=10.0, le=30.0,
@@ -91,12 +89,6 @@ class SchedulerConfig(_Section):
         "for 30 (benchmarks/encoder_length.py finds a machine's knee). With packing on, a "
         "known-language recording this short decoded alone is encoded the same way. 30 = fill "
         "the window and encode every window whole.",
-    )
-    pack_cuts: bool = Field(
-        True,
-        description="Cut a segment the model wrote across the gap between two packed clips "
-        "where its aligned words fall cleanly on either side, after a clause ends; false sends "
-        "both clips to another pack instead (benchmarks/burst.py).",
     )
     detect_on_window: bool = Field(
         True,

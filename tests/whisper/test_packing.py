@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from difflib import SequenceMatcher
 
 import numpy as np
@@ -17,19 +18,22 @@ from asr_server.engine.audio import decode
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine.whisper_engine import Generated
 from asr_server.whisper.batch_decoding import decode_windows
-from asr_server.whisper.pack_attribution import PackedWindow
-from asr_server.whisper.pack_clips import Clip, Clips, Rung
-from asr_server.whisper.pack_layout import LAST_GAP_S, has_room, pack_windows
+from asr_server.whisper.pack_attribution import MARGIN_S, PackedWindow
+from asr_server.whisper.pack_clips import Clip, Clips
+from asr_server.whisper.pack_layout import pack_windows
 from asr_server.scheduling.scheduler import Scheduler
 from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Outcome
-from conftest import EVAL, Job, run_jobs
+from conftest import EVAL, REPO, Job, run_jobs
 from scripted_engine import ScriptedEngine
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from word_attribution import foreign_words  # noqa: E402
 
 
 def clip(engine: ScriptedEngine, seconds: float, language: str | None = "en", **options) -> Clip:
     audio = np.full(int(16000 * seconds), 0.1, np.float32)
-    return Clip(Transcription(engine.features(audio), DecodingOptions(language=language, **options), engine), audio)
+    return Clip(Transcription(engine.features(audio), DecodingOptions(language=language, **options), engine))
 
 
 def held(*clips: Clip) -> Clips:
@@ -45,19 +49,17 @@ def packs(clips: list[Clip], **layout) -> list:
     return pack_windows([c.transcription.next_window() for c in clips], held(*clips), **layout)
 
 
-def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], final: float | None = None,
-            word_times: list[tuple[float, float]] | None = None) -> Outcome:
-    """A decoder result made of (start, text, end) segments, Whisper's token layout."""
+def outcome(engine: ScriptedEngine, pieces: list[tuple[float, str, float]], *, avg_logprob: float = -0.2,
+            no_speech_prob: float = 0.01, temperature: float = 0.0) -> Outcome:
+    """One clip's decoder result after its forced start timestamp: (start, text, end) segments
+    with times in the window, Whisper's token layout."""
     tok = engine.tokenizer("transcribe", "en")
     tokens: list[int] = []
-    for start, text, end in pieces:
-        tokens += [tok.timestamp_begin + round(start / 0.02), *tok.encode(text), tok.timestamp_begin + round(end / 0.02)]
-    if final is not None:
-        tokens.append(tok.timestamp_begin + round(final / 0.02))
-    if word_times is None:
-        return Outcome(Generated(tokens, -5.0, 0.01), -0.2, 0.0, 1.2)
-    engine.word_times = word_times  # the window's words, aligned
-    return Outcome(Generated(tokens, -5.0, 0.01), -0.2, 0.0, 1.2, encoded=np.zeros((1500, 512), np.float32))
+    for n, (start, text, end) in enumerate(pieces):
+        if n:
+            tokens.append(tok.timestamp_begin + round(start / 0.02))
+        tokens += [*tok.encode(text), tok.timestamp_begin + round(end / 0.02)]
+    return Outcome(Generated(tokens, -5.0, no_speech_prob), avg_logprob, temperature, 1.2)
 
 
 @pytest.fixture
@@ -65,122 +67,124 @@ def scripted(hf_tokenizer):  # noqa: F811
     return ScriptedEngine(hf_tokenizer)
 
 
-def test_each_segment_goes_to_the_clip_it_covers_with_times_from_that_clip(scripted):
+def test_each_clip_is_prompted_with_its_own_start_time(scripted):
     first, second = clip(scripted, 4.0), clip(scripted, 5.0)
-    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
-    pack.complete(outcome(scripted, [(0.0, " One two.", 3.9), (5.2, " Three four.", 9.8)]))
-    assert first.transcription.result()["text"] == " One two."
-    assert second.transcription.result()["text"] == " Three four."
-    segment = second.transcription.result()["segments"][0]
-    assert (segment["id"], segment["seek"], segment["start"], segment["end"]) == (0, 0, 0.2, 4.8)
+    pack = PackedWindow([first, second], [0.0, 6.0])
     tok = scripted.tokenizer("transcribe", "en")
-    assert segment["tokens"][0] == tok.timestamp_begin + 10, "timestamp tokens are shifted to the clip"
+    assert pack.prompts() == [[*tok.sot_sequence, tok.timestamp_begin], [*tok.sot_sequence, tok.timestamp_begin + 300]]
+
+
+def test_each_clip_reads_the_windows_encoding_only_over_its_own_span(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 5.0)
+    pack = PackedWindow([first, second], [0.0, 6.0])
+    pack.features()
+    encoded = np.arange(1500, dtype=np.float32)[:, None] + np.ones((1500, 80), np.float32)
+    own_first, own_second = pack.encodings(encoded)
+    silence = scripted.silence(80, 0.1 - 2.0)  # the clips' own floor: 8 (log10) below their loudest
+    margin = round(MARGIN_S / 0.02)
+    assert np.array_equal(own_first[: 200 + margin], encoded[: 200 + margin])
+    assert np.array_equal(own_first[200 + margin + 1 :], silence[200 + margin + 1 :]), "the second clip is hidden"
+    assert np.array_equal(own_second[: 300 - margin], silence[: 300 - margin]), "the first clip is hidden"
+    assert np.array_equal(own_second[300 - margin : 550 + margin], encoded[300 - margin : 550 + margin])
+    assert np.array_equal(own_second[550 + margin + 1 :], silence[550 + margin + 1 :])
+
+
+def test_a_clips_segments_have_times_and_timestamp_tokens_of_the_clip(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 5.0)
+    pack = PackedWindow([first, second], [0.0, 6.0])
+    pack.complete([outcome(scripted, [(0.0, " One two.", 3.9)]),
+                   outcome(scripted, [(6.0, " Three.", 8.0), (8.0, " Four.", 10.8)])])
+    assert first.transcription.result()["text"] == " One two."
+    assert second.transcription.result()["text"] == " Three. Four."
+    tok = scripted.tokenizer("transcribe", "en")
+    segments = second.transcription.result()["segments"]
+    assert [(s["id"], s["seek"], s["start"], s["end"]) for s in segments] == [(0, 0, 0.0, 2.0), (1, 0, 2.0, 4.8)]
+    for segment in segments:
+        assert segment["tokens"][0] == tok.timestamp_begin + round(segment["start"] / 0.02)
+        assert segment["tokens"][-1] == tok.timestamp_begin + round(segment["end"] / 0.02)
     assert first.transcription.finished and second.transcription.finished
 
 
-def test_a_segment_that_runs_across_a_gap_gives_both_clips_another_pack(scripted):
-    first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
-    pack = PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0)
-    pack.complete(outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
-    assert not first.transcription.finished and not second.transcription.finished
-    assert first.packable and second.packable and pack.retried == ["straddle", "straddle"]
-    assert third.transcription.finished and third.transcription.result()["text"] == " Five."
-
-
-# Words of " One two. Three four.": " One", " two", ".", " Three", " four", ".".
-def test_a_segment_across_a_gap_is_cut_where_its_words_fall_on_either_side_of_it(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
-    times = [(0.2, 1.0), (1.0, 3.5), (3.5, 3.6), (5.2, 6.0), (6.0, 8.5), (8.5, 8.6)]
-    pack.complete(outcome(scripted, [(0.0, " One two. Three four.", 9.0)], word_times=times))
-    assert pack.cuts == 1 and pack.retried == []
-    assert first.transcription.result()["text"] == " One two." and second.transcription.result()["text"] == " Three four."
-    segment = second.transcription.result()["segments"][0]
-    assert (segment["start"], segment["end"]) == (0.2, 4.0), "from the first word to the clip's end"
+def test_a_segment_end_past_the_clip_is_cut_to_its_end_with_its_timestamp_token(scripted):
+    only, other = clip(scripted, 4.0), clip(scripted, 3.0)
+    PackedWindow([only, other], [0.0, 6.0]).complete(
+        [outcome(scripted, [(0.0, " One two.", 4.6)]), outcome(scripted, [(6.0, " Three.", 8.8)])])
+    segment, = only.transcription.result()["segments"]
     tok = scripted.tokenizer("transcribe", "en")
-    assert segment["tokens"] == [tok.timestamp_begin + 10, *tok.encode(" Three four."), tok.timestamp_begin + 200]
+    assert segment["end"] == 4.0 and segment["tokens"][-1] == tok.timestamp_begin + 200
 
 
-@pytest.mark.parametrize("text, times", [
-    pytest.param(" One two three four.", [(0.2, 1.0), (1.0, 3.5), (5.2, 6.0), (6.0, 8.5), (8.5, 8.6)],
-                 id="the model read on from one clip into the next without ending a clause"),
-    pytest.param(" One two. Three four.", [(0.2, 1.0), (1.0, 2.0), (2.0, 2.1), (3.0, 6.0), (6.0, 8.5), (8.5, 8.6)],
-                 id="a word is drawn over the gap"),
-    pytest.param(" One two. Three four.", [(0.2, 1.0), (1.0, 2.0), (2.0, 2.1), (4.1, 4.9), (6.0, 8.5), (8.5, 8.6)],
-                 id="a word lies in the gap"),
-])
-def test_a_segment_across_a_gap_is_left_whole_when_its_words_do_not_fall_cleanly_on_either_side(scripted, text, times):
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
-    pack.complete(outcome(scripted, [(0.0, text, 9.0)], word_times=times))
-    assert pack.cuts == 0 and pack.retried == ["straddle", "straddle"]
+def test_text_written_after_a_clips_end_is_not_kept(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 3.0)
+    PackedWindow([first, second], [0.0, 6.0]).complete(
+        [outcome(scripted, [(0.0, " One two.", 3.9), (4.2, " Thank you.", 5.6)]),
+         outcome(scripted, [(6.0, " Three.", 8.8)])])
+    assert first.transcription.result()["text"] == " One two."
 
 
-def test_a_clip_in_a_straddling_segment_where_the_model_stopped_is_retried_once(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 8.0)
-    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
-    # One segment runs from the first clip into the second, and the model stops there.
-    pack.complete(outcome(scripted, [(0.0, " One two three.", 7.0)], final=8.0))
-    assert pack.retried == ["straddle", "straddle"], "the second clip is not counted again as not reached"
-    assert first.packable and second.packable
+def test_a_clips_fields_are_those_of_its_own_decoding(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 3.0)
+    PackedWindow([first, second], [0.0, 6.0]).complete(
+        [outcome(scripted, [(0.0, " One two.", 3.9)], avg_logprob=-0.3, no_speech_prob=0.02, temperature=0.0),
+         outcome(scripted, [(6.0, " Three.", 8.8)], avg_logprob=-0.7, no_speech_prob=0.2, temperature=0.4)])
+    one, = first.transcription.result()["segments"]
+    two, = second.transcription.result()["segments"]
+    assert (one["avg_logprob"], one["no_speech_prob"], one["temperature"]) == (-0.3, 0.02, 0.0)
+    assert (two["avg_logprob"], two["no_speech_prob"], two["temperature"]) == (-0.7, 0.2, 0.4)
 
 
-def test_clips_that_ran_together_are_never_packed_side_by_side_again(scripted):
-    first, second, third = clip(scripted, 4.0), clip(scripted, 4.0), clip(scripted, 4.0)
-    PackedWindow([first, second, third], [0.0, 5.0, 10.0], gap_s=1.0).complete(
-        outcome(scripted, [(0.0, " One two three four.", 7.0), (10.1, " Five.", 13.9)]))
-    others = [clip(scripted, 4.0) for _ in range(2)]
-    units = packs([first, second, *others], gap_s=1.0, window_s=30.0)
-    assert not any(first.transcription in u.transcriptions and second.transcription in u.transcriptions for u in units)
+def test_a_clip_whose_own_decoding_is_silent_is_decoded_alone(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 3.0)
+    pack = PackedWindow([first, second], [0.0, 6.0])
+    pack.complete([outcome(scripted, [(0.0, " One two.", 3.9)]),
+                   outcome(scripted, [(6.0, " Hmm.", 8.8)], avg_logprob=-1.5, no_speech_prob=0.9)])
+    assert first.transcription.finished
+    assert second.refused == "silent" and not second.packable and not second.transcription.finished
+    assert pack.refused == ["silent"]
 
 
-def test_a_segment_across_a_gap_in_a_clips_second_pack_leaves_it_a_last_resort(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    for part in (first, second):
-        part.rung = Rung.SECOND_PACK
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One two three.", 7.0)]))
-    assert first.rung == Rung.LAST_RESORT and second.rung == Rung.LAST_RESORT
-    assert first.packable and not first.transcription.finished and not first.refused
+def test_a_high_no_speech_probability_with_confident_text_keeps_the_text(scripted):
+    # Whisper's rule: a window is skipped as silence only if its text is improbable too.
+    only, other = clip(scripted, 4.0), clip(scripted, 3.0)
+    PackedWindow([only, other], [0.0, 6.0]).complete(
+        [outcome(scripted, [(0.0, " One.", 3.8)], avg_logprob=-0.2, no_speech_prob=0.9),
+         outcome(scripted, [(6.0, " Two.", 8.8)])])
+    assert only.transcription.result()["text"] == " One."
 
 
-def last_resort_clips(scripted, *seconds: float) -> list[Clip]:
-    clips = [clip(scripted, s) for s in seconds]
-    for part in clips:
-        part.rung = Rung.LAST_RESORT  # two packs tried and failed
-    return clips
+def test_a_clip_given_no_text_is_decoded_alone(scripted):
+    first, second = clip(scripted, 4.0), clip(scripted, 3.0)
+    PackedWindow([first, second], [0.0, 6.0]).complete(
+        [outcome(scripted, [(0.0, " One two.", 3.9)]), outcome(scripted, [(6.0, " ", 6.4)])])
+    assert second.refused == "no_text" and not second.transcription.finished
 
 
-def test_clips_that_failed_two_packs_share_a_window_two_by_two_far_apart(scripted):
-    clips = last_resort_clips(scripted, 4.0, 3.0, 5.0)
-    units = packs(clips, gap_s=2.0, window_s=30.0)
-    pairs = [u for u in units if isinstance(u, PackedWindow)]
-    assert len(pairs) == 1 and len(units) == 2, "two share a window; the third, with no partner, goes alone"
-    assert pairs[0].clips == clips[:2]
-    assert pairs[0].offsets[1] - clips[0].transcription.duration >= LAST_GAP_S
+def test_a_clip_whose_own_decoding_needs_fallback_alone_is_decoded_again_warmer(scripted):
+    # The scripted engine scores a prompt at temperature 0 badly for the second clip only.
+    first, second = clip(scripted, 4.0), clip(scripted, 3.0)
+    pack = PackedWindow([first, second], [0.0, 6.0])
+    tok = scripted.tokenizer("transcribe", "en")
+
+    def generate(encoded, prompts, params):
+        scripted.generate_calls.append(prompts)
+        return [Generated([*tok.encode(" Word."), prompt[-1] + 100],
+                          -3.0 if prompt[-1] == tok.timestamp_begin + 300 and params.temperature == 0 else -0.1, 0.01)
+                for prompt in prompts]
+
+    scripted.generate = generate
+    outcomes, = decode_windows(scripted, [pack])
+    assert [len(call) for call in scripted.generate_calls] == [2, 1], "only the second clip is decoded again"
+    assert [o.temperature for o in outcomes] == [0.0, 0.2]
+    pack.complete(outcomes)
+    assert first.transcription.result()["segments"][0]["temperature"] == 0.0
+    assert second.transcription.result()["segments"][0]["temperature"] == 0.2
 
 
-def test_a_batch_is_not_held_back_for_room_in_a_last_resort_window(scripted):
-    single, *pair = last_resort_clips(scripted, 4.0, 3.0, 3.0)
-    units = packs(pair, gap_s=2.0, window_s=30.0)
-    fresh = clip(scripted, 4.0)
-    registry = held(single, *pair, fresh)
-    assert not has_room(units[0], registry, 2.0, 30.0)
-    assert not has_room(single.transcription.next_window(), registry, 2.0, 30.0)
-    assert has_room(fresh.transcription.next_window(), registry, 2.0, 30.0)
-
-
-def test_last_resort_clips_that_met_before_are_not_paired(scripted):
-    first, second = last_resort_clips(scripted, 4.0, 3.0)
-    first.apart.add(second.id)
-    units = packs([first, second], gap_s=2.0, window_s=30.0)
-    assert not any(isinstance(u, PackedWindow) for u in units)
-
-
-def test_last_resort_clips_of_two_tenants_are_not_paired(scripted):
-    first, second = last_resort_clips(scripted, 4.0, 3.0)
-    first.tenant, second.tenant = "a", "b"
-    units = packs([first, second], gap_s=2.0, window_s=30.0)
-    assert not any(isinstance(u, PackedWindow) for u in units)
+def test_clips_that_share_a_window_are_decoded_in_one_generate_call(scripted):
+    clips = [clip(scripted, 4.0) for _ in range(3)]
+    pack, = packs(clips, gap_s=2.0, window_s=30.0)
+    decode_windows(scripted, [pack])
+    assert scripted.encode_calls == [1] and [len(call) for call in scripted.generate_calls[:1]] == [3]
 
 
 def test_clips_of_two_tenants_are_not_packed_together(scripted):
@@ -191,102 +195,15 @@ def test_clips_of_two_tenants_are_not_packed_together(scripted):
     assert sorted(sorted(clips.index(c) for c in u.clips) for u in units) == [[0, 2], [1, 3]]
 
 
-def test_a_clip_whose_last_resort_pair_fails_is_decoded_alone(scripted):
-    first, second = last_resort_clips(scripted, 4.0, 4.0)
-    pair, = packs([first, second], gap_s=2.0, window_s=30.0)
-    reach = pair.offsets[1] + 2.0
-    pair.complete(outcome(scripted, [(0.0, " One two three.", reach)]))
-    assert first.refused == second.refused == "straddle"
-    assert not first.packable and not first.transcription.finished
-
-
-def test_text_lying_wholly_in_a_gap_gives_both_neighbours_another_pack(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    PackedWindow([first, second], [0.0, 8.0], gap_s=4.0).complete(
-        outcome(scripted, [(0.0, " One.", 3.8), (4.6, " Thank you.", 7.4), (8.0, " Two.", 11.8)]))
-    assert not first.transcription.finished and not second.transcription.finished
-    assert first.packable and second.packable
-    assert second.id in first.apart
-
-
-def test_a_clip_the_model_reached_without_text_gets_another_pack_then_a_last_resort_then_is_decoded_alone(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 4.0)
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " One.", 3.8)]))
-    assert first.transcription.finished
-    assert second.packable and not second.transcription.finished
-    third = clip(scripted, 4.0)
-    PackedWindow([third, second], [0.0, 5.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Three.", 3.8)]))
-    assert second.rung == Rung.LAST_RESORT and second.packable and not second.transcription.finished
-    fourth = last_resort_clips(scripted, 4.0)[0]
-    PackedWindow([fourth, second], [0.0, 12.0], gap_s=1.0).complete(outcome(scripted, [(0.0, " Four.", 3.8)]))
-    assert second.refused == "no_text" and not second.packable and not second.transcription.finished
-
-
-def test_a_clip_a_pack_did_not_reach_goes_first_in_its_next_pack(scripted):
-    clips = [clip(scripted, 4.0) for _ in range(3)]
-    clips[2].rung = Rung.SECOND_PACK
-    units = packs(clips, gap_s=1.0, window_s=30.0)
-    assert len(units) == 1 and units[0].clips[0] is clips[2]
-
-
-def test_clips_after_where_the_model_stopped_are_packed_again(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 8.0)
-    pack = PackedWindow([first, second], [0.0, 5.0], gap_s=1.0)
-    # Two timestamps in a row at the end: the model stopped at 6.0 s with more to come.
-    pack.complete(outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
-    assert first.transcription.finished
-    assert not second.transcription.finished and not second.refused and second.packable
-
-
-def test_a_pack_is_silent_from_its_last_clip_to_the_windows_end(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 5.0)
-    audio = PackedWindow([first, second], [0.0, 6.0], gap_s=2.0).audio()
-    assert len(audio) == 30 * 16000, "the window is filled with samples, not left to feature padding"
-    assert np.all(audio[11 * 16000 :] == 0) and np.all(audio[6 * 16000 : 11 * 16000] == 0.1)
-
-
-def test_a_clip_the_model_stopped_short_of_in_its_second_pack_gets_a_last_resort(scripted):
-    first, second = clip(scripted, 4.0), clip(scripted, 8.0)
-    second.rung = Rung.SECOND_PACK
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(
-        outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two", 6.0)], final=6.0))
-    assert second.rung == Rung.LAST_RESORT and second.packable and not second.transcription.finished
-
-
-def two_clips_scored(scripted, avg_logprob: float, no_speech_prob: float,
-                     first: Clip | None = None) -> tuple[Clip, Clip]:
-    """Two packed clips, each with its own segment, decoded with the given scores."""
-    first, second = first or clip(scripted, 4.0), clip(scripted, 4.0)
-    tokens = outcome(scripted, [(0.0, " One.", 3.8), (5.0, " Two.", 8.8)]).generated.tokens
-    scored = Outcome(Generated(tokens, -5.0, no_speech_prob), avg_logprob, 0.0, 1.2)
-    PackedWindow([first, second], [0.0, 5.0], gap_s=1.0).complete(scored)
-    return first, second
-
-
-def test_clips_of_a_window_that_would_need_temperature_fallback_get_another_pack_apart(scripted):
-    first, second = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
-    assert not first.transcription.finished and not second.transcription.finished
-    assert first.packable and second.packable and second.id in first.apart
-
-
-def test_a_clip_whose_packs_keep_needing_temperature_fallback_is_decoded_alone(scripted):
-    first, _ = two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01)
-    two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01, first=first)
-    assert first.rung == Rung.LAST_RESORT
-    two_clips_scored(scripted, avg_logprob=-2.0, no_speech_prob=0.01, first=first)
-    assert first.refused == "fallback" and not first.packable
-
-
-def test_a_pack_with_no_speech_and_no_confident_text_is_unpacked_as_silent(scripted):
-    first, second = two_clips_scored(scripted, avg_logprob=-1.5, no_speech_prob=0.9)
-    assert first.refused == second.refused == "silent"
-
-
-def test_a_pack_with_a_high_no_speech_probability_but_confident_text_keeps_it(scripted):
-    # Whisper's rule: a window is skipped as silence only if its text is improbable too. A pack
-    # that opens with a quiet clip can score high on no-speech and still be read confidently.
-    first, second = two_clips_scored(scripted, avg_logprob=-0.2, no_speech_prob=0.9)
-    assert first.transcription.result()["text"] == " One." and second.transcription.result()["text"] == " Two."
+def test_each_clip_keeps_its_own_features_and_floor_and_the_pack_is_silent_after_the_last(scripted):
+    quiet, loud = clip(scripted, 4.0), clip(scripted, 5.0)
+    quiet.transcription.features[:] = -0.5
+    loud.transcription.features[:] = 0.5
+    features = PackedWindow([quiet, loud], [0.0, 6.0]).features()
+    assert np.array_equal(features[:, :400], quiet.transcription.features[:, :400])
+    assert np.array_equal(features[:, 600:1100], loud.transcription.features[:, :500])
+    assert np.all(features[:, 400:500] == -2.5) and np.all(features[:, 500:600] == -1.5), "each side's own floor"
+    assert np.all(features[:, 1100:] == -1.5), "silence to the window's end"
 
 
 def test_only_clips_of_one_language_and_options_share_a_pack(scripted):
@@ -352,7 +269,7 @@ def test_clips_of_unknown_language_long_recordings_and_prompted_ones_are_not_pac
     unknown = clip(scripted, 5.0, None)
     prompted = clip(scripted, 5.0, initial_prompt="Glossary")
     audio = np.full(16000 * 40, 0.1, np.float32)
-    long = Clip(Transcription(scripted.features(audio), DecodingOptions(language="en"), scripted), audio)
+    long = Clip(Transcription(scripted.features(audio), DecodingOptions(language="en"), scripted))
     assert not unknown.packable and not prompted.packable and not long.packable
     assert clip(scripted, 5.0).packable
 
@@ -398,14 +315,9 @@ def test_packing_real_clips_decodes_several_in_one_window(packed_and_alone):
 
 def test_packed_clips_hold_no_words_of_other_clips(packed_and_alone):
     names, packed, alone, _ = packed_and_alone
-    for name in names:
-        own = set(words(alone[name]["text"]))
-        for other in names:
-            if other == name:
-                continue
-            foreign = set(words(alone[other]["text"])) - own - {"the", "a", "of", "and", "in", "to", "is", "it", "i"}
-            leaked = foreign & set(words(packed[name]["text"]))
-            assert len(leaked) <= 1, f"{name} took words of {other}: {sorted(leaked)}"
+    texts = {name: packed[name]["text"] for name in names}
+    found = foreign_words(texts, {n: MANIFEST[n]["ref"] for n in names}, {n: alone[n]["text"] for n in names})
+    assert found == {}, found
 
 
 def test_packed_text_is_as_close_to_the_human_reference_as_decoding_alone(packed_and_alone):
@@ -426,8 +338,34 @@ def test_packed_segments_lie_within_their_own_clip(packed_and_alone):
             assert segment["seek"] == 0
 
 
-# Pairs the model reads as one text when packed: a sentence and the one that follows it in a
-# recording, and a clip ending on a comma beside one that starts a new sentence.
+# How far a packed clip's figures may lie from the same clip's decoded alone, where the texts
+# agree: the encoder pass over the whole window shifts the log-probabilities a little.
+# no_speech_prob is not among them: it is Whisper's estimate for the clip's own view of the
+# window, its audio at its offset in silence, and rises the later the clip lies (measured:
+# 0.61 packed against 0.005 alone for a clip read the same; docs/api.md).
+FIELD_TOLERANCE = {"start": 0.1, "end": 0.1, "avg_logprob": 0.1, "compression_ratio": 0.05}
+
+
+def test_a_packed_clips_fields_are_its_own_as_if_decoded_alone(packed_and_alone):
+    names, packed, alone, _ = packed_and_alone
+    compared = 0
+    for name in names:
+        ours, theirs = packed[name]["segments"], alone[name]["segments"]
+        if [s["text"] for s in ours] != [s["text"] for s in theirs]:
+            continue  # a different reading: its figures measure different text
+        compared += 1
+        for mine, exact in zip(ours, theirs):
+            assert (mine["id"], mine["seek"], mine["temperature"]) == (exact["id"], exact["seek"], exact["temperature"])
+            assert mine["tokens"][1:-1] == exact["tokens"][1:-1], "the same text tokens"
+            begin = mine["tokens"][0] - round(mine["start"] / 0.02)
+            assert mine["tokens"][-1] == begin + round(mine["end"] / 0.02), "timestamp tokens agree with the times"
+            for key, tolerance in FIELD_TOLERANCE.items():
+                assert abs(mine[key] - exact[key]) <= tolerance, (name, key, mine[key], exact[key])
+    assert compared >= 3, "too few clips read the same packed and alone to compare their figures"
+
+
+# Pairs the model read as one text when one decoder wrote both: a sentence and the one that
+# follows it in a recording, and a clip ending on a comma beside one that starts a new sentence.
 READ_ON = [("en_ljspeech_LJ001-0001.wav", "en_ljspeech_LJ001-0002.wav"),
            ("en_ljspeech_LJ050-0131.wav", "en_mfa_mfa_thoughts.flac")]
 
@@ -437,20 +375,18 @@ def decode_pack(engine, names: list[str]) -> PackedWindow:
     clips = []
     for name in names:
         audio = decode(str(EVAL / name), engine.sampling_rate)
-        clips.append(Clip(Transcription(engine.features(audio), DecodingOptions(language="en"), engine), audio))
+        clips.append(Clip(Transcription(engine.features(audio), DecodingOptions(language="en"), engine)))
     pack, = packs(clips, gap_s=2.0, window_s=30.0)
     assert isinstance(pack, PackedWindow) and pack.clips == clips
     pack.complete(decode_windows(engine, [pack])[0])
     return pack
 
 
-def test_real_segments_across_a_gap_are_cut_into_each_clips_own_words(engine):
-    packs = [decode_pack(engine, list(pair)) for pair in READ_ON if all((EVAL / n).exists() for n in pair)]
-    assert sum(pack.cuts for pack in packs) >= 1, "the model wrote one segment over a gap in none of the pairs"
-    for pair, pack in zip(READ_ON, packs):
+def test_clips_that_read_on_into_each_other_each_get_only_their_own_words(engine):
+    for pair in READ_ON:
+        pack = decode_pack(engine, list(pair))
         for name, part, other in zip(pair, pack.parts, reversed(pair)):
-            if not part.finished:
-                continue  # sent back: decoded again elsewhere
+            assert part.finished, f"{name} was sent back: {pack.refused}"
             text = words(part.result()["text"])
             ref, foreign = words(MANIFEST[name]["ref"]), set(words(MANIFEST[other]["ref"]))
             assert SequenceMatcher(None, text, ref).ratio() >= 0.85, (name, part.result()["text"])
@@ -473,17 +409,3 @@ def test_a_short_clip_decoded_alone_with_packing_on_reads_as_well_in_every_langu
         ref = MANIFEST[name]["ref"].lower()
         scores = [SequenceMatcher(None, r.results[name]["text"].lower(), ref).ratio() for r in (cheap, exact)]
         assert scores[0] >= scores[1] - 0.15, (name, cheap.results[name]["text"], exact.results[name]["text"])
-
-
-def test_a_clip_is_never_kept_apart_from_a_clip_long_gone(scripted):
-    # Clips are told apart by ids that are never reused, unlike id() of collected objects.
-    import gc
-
-    first = clip(scripted, 4.0)
-    met = clip(scripted, 4.0)
-    first.apart.add(met.id)
-    gone_id = met.id
-    del met
-    gc.collect()
-    newcomers = [clip(scripted, 4.0) for _ in range(50)]
-    assert all(newcomer.id != gone_id and not first.kept_apart_from(newcomer) for newcomer in newcomers)

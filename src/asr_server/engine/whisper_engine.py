@@ -138,6 +138,10 @@ class WhisperEngine:
             self._silences[key] = self._encode([silent])[0][frame // self.input_stride :]
         return self._silences[key]
 
+    def silence(self, mels: int, level: float) -> np.ndarray:
+        """The encoding of a whole silent window whose log-mel floor is ``level``."""
+        return self._silence(mels, 0, level)
+
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]:
         """Language probabilities per window, best first, codes without markers."""
         results = self.model.detect_language(_storage(encoded))

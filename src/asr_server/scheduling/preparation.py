@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from asr_server.config import DecodingOptions
 from asr_server.engine.audio import Pcm, decode_pcm, stated_duration
 from asr_server.errors import AudioTooLong, UndecodableAudio
@@ -19,22 +17,21 @@ from asr_server.whisper.units import Engine
 
 @dataclass
 class Prepared:
-    """A task ready to offer its first window, and the samples of its parts that may be packed."""
+    """A task ready to offer its first window, and its parts short enough to be packed."""
 
     transcription: Transcription | ChunkedTranscription
-    packable: list[tuple[Transcription, np.ndarray]]
+    packable: list[Transcription]
 
 
 def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine, pack_clips: bool,
             cheap_frames: int | None, max_audio_seconds: float = 0) -> Prepared:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
-    ``pack_clips``, the samples of every part short enough to be packed are kept with it."""
+    ``pack_clips``, every part short enough to be packed is named in ``packable``."""
     pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
     try:
         if options.vad_filter:
-            chunked = ChunkedTranscription(pcm.all(), options, engine, pack_clips)
-            short = [(part, samples) for part, samples in zip(chunked.parts, chunked.samples)
-                     if part.content_frames < engine.frames_per_window]
+            chunked = ChunkedTranscription(pcm.all(), options, engine)
+            short = [part for part in chunked.parts if pack_clips and part.content_frames < engine.frames_per_window]
             return Prepared(chunked, short)
         # A long recording's features are computed a window at a time and kept in a file
         # (engine.log_mel), so that its memory does not grow with its length.
@@ -42,7 +39,7 @@ def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine, pa
         speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
         transcription = Transcription(features, options, engine, short_frames=cheap_frames, speech=speech)
         short = pack_clips and features.shape[-1] <= engine.frames_per_window
-        return Prepared(transcription, [(transcription, pcm.all())] if short else [])
+        return Prepared(transcription, [transcription] if short else [])
     finally:
         pcm.close()
 

@@ -55,7 +55,7 @@ class _Active:
     task_id: str
     transcription: Transcription | ChunkedTranscription
     options: dict[str, Any]
-    packable: list[tuple[Transcription, Any]]  # parts that may be packed, with their samples
+    packable: list[Transcription]  # parts that may be packed
     tenant: str = ""  # whose clips its clips may share a window with (scheduler.pack_scope)
 
 
@@ -111,8 +111,6 @@ class Scheduler:
         self.clips_packed = 0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
         self.pack_refusals: Counter[str] = Counter()  # why clips were sent back to be decoded alone
-        self.pack_retries: Counter[str] = Counter()  # why clips were given a second pack
-        self.pack_cuts = 0  # segments cut at a gap between clips by their words' times
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,8 +169,6 @@ class Scheduler:
                 "clips_packed": self.clips_packed,
                 "clips_unpacked": sum(self.pack_refusals.values()),
                 "pack_refusals": dict(self.pack_refusals),
-                "pack_retries": dict(self.pack_retries),
-                "pack_cuts": self.pack_cuts,
             }
 
     # -- preparation (worker threads) ------------------------------------------------------
@@ -248,8 +244,8 @@ class Scheduler:
             while self._prepared:
                 active = self._prepared.popleft()
                 self._active.append(active)
-                for part, samples in active.packable:  # the clips are the engine thread's alone
-                    self._clips.add(Clip(part, samples, tenant=active.tenant))
+                for part in active.packable:  # the clips are the engine thread's alone
+                    self._clips.add(Clip(part, tenant=active.tenant))
                 active.packable = []
             cancelled = [a for a in self._active if a.task_id in self._cancelled]
             for active in cancelled:
@@ -265,8 +261,7 @@ class Scheduler:
         if not self._config.pack_clips:
             return windows
         return pack_windows(windows, self._clips, self._config.pack_gap_ms / 1000, self._window_s,
-                            max_packs=self._config.max_batch_size, cut_at_gaps=self._config.pack_cuts,
-                            pack_s=self._pack_s)
+                            max_packs=self._config.max_batch_size, pack_s=self._pack_s)
 
     def _hold(self, until: float) -> None:
         """Wait until a prepared task arrives, none is being prepared any more, or ``until``."""
@@ -304,7 +299,7 @@ class Scheduler:
             actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
             before = [a.transcription.seconds_done for a in actives]
             try:
-                unit.complete(outcome)
+                unit.complete(outcome)  # the outcomes of the unit's sequences
             except Exception as exc:
                 error = Failure.of(exc)
                 for active in actives:
@@ -314,8 +309,6 @@ class Scheduler:
                 with self._cv:
                     self.clips_packed += sum(1 for part in unit.parts if part.finished)
                     self.pack_refusals.update(unit.refused)
-                    self.pack_retries.update(unit.retried)
-                    self.pack_cuts += unit.cuts
             for active, done_before in zip(actives, before):
                 t = active.transcription
                 with self._cv:

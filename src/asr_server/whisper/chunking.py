@@ -28,7 +28,7 @@ VAD_OPTIONS = VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160)
 class ChunkedTranscription:
     """One recording transcribed as independent VAD chunks."""
 
-    def __init__(self, audio: np.ndarray, options: DecodingOptions, engine: Engine, keep_short_audio: bool) -> None:
+    def __init__(self, audio: np.ndarray, options: DecodingOptions, engine: Engine) -> None:
         rate = engine.sampling_rate
         self.duration = len(audio) / rate
         window = engine.frames_per_window * engine.seconds_per_frame
@@ -41,12 +41,9 @@ class ChunkedTranscription:
         # every window starts with an empty prompt and any two can share a batch.
         options = options.model_copy(update={"condition_on_previous_text": False})
         self.parts: list[Transcription] = []
-        self.samples: list[np.ndarray] = []  # each part's audio, kept for packing (keep_short_audio)
         for group in groups:
             chunk = np.concatenate([audio[piece["start"] : piece["end"]] for piece in group])
             self.parts.append(Transcription(engine.features(chunk), options, engine))
-            if keep_short_audio:
-                self.samples.append(chunk)
         self._rate = rate
         self._frame_samples = int(round(rate * engine.seconds_per_frame))
         self._language = options.language if engine.is_multilingual else "en"

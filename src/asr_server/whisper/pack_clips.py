@@ -1,34 +1,17 @@
-"""Packing's own state: each short recording as a ``Clip`` (its samples, its rung on the ladder,
-the clips it must not meet again), and the ``Clips`` that a scheduler keeps of them.
+"""Packing's own state: each short recording as a ``Clip`` (whose it is, and whether it must now
+be decoded alone), and the ``Clips`` that a scheduler keeps of them.
 
-A clip whose pack cannot give it a clean result climbs one rung of one ladder:
-
-    FIRST_PACK -> SECOND_PACK (apart from the clips it met) -> LAST_RESORT (one window with one
-    other such clip, far apart) -> ALONE (decoded on its own, with Whisper's full fallback)
-
-A pack whose window Whisper would skip as silence sends its clips straight to ALONE. Clips are
-told apart by ids that are never reused, so a new clip is never kept apart from one long gone.
+A packed clip is decoded on its own (``PackedWindow``), so a pack never gives it another
+clip's text; a clip whose pack cannot give it a result that Whisper would keep (its decoding
+judged silent, or no text at all) is decoded alone from then on, with Whisper's full rules.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from enum import IntEnum
-
-import numpy as np
+from dataclasses import dataclass
 
 from asr_server.whisper.transcription import Transcription
-
-_next_id = itertools.count(1).__next__
-
-
-class Rung(IntEnum):
-    FIRST_PACK = 0
-    SECOND_PACK = 1
-    LAST_RESORT = 2
-    ALONE = 3
 
 
 @dataclass(eq=False)
@@ -36,42 +19,18 @@ class Clip:
     """One short recording as packing sees it."""
 
     transcription: Transcription
-    audio: np.ndarray | None  # its samples while it may still be packed
-    rung: Rung = Rung.FIRST_PACK
-    refused: str = ""  # why it was sent to be decoded alone; "" while it was not
-    apart: set[int] = field(default_factory=set)  # ids of the clips it must not share a window with
+    refused: str = ""  # why it is decoded alone; "" while it may be packed
     tenant: str = ""  # only clips of one tenant share a window (the scheduler's pack_scope)
-    id: int = field(default_factory=_next_id)
 
     @property
     def packable(self) -> bool:
-        """Whether it may share a window now: not sent to be decoded alone, its samples kept,
-        and its transcription fresh (see ``shareable``)."""
-        return self.rung < Rung.ALONE and self.audio is not None and shareable(self.transcription)
-
-    def kept_apart_from(self, other: Clip) -> bool:
-        return other.id in self.apart or self.id in other.apart
-
-    def failed(self, reason: str, met: Iterable[Clip]) -> str:
-        """A pack could not give it a clean result: climb one rung. Returns what it gets next
-        (the reason, for another pack; 'last_resort'), or '' when it is now decoded alone."""
-        if self.rung == Rung.FIRST_PACK:
-            self.rung = Rung.SECOND_PACK
-            self.apart.update(other.id for other in met)
-            return reason
-        if self.rung == Rung.SECOND_PACK:
-            self.rung = Rung.LAST_RESORT
-            return "last_resort"
-        self.refuse(reason)
-        return ""
+        """Whether it may share a window now: not sent to be decoded alone, and its
+        transcription fresh (see ``shareable``: a packed clip is finished, so no longer)."""
+        return not self.refused and shareable(self.transcription)
 
     def refuse(self, reason: str) -> None:
-        """Decode it alone from now on; its samples are no longer needed."""
-        self.rung, self.refused, self.audio = Rung.ALONE, reason, None
-
-    def packed(self) -> None:
-        """A pack gave it its segments: the samples can go."""
-        self.audio = None
+        """Decode it alone from now on."""
+        self.refused = reason
 
 
 def shareable(transcription: Transcription) -> bool:

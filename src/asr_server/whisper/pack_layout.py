@@ -1,26 +1,11 @@
 """Packing's layout: which short clips share a 30 s window, and where each one lies in it.
 
-The encoder costs the same for 3 s of speech as for 30 s, and on CPU it is most of the cost of a
-short clip. So clips that share a language and decoding options are laid end to end, with two
-seconds of silence between them (``pack_gap_ms``), and decoded as one window; the window's
-segments go back to the clip whose span they cover. Whisper usually ends a segment at such a pause, so the split is
-clean. Consecutive uploads are dealt to different packs, because the model is likeliest to read
-on across the gap between two sentences of one recording.
-
-The model does sometimes write the end of one clip and the start of the next as one segment.
-Such a segment is cut in two where its words, aligned as word timestamps are, fall cleanly on
-either side of the gap after a clause ends (``PackedWindow._cut_at_gaps``).
-
-Nothing ambiguous is kept. A window that Whisper would skip as silence sends its clips back to
-be decoded alone, with Whisper's full temperature fallback. A window that would need
-temperature fallback (most often the model wrote the first clip and stopped), a segment that
-reaches into two clips by more than a third of the gap and cannot be cut cleanly, text that
-lies wholly in a gap, or a clip the model reached but gave no text (it may have read past it),
-gives the clips concerned one more pack first, away from the clips they met in this one; a clip
-cut off where the model stopped goes into another pack too. A clip that two packs could not
-give a clean result gets a last resort: a window shared with one other such clip, 8 s of silence apart, which the
-model rarely reads across; if that fails too, or no partner fits, it is decoded alone. So a pack
-never mixes text between tasks, and never keeps a decoding that Whisper would have rejected.
+On CPU the encoder is most of the cost of a short clip. So clips of one tenant that share a
+language and decoding options are laid end to end, with silence between them
+(``pack_gap_ms``), and the window is encoded once; each clip is then decoded on its own part of
+that encoding (``PackedWindow``). The gap keeps the encoder's view of one clip's edges apart
+from the next clip's sounds. Packs are filled up to ``pack_fill_s``, and the encoding of the
+silence after the clips is reused.
 """
 
 
@@ -31,31 +16,29 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from asr_server.whisper.pack_attribution import PackedWindow
-from asr_server.whisper.pack_clips import Clip, Clips, Rung
+from asr_server.whisper.pack_clips import Clip, Clips
 from asr_server.whisper.transcription import Window
 
 STEP_S = 0.02  # one timestamp token: clips start on this grid so timestamps shift exactly
 
 
 def pack_windows(windows: Sequence[Window], clips: Clips, gap_s: float, window_s: float,
-                 max_packs: int | None = None, cut_at_gaps: bool = True,
-                 pack_s: float | None = None) -> list[Window | PackedWindow]:
+                 max_packs: int | None = None, pack_s: float | None = None) -> list[Window | PackedWindow]:
     """Replace the windows of packable clips (those ``clips`` holds) by packs; other windows
     pass through.
 
-    Clips share a pack, and a last-resort pair, only with clips of the same tenant, language,
-    task and decoding options: the tenant is part of the grouping, not a check made after. A pack of one is
+    Clips share a pack only with clips of the same tenant, language, task and decoding options:
+    the tenant is part of the grouping, not a check made after. A pack of one is
     left as the plain window it was. With ``max_packs`` (the batch size), each group's clips are
     dealt over at most that many packs, as full as the clips allow; the clips that fit in none
     are dealt again, into packs that come after all of those (the next tier). Within a tier,
     units are ordered by their oldest clip, which keeps the scheduler's oldest-first rule: the
-    oldest clip always lands in the first tier. ``cut_at_gaps``: see ``PackedWindow._cut_at_gaps``."""
+    oldest clip always lands in the first tier."""
     gap_s = _on_grid(gap_s)
     pack_s = window_s if pack_s is None else min(pack_s, window_s)
     limit = pack_s - STEP_S
     arrival = {id(window): n for n, window in enumerate(windows)}
     groups: dict[Hashable, list[_Offer]] = {}
-    last_resort: dict[Hashable, list[_Offer]] = {}
     units: list[tuple[tuple[int, int], Window | PackedWindow]] = []
     for window in windows:
         clip = clips.of(window.owner)
@@ -64,9 +47,7 @@ def pack_windows(windows: Sequence[Window], clips: Clips, gap_s: float, window_s
             continue
         owner = window.owner
         key = (clip.tenant, owner.language, owner.options.task, owner.generation_key)
-        (last_resort if clip.rung == Rung.LAST_RESORT else groups).setdefault(key, []).append((window, clip))
-    for group in last_resort.values():
-        units.extend(_pairs(group, gap_s, arrival, cut_at_gaps))
+        groups.setdefault(key, []).append((window, clip))
     for group in groups.values():
         for tier, members in _tiers(group, gap_s, limit, max_packs):
             first = (tier, min(arrival[id(w)] for w, _ in members))
@@ -76,36 +57,11 @@ def pack_windows(windows: Sequence[Window], clips: Clips, gap_s: float, window_s
             offsets = [0.0]
             for window, _ in members[:-1]:
                 offsets.append(_next_offset(offsets[-1] + window.owner.duration, gap_s))
-            units.append((first, PackedWindow([clip for _, clip in members], offsets, gap_s, cut_at_gaps, pack_s)))
+            units.append((first, PackedWindow([clip for _, clip in members], offsets, pack_s)))
     return [unit for _, unit in sorted(units, key=lambda pair: pair[0])]
 
 
 _Offer = tuple[Window, Clip]  # a packable clip's window, with the clip
-
-LAST_GAP_S = 8.0  # silence between the two clips of a last-resort pair
-LAST_END_S = 22.0  # a last-resort pair ends by then: the model often stops short of a clip later in the window
-
-
-def _pairs(offers: list[_Offer], gap_s: float, arrival: dict[int, int],
-           cut_at_gaps: bool) -> list[tuple[tuple[int, int], Window | PackedWindow]]:
-    """Clips that failed their packs, two to a window with a long silence between them (the
-    model rarely writes one segment over it); a clip without a partner is decoded alone.
-    ``gap_s`` is the packs' gap, which sets how far a segment may reach past its clip."""
-    out: list[tuple[tuple[int, int], Window | PackedWindow]] = []
-    left = list(offers)
-    while left:
-        window, clip = left.pop(0)
-        second_at = _next_offset(window.owner.duration + LAST_GAP_S, 0.0)
-        partner = next((offer for offer in left if second_at + offer[0].owner.duration <= LAST_END_S
-                        and not clip.kept_apart_from(offer[1])), None)
-        if partner is None:
-            out.append(((0, arrival[id(window)]), window))
-            continue
-        left.remove(partner)
-        out.append(((0, arrival[id(window)]), PackedWindow([clip, partner[1]], [0.0, second_at], gap_s,
-                                                              cut_at_gaps, LAST_END_S)))
-    return out
-
 
 MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
 
@@ -113,10 +69,8 @@ MIN_CLIP_S = 1.0  # the shortest clip a batch is held back for (see has_room)
 def has_room(unit: Window | PackedWindow, clips: Clips, gap_s: float, window_s: float) -> bool:
     """Whether a unit's window could still take a clip of ``MIN_CLIP_S``, by the rule that
     ``pack_windows`` packs with. The scheduler holds back a batch with room while other uploads
-    are being prepared. Last-resort clips are paired only with each other, so theirs never has."""
+    are being prepared."""
     members = [clips.of(part) for part in unit.transcriptions]
-    if any(clip is not None and clip.rung == Rung.LAST_RESORT for clip in members):
-        return False
     if isinstance(unit, PackedWindow):
         end = unit.spans()[-1][1]
     elif members[0] is not None and members[0].packable:
@@ -143,11 +97,8 @@ def _deal(offers: list[_Offer], gap_s: float, limit: float,
     cards: the n-th clip goes to pack n mod k, or to the next pack with room, or to a new one
     while there are fewer than ``max_packs``. Returns the packs and the clips left over.
 
-    Consecutive uploads are often consecutive sentences of one recording, which the model reads
-    on across the gap, and a segment in two clips sends both back to be decoded alone. Dealt,
-    they land in different packs, which sends fewer clips back than longest-first packing
-    (benchmarks/packing.py compares them). Capped at a batch's worth of packs, the packs that run now are
-    full, and the clips left over wait for the next step, where new clips may join them."""
+    Capped at a batch's worth of packs, the packs that run now are full, and the clips left
+    over wait for the next step, where new clips may join them."""
     need = sum(w.owner.duration for w, _ in offers) + gap_s * (len(offers) - 1)
     count = max(1, int(np.ceil(need / limit)))
     if max_packs is not None:
@@ -161,7 +112,7 @@ def _deal(offers: list[_Offer], gap_s: float, limit: float,
             i = (n + step) % len(packs)
             end = _next_offset(ends[i], gap_s) + duration if packs[i] else duration
             # An empty pack takes any clip, so that each tier places at least one.
-            if not packs[i] or (end <= limit and not any(offer[1].kept_apart_from(other) for _, other in packs[i])):
+            if not packs[i] or end <= limit:
                 packs[i].append(offer)
                 ends[i] = end
                 break
@@ -171,8 +122,7 @@ def _deal(offers: list[_Offer], gap_s: float, limit: float,
                 continue
             packs.append([offer])
             ends.append(duration)
-    # A clip a pack did not reach goes first in its next one, where the model cannot stop short of it.
-    return [sorted(pack, key=lambda offer: -offer[1].rung) for pack in packs if pack], left
+    return [pack for pack in packs if pack], left
 
 
 def _on_grid(gap_s: float) -> float:

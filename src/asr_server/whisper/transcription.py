@@ -9,7 +9,7 @@ scheduler can decode windows of many recordings in one batch (``batch_decoding``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from faster_whisper.audio import pad_or_trim
@@ -33,14 +33,19 @@ class Window:
     size: int
     previous_tokens: list[int]
     needs_language: bool
-    retry_on_fallback: ClassVar[bool] = True
 
     @property
     def transcriptions(self) -> list[Transcription]:
         return [self.owner]
 
-    def complete(self, outcome: Outcome) -> None:
-        self.owner.complete(self, outcome)
+    def complete(self, outcomes: list[Outcome]) -> None:
+        self.owner.complete(self, outcomes[0])
+
+    def prompts(self) -> list[list[int]]:
+        return [self.prompt()]
+
+    def encodings(self, encoded: np.ndarray) -> list[np.ndarray]:
+        return [encoded]
 
     @property
     def batch_key(self) -> tuple[Any, ...]:
