@@ -47,7 +47,11 @@ def transcribe_all(server: Server, items: Iterable[dict[str, Any]], keys: list[s
         task_id = response.json()["task_id"]
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            response = client.get(f"{server.url}/api/v1/asr/task/{task_id}", params={"wait": 30}, headers=headers)
+            try:
+                response = client.get(f"{server.url}/api/v1/asr/task/{task_id}", params={"wait": 30},
+                                      headers=headers)
+            except httpx.RemoteProtocolError:
+                continue  # a pooled connection the server had closed while idle: poll again
             if response.status_code == 200:
                 return item["file"], response.json()["result"]["text"]
             if response.status_code != 202:

@@ -66,10 +66,12 @@ class SchedulerConfig(_Section):
         500, ge=10, description="How often an idle scheduler looks for queued tasks (an upload also wakes it at once).",
     )
     pack_clips: bool = Field(
-        True,
+        False,
         description="Lay short clips of one tenant and known language side by side in one 30 s "
         "window, so the encoder runs once for several of them; each clip is still decoded on "
-        "its own (docs/architecture.md, packing). A task sent with pack=false is not packed.",
+        "its own (docs/architecture.md, packing). Off by default: through the shared encoder "
+        "pass a clip can still, rarely, misread a word toward its neighbours' "
+        "(benchmarks/RESULTS.md, foreign words). A task sent with pack=false is not packed.",
     )
     pack_scope: Literal["tenant", "global"] = Field(
         "tenant",

@@ -1,5 +1,6 @@
-"""Packing's trust boundary through the real server: a packed transcript holds only what its own
-file says, and clips of two API keys never share a window."""
+"""Packing's trust boundary through the real server: clips of two API keys never share a window,
+so neither key's transcripts hold the other's words. How often a packed clip misreads a word
+toward a neighbour's of its own key is measured by benchmarks/foreign_words.py."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ import httpx
 import pytest
 
 from asr_server.http.auth import hash_key
-from conftest import EVAL, REPO, serving
+from conftest import REPO, serving
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from throughput import DEFAULT_MANIFEST, load_workload  # noqa: E402
-from word_attribution import foreign_words, words  # noqa: E402
+from word_attribution import words  # noqa: E402
 
 ALICE, BOB = "alice-packing-key-0123", "bob-packing-key-4567"
 # Each key's clips say words no clip of the other key says.
@@ -28,7 +28,6 @@ SPOKEN = {
     BOB: ["A walrus slept near the cathedral.", "She plays the saxophone at midnight.",
           "The volcano rumbled over the village.", "A penguin carried an umbrella."],
 }
-ORDERS = 2  # shuffled bursts of every short English eval clip (benchmarks/foreign_words.py runs ten)
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +56,16 @@ def transcribe_at_once(url: str, uploads: list[tuple[str, Path]], **fields: str)
             response = client.post(f"{url}/api/v1/asr/task", files={"file": (path.name, handle)},
                                    data=fields, headers=headers)
         assert response.status_code == 201, response.text
+        done = None
         for _ in range(20):  # at most 20 long polls of 30 s
-            done = client.get(f"{url}/api/v1/asr/task/{response.json()['task_id']}", params={"wait": 30},
-                              headers=headers)
+            try:
+                done = client.get(f"{url}/api/v1/asr/task/{response.json()['task_id']}", params={"wait": 30},
+                                  headers=headers)
+            except httpx.RemoteProtocolError:
+                continue  # a pooled connection the server had closed while idle: poll again
             if done.status_code != 202:
                 break
-        assert done.status_code == 200, done.text
+        assert done is not None and done.status_code == 200, done and done.text
         return done.json()["result"]["text"]
 
     with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=len(uploads) + 4)) as client:
@@ -87,19 +90,3 @@ def test_clips_of_two_api_keys_carry_none_of_each_others_words(packing_server, t
     for (key, _), text in zip(uploads, texts):
         others = set().union(*(rare[other] for other in rare if other != key))
         assert not set(words(text)) & others, (key, text)
-
-
-def test_packed_short_english_clips_hold_no_foreign_words(packing_server):
-    items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
-    assert len(items) >= 60 and all(Path(item["path"]).parent == EVAL for item in items)
-    references = {item["file"]: item["ref"] for item in items}
-    alone = dict(zip(references, transcribe_at_once(packing_server.url, [(ALICE, Path(i["path"])) for i in items],
-                                                     pack="false")))
-    for seed in range(ORDERS):
-        order = list(items)
-        random.Random(seed).shuffle(order)
-        before = packed_count(packing_server.url)
-        texts = transcribe_at_once(packing_server.url, [(ALICE, Path(item["path"])) for item in order])
-        assert packed_count(packing_server.url) - before >= len(items) // 2, "most clips were packed"
-        found = foreign_words(dict(zip((item["file"] for item in order), texts)), references, alone)
-        assert found == {}, f"order {seed}: {found}"
