@@ -1,14 +1,14 @@
 """A packed window: short clips laid end to end, encoded once, and each clip decoded on its own.
 
-The encoder runs once over the window. Each clip is then decoded in a sequence of its own, on
-the window's encoding with everything outside the clip's span (widened by ``MARGIN_S``)
-replaced by the encoding of silence, and with its start time forced as the first timestamp.
-So the decoder of one clip never sees another clip's audio, nor the text written for it: a
-clip's transcript is written from its own audio, and its ``avg_logprob``, ``no_speech_prob``,
-``temperature`` and ``compression_ratio`` are Whisper's own figures for its own decoding, with
-Whisper's temperature fallback per clip. What the clips of a pack still share is the encoder
-pass, whose attention spans the whole window, and the log-mel floor, which the loudest clip
-sets (docs/architecture.md, packing).
+Each clip's own log-mel features, with its own floor, are laid at its offset, and the encoder
+runs once over the window. Each clip is then decoded in a sequence of its own, on the window's
+encoding with everything outside the clip's span (widened by ``MARGIN_S``) replaced by the
+encoding of silence at its floor, and with its start time forced as the first timestamp. So the
+decoder of one clip never sees another clip's audio, nor the text written for it, and its
+``avg_logprob``, ``no_speech_prob``, ``temperature`` and ``compression_ratio`` are Whisper's
+figures for its own decoding, with Whisper's temperature fallback per clip. What the clips of a
+pack still share is the encoder pass, whose attention spans the whole window
+(docs/architecture.md, packing).
 """
 
 from __future__ import annotations
