@@ -28,7 +28,6 @@ class ScriptedEngine:
         self.generate_calls: list[list[list[int]]] = []
         self.fail_when = fail_when
         self.lock = threading.Lock()
-        self.word_times: list[tuple[float, float]] = []  # what align() gives each word
         self.silent_from: list[int | None] = []  # what encode() was told of each window
         self.encode_calls: list[int] = []  # how many inputs each encode() call had
 
@@ -56,12 +55,6 @@ class ScriptedEngine:
 
     def detect_language(self, encoded):
         return [[("en", 0.9), ("de", 0.1)] for _ in encoded]
-
-    def align(self, tokenizer, text_tokens, encoded, num_frames):
-        """The text's words, timed by ``word_times`` (start, end in the window), in order."""
-        words, tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
-        return [{"word": w, "tokens": t, "start": start, "end": end, "probability": 1.0}
-                for w, t, (start, end) in zip(words[:-1], tokens[:-1], self.word_times)]
 
     def generate(self, encoded, prompts, params):
         sot = self.tokenizer("transcribe", "en").sot

@@ -153,11 +153,6 @@ class WhisperEngine:
         return self._whisper.add_word_timestamps(segments, tokenizer, _storage([encoded]), num_frames,
                                                  prepend, append, last_speech)
 
-    def align(self, tokenizer: Tokenizer, text_tokens: list[int], encoded: np.ndarray, num_frames: int) -> list[dict]:
-        """Words of a window's text with their times in the window (cross-attention alignment,
-        as word timestamps use): dicts with "word", "tokens", "start" and "end"."""
-        return self._whisper.find_alignment(tokenizer, [text_tokens], _storage([encoded]), num_frames)[0]
-
     def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]:
         """Decode a batch. CTranslate2 requires <|startoftranscript|> at one position in all prompts."""
         if params.temperature > 0:

@@ -295,11 +295,11 @@ class Scheduler:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decoded %d windows (clips per window: %s) in %.2f s; %d tasks active, %d being prepared",
                       len(batch), [len(unit.transcriptions) for unit in batch], elapsed, len(self._active), len(self._preparing))
-        for unit, outcome in zip(batch, outcomes):
+        for unit, unit_outcomes in zip(batch, outcomes):
             actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
             before = [a.transcription.seconds_done for a in actives]
             try:
-                unit.complete(outcome)  # the outcomes of the unit's sequences
+                unit.complete(unit_outcomes)
             except Exception as exc:
                 error = Failure.of(exc)
                 for active in actives:

@@ -36,8 +36,6 @@ class PackedWindow:
     content_s: float = 30.0  # where the clips must end; silence from there to the window's end
     needs_language = False
     refused: list[str] = field(default_factory=list)  # why clips were sent to be decoded alone
-    _floors: list[float] = field(default_factory=list)  # each clip's log-mel floor, once features are made
-    _mels: int = 0
 
     @property
     def parts(self) -> list[Transcription]:
@@ -73,20 +71,14 @@ class PackedWindow:
         window's end. Computed per clip, a quiet clip keeps the floor that its own loudest
         sound sets, as when it is decoded alone, whatever its neighbours' loudness."""
         engine = self.owner.engine
-        mels = self.owner.features.shape[0]
-        window = np.empty((mels, engine.frames_per_window), np.float32)
+        window = np.empty((self.owner.features.shape[0], engine.frames_per_window), np.float32)
         starts = [int(round(offset / engine.seconds_per_frame)) for offset in self.offsets]
         ends = [start + part.content_frames for start, part in zip(starts, self.parts)]
-        self._floors = []
         for n, (part, start, end) in enumerate(zip(self.parts, starts, ends)):
-            own = np.asarray(part.features[:, : part.content_frames])
-            floor = float(own.max()) - 2.0  # Whisper's floor: 8 (log10) below the loudest, scaled by 1/4
             before = 0 if n == 0 else (ends[n - 1] + start) // 2
             after = engine.frames_per_window if n == len(starts) - 1 else (end + starts[n + 1]) // 2
-            window[:, before:after] = floor
-            window[:, start:end] = own
-            self._floors.append(floor)
-        self._mels = mels
+            window[:, before:after] = _floor(part)
+            window[:, start:end] = part.features[:, : part.content_frames]
         return window
 
     def detection_features(self) -> None:
@@ -94,22 +86,24 @@ class PackedWindow:
 
     def prompts(self) -> list[list[int]]:
         """One per clip: Whisper's start of transcript, then the clip's start time."""
-        tokenizer = self.owner.tokenizer
-        precision = self.owner.engine.time_precision
-        return [[*tokenizer.sot_sequence, tokenizer.timestamp_begin + round(offset / precision)]
-                for offset in self.offsets]
+        sot = self.owner.tokenizer.sot_sequence
+        return [[*sot, self._start_token(i)] for i in range(len(self.clips))]
+
+    def _start_token(self, i: int) -> int:
+        """The timestamp token of where clip ``i`` starts in the window."""
+        return self.owner.tokenizer.timestamp_begin + round(self.offsets[i] / self.owner.engine.time_precision)
 
     def encodings(self, encoded: np.ndarray) -> list[np.ndarray]:
         """One per clip: the window's encoding over the clip's span, and the encoding of
         silence at the clip's own floor elsewhere."""
         engine = self.owner.engine
-        assert self._floors, "the features are computed before the encoding"
+        mels = self.owner.features.shape[0]
         per_frame = engine.seconds_per_frame * engine.input_stride  # seconds per encoder position
         out = []
-        for (start, end), floor in zip(self.spans(), self._floors):
+        for (start, end), part in zip(self.spans(), self.parts):
             first = max(0, int((start - MARGIN_S) / per_frame))
             last = min(len(encoded), int(np.ceil((end + MARGIN_S) / per_frame)))
-            own = engine.silence(self._mels, floor).copy()
+            own = engine.silence(mels, _floor(part)).copy()
             own[first:last] = encoded[first:last]
             out.append(own)
         return out
@@ -136,16 +130,17 @@ class PackedWindow:
         tokenizer = part.tokenizer
         begin = tokenizer.timestamp_begin
         precision = part.engine.time_precision
-        tokens = [self.prompts()[i][-1], *outcome.generated.tokens]
+        tokens = [self._start_token(i), *outcome.generated.tokens]
         split = split_by_timestamps(tokens, begin, precision, self.spans()[i][1])
         pieces = []
         for piece in split.pieces:
             start = round(max(0.0, piece["start"] - offset), 3)
             end = round(min(max(start, piece["end"] - offset), part.duration), 3)
             text = [t for t in piece["tokens"] if t < begin]
-            if start >= part.duration or not tokenizer.decode(text).strip():
+            decoded = tokenizer.decode(text)
+            if start >= part.duration or not decoded.strip():
                 continue
-            pieces.append({"start": start, "end": end, "text": tokenizer.decode(text),
+            pieces.append({"start": start, "end": end, "text": decoded,
                            "tokens": [begin + round(start / precision), *text, begin + round(end / precision)]})
         ratio = compression_ratio("".join(piece["text"] for piece in pieces).strip())
         return [
@@ -164,3 +159,9 @@ class PackedWindow:
     def _refuse(self, i: int, reason: str) -> None:
         self.clips[i].refuse(reason)
         self.refused.append(reason)
+
+
+def _floor(part: Transcription) -> float:
+    """A clip's own log-mel floor, the level of silence in its features: Whisper clips the
+    log-mel 8 (log10) below the loudest value and scales by 1/4, so 2 below its maximum."""
+    return float(part.features[:, : part.content_frames].max()) - 2.0
