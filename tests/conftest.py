@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,8 +239,46 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
         client.delete(*keys)
 
 
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A real S3-compatible store on 127.0.0.1:8333 (tests/object_store.py)."""
+    from object_store import SeaweedS3
+
+    store = SeaweedS3(tmp_path_factory.mktemp("s3")).start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    """The object store's keys, where boto3 looks for them: the environment."""
+    from object_store import CREDENTIALS
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def s3_store(object_store, aws_credentials):
+    """Makes S3 audio stores on the object store: one bucket, a prefix of their own."""
+    stores = []
+
+    def make(**kwargs):
+        from asr_server.store.s3_audio_store import S3AudioStore
+
+        kwargs.setdefault("endpoint_url", object_store.url)
+        kwargs.setdefault("prefix", f"test-{uuid.uuid4().hex[:10]}/")
+        store = S3AudioStore(kwargs.pop("bucket", "asr-test-audio"), **kwargs)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
 # Fixtures that load the model or start a process, and calls that do the same from a test body.
-SLOW_FIXTURES = {"engine", "server", "server_factory", "redis_url"}
+SLOW_FIXTURES = {"engine", "server", "server_factory", "redis_url", "object_store"}
 SLOW_CALLS = re.compile(r"\bsubprocess\.|\b(ServerProcess|serving|run_jobs|sync_playwright|Popen|main)\(")
 
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -266,6 +266,37 @@ class StoreConfig(_Section):
     )
 
 
+class AudioStoreConfig(_Section):
+    """Where uploaded audio waits for its task, with store.kind = 'redis' (the embedded store
+    keeps it in the data directory). Credentials for S3 come from the standard environment
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, an instance
+    role), never from this file."""
+
+    kind: Literal["auto", "local", "redis", "s3"] = Field(
+        "auto",
+        description="'auto': the data directory with store.kind = 'sqlite', Redis with 'redis'. 'redis': "
+        "beside the task records, at most store.max_audio_mb a file. 's3': an S3-compatible bucket. "
+        "'local': audio_store.dir, a directory every replica mounts.",
+    )
+    dir: str = Field("", description="kind = 'local' with store.kind = 'redis': the directory every replica shares.")
+    s3_endpoint_url: str = Field(
+        "", description="kind = 's3': the S3 API's URL, such as 'http://127.0.0.1:8333'; '' = AWS S3 itself."
+    )
+    s3_bucket: str = Field("asr-audio", description="kind = 's3': the bucket; created at start-up when missing.")
+    s3_prefix: str = Field("audio/", description="kind = 's3': prefix of every object the server writes.")
+    s3_region: str = Field("", description="kind = 's3': region; '' = AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.")
+    s3_multipart_threshold_mb: float = Field(
+        8, ge=5, le=5000,
+        description="kind = 's3': files above this go up in parts of this size, several at once.",
+    )
+    s3_expire_days: int = Field(
+        7, ge=0, le=3650,
+        description="kind = 's3': a lifecycle rule set at start-up expires the server's objects after this "
+        "many days, behind their removal when a task ends; 0 = no rule. Keep it longer than a task waits.",
+    )
+    s3_timeout_s: float = Field(10, gt=0, le=300, description="kind = 's3': connect and read timeout of each request.")
+
+
 class WebhookConfig(_Section):
     """Deliveries to a task's ``callback_url`` when it ends."""
 
@@ -342,5 +373,27 @@ class Settings(_Section):
     webhooks: WebhookConfig = WebhookConfig()
     server: ServerConfig = ServerConfig()
     store: StoreConfig = StoreConfig()
+    audio_store: AudioStoreConfig = AudioStoreConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
+
+    @model_validator(mode="after")
+    def _audio_store_fits_the_store(self) -> "Settings":
+        audio, kind = self.audio_store.kind, self.store.kind
+        if kind == "sqlite" and audio not in ("auto", "local"):
+            raise ValueError(f"audio_store.kind = {audio!r} needs store.kind = 'redis' (the embedded "
+                             "store keeps audio in its data directory)")
+        if kind == "sqlite" and audio == "local" and self.audio_store.dir:
+            raise ValueError("audio_store.dir is for store.kind = 'redis'; the embedded store keeps "
+                             "audio in server.data_dir")
+        if kind == "redis" and audio == "local" and not self.audio_store.dir:
+            raise ValueError("audio_store.kind = 'local' with store.kind = 'redis' needs audio_store.dir, "
+                             "a directory every replica mounts")
+        return self
+
+    @property
+    def audio_kind(self) -> str:
+        """The audio store in effect: 'auto' resolved."""
+        if self.audio_store.kind != "auto":
+            return self.audio_store.kind
+        return "redis" if self.store.kind == "redis" else "local"

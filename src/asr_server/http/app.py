@@ -196,6 +196,8 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ready", "scheduler": service.scheduler.stats()})
     if service.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
+    if (problem := service.audio_problem) is not None:
+        return JSONResponse({"status": "unavailable", "error": f"audio store: {problem}"}, status_code=503)
     body = {"status": "loading" if service.load_error is None else "failed"}
     if service.load_error:
         body["error"] = service.load_error

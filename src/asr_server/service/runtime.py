@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from asr_server.config import Settings
 from asr_server.service.metrics import Metrics
 from asr_server.engine.models import resolve_model
 from asr_server.scheduling.scheduler import Scheduler
+from asr_server.store.audio_store import AudioStore, LocalAudioStore
 from asr_server.store.records import TaskStore
 from asr_server.store.sqlite_store import SqliteTaskStore
 from asr_server.service.bodies import task_body
@@ -43,7 +45,7 @@ class Service:
         self.uploads_dir = self.data_dir / "uploads"
         self.replica = settings.server.replica_name or f"{socket.gethostname()}:{settings.server.port}"
         limit_mb = settings.server.max_upload_mb
-        if settings.store.kind == "redis":
+        if settings.audio_kind == "redis":
             limit_mb = min(limit_mb, settings.store.max_audio_mb)
         self.max_upload_bytes = int(limit_mb * 1_000_000)
         self.store: TaskStore | None = None
@@ -70,7 +72,8 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self.scheduler is not None and self.scheduler.running and not self.draining
+        return (self.scheduler is not None and self.scheduler.running and not self.draining
+                and self.audio_problem is None)
 
     def begin_drain(self) -> None:
         """Refuse new tasks and claim no more; see shutdown.py."""
@@ -107,8 +110,31 @@ class Service:
                 config.redis_url, self.replica, self.uploads_dir / "claimed",
                 key_prefix=config.key_prefix, max_attempts=config.max_attempts,
                 visibility_timeout_s=config.visibility_timeout_s, result_ttl_s=config.result_ttl_hours * 3600,
+                audio=self._audio_store_factory(),
             )
         return SqliteTaskStore(self.data_dir / "tasks.sqlite3")
+
+    def _audio_store_factory(self) -> Callable[[Any], AudioStore] | None:
+        """How the Redis store keeps audio: None for beside the records (its default)."""
+        config = self.settings.audio_store
+        kind = self.settings.audio_kind
+        if kind == "local":
+            return lambda _redis: LocalAudioStore(Path(config.dir).expanduser())
+        if kind == "s3":
+            from asr_server.store.s3_audio_store import S3AudioStore  # boto3 only where it is used
+
+            return lambda _redis: S3AudioStore(
+                config.s3_bucket, endpoint_url=config.s3_endpoint_url, region=config.s3_region,
+                prefix=config.s3_prefix, multipart_threshold_mb=config.s3_multipart_threshold_mb,
+                expire_days=config.s3_expire_days, timeout_s=config.s3_timeout_s,
+            )
+        return None
+
+    @property
+    def audio_problem(self) -> str | None:
+        """Why uploaded audio cannot be stored or read now (a shared audio store out of reach)."""
+        audio = getattr(self.store, "audio", None)
+        return None if audio is None else audio.problem()
 
     def _sweep(self) -> None:
         """The background sweep: expired tasks (the embedded store; Redis expires its own keys)
@@ -124,7 +150,13 @@ class Service:
                     removed = self.store.expire(time.time() - ttl)
                     if removed:
                         log.info("retention: removed %d finished task(s) older than %.4g h", removed, ttl / 3600)
-                self._remove_orphan_uploads(older_than_s=2 * self.settings.server.upload_idle_timeout_s)
+                orphan_age_s = 2 * self.settings.server.upload_idle_timeout_s
+                self._remove_orphan_uploads(older_than_s=orphan_age_s)
+                remove_orphan_audio = getattr(self.store, "remove_orphan_audio", None)  # a shared store's
+                if remove_orphan_audio is not None and self.audio_problem is None:
+                    removed = remove_orphan_audio(older_than_s=orphan_age_s)
+                    if removed:
+                        log.info("removed the audio of %d ended task(s) left in the audio store", removed)
             except Exception:
                 log.exception("sweep failed; retrying")
 

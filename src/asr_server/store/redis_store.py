@@ -5,7 +5,8 @@ between replicas. Keys (under ``key_prefix``):
 
 - ``task:{id}``   hash: status, options, owner, result, error, error_kind, error_message, attempts,
   progress, lease, created
-- ``audio:{id}``  the uploaded bytes, removed when the task ends
+- ``audio:{id}``  the uploaded bytes, removed when the task ends, with the default audio store
+  (``audio_store.py``; with the others the audio is elsewhere and Redis holds records only)
 - ``ids``         sorted set of every task id (score 0, so ordered by id: creation order)
 - ``queued``      sorted set of queued ids, oldest first
 - ``running``     sorted set of running ids, scored by the lease's deadline (Redis server time, ms)
@@ -33,6 +34,7 @@ import redis
 
 from asr_server.errors import ErrorKind, Failure
 from asr_server.store import redis_scripts as scripts
+from asr_server.store.audio_store import AudioStore, RedisAudioStore
 from asr_server.store.records import PendingDelivery, QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
@@ -42,7 +44,8 @@ log = logging.getLogger("asr_server.store.redis_store")
 _FIELDS = ("status", "options", "result", "error", "attempts", "progress", "owner", "error_kind", "error_message")
 
 class RedisTaskStore:
-    """Task records, the pending queue and the uploaded audio, shared by every replica.
+    """Task records and the pending queue, shared by every replica, and the uploaded audio in
+    ``audio`` (Redis itself by default).
 
     ``replica`` names this process among the replicas (it prefixes its leases; a restarted
     replica with the same name takes its old tasks back at once). ``spool_dir`` is local: a
@@ -59,10 +62,12 @@ class RedisTaskStore:
         max_attempts: int = 3,  # a claim past this many attempts is not spooled: the service fails it
         visibility_timeout_s: float = 30.0,
         result_ttl_s: float = 0,
+        audio: Callable[[redis.Redis], AudioStore] | None = None,
     ) -> None:
         self._redis = redis.Redis.from_url(url, health_check_interval=30)
         self._redis.ping()  # fail at start-up, naming the URL, rather than on the first upload
         self._p = key_prefix
+        self.audio: AudioStore = audio(self._redis) if audio else RedisAudioStore(self._redis, key_prefix)
         self._replica = replica
         self._spool = spool_dir
         self._spool.mkdir(parents=True, exist_ok=True)
@@ -91,33 +96,37 @@ class RedisTaskStore:
         return f"{self._p}task:{task_id}"
 
     def _audio(self, task_id: str) -> str:
-        return f"{self._p}audio:{task_id}"
+        return f"{self._p}audio:{task_id}"  # RedisAudioStore's key: the scripts remove it with the record
 
     # -- the routes' side --------------------------------------------------------------------
 
     def create(self, audio_path: str, options: dict[str, Any], max_queued: int | None = None,
                owner: str | None = None) -> str:
-        """Move the uploaded file into Redis under a new id that no replica has used. The
-        ``max_queued`` check is not atomic with the write: replicas creating at the same moment
-        can overshoot it by the number of uploads in flight."""
+        """Move the uploaded file into the audio store, then write its task under a new id that
+        no replica has used. The ``max_queued`` check is not atomic with the write: replicas
+        creating at the same moment can overshoot it by the number of uploads in flight. Audio
+        stored for a task whose record was never written (the process died between) is removed
+        by ``remove_orphan_audio``."""
         if max_queued is not None and self.queued() >= max_queued:
             raise QueueFull(max_queued)
-        data = Path(audio_path).read_bytes()
         task_id = self._reserve_id()
+        self.audio.put(task_id, Path(audio_path))
         fields: dict[str, Any] = {"status": QUEUED, "options": json.dumps(options), "attempts": 0,
                                   "created": str(time.time())}
         if owner is not None:
             fields["owner"] = owner
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._audio(task_id), data)
         pipe.hset(self._task(task_id), mapping=fields)
         pipe.persist(self._task(task_id))
         pipe.zadd(f"{self._p}ids", {task_id: 0})
         pipe.zadd(f"{self._p}queued", {task_id: 0})
         if owner is not None:
             pipe.zadd(f"{self._p}owned:{owner}", {task_id: 0})  # its unfinished tasks, for limits.queued_tasks
-        pipe.execute()
-        Path(audio_path).unlink(missing_ok=True)
+        try:
+            pipe.execute()
+        except BaseException:
+            self._remove_audio(task_id)
+            raise
         return task_id
 
     def _reserve_id(self) -> str:
@@ -162,7 +171,10 @@ class RedisTaskStore:
 
     def delete(self, task_id: str) -> bool:
         keys = [self._task(task_id), self._audio(task_id), f"{self._p}ids", f"{self._p}queued", f"{self._p}running"]
-        return bool(self._delete(keys=keys, args=[task_id, self._p]))
+        deleted = bool(self._delete(keys=keys, args=[task_id, self._p]))
+        if deleted and not self.audio.removed_with_record:
+            self._remove_audio(task_id)
+        return deleted
 
     def queued(self) -> int:
         return int(self._redis.zcard(f"{self._p}queued"))
@@ -184,7 +196,7 @@ class RedisTaskStore:
 
     def claim(self, limit: int) -> list[TaskRecord]:
         """Lease up to ``limit`` tasks (expired leases first) and spool their audio locally."""
-        if limit <= 0:
+        if limit <= 0 or self.audio.problem() is not None:  # claim nothing whose audio cannot be read
             return []
         flat = self._claim(
             keys=[f"{self._p}queued", f"{self._p}running", self._p],
@@ -199,12 +211,18 @@ class RedisTaskStore:
                 self._leases[task_id] = lease
             path: str | None = None
             if attempts <= self.max_attempts:  # past it the service gives the task up unread
-                audio = self._redis.get(self._audio(task_id))
-                if audio is None:  # deleted between the claim and now
+                spooled = self._spool / task_id
+                try:
+                    found = self.audio.fetch(task_id, spooled)
+                except Exception:  # the audio store is down: the lease runs out and the task is taken again
+                    log.warning("task %s: its audio could not be fetched; left to be claimed again", task_id,
+                                exc_info=True)
+                    with self._lock:
+                        self._leases.pop(task_id, None)
+                    continue
+                if not found:  # deleted between the claim and now
                     self.fail(task_id, Failure.told(ErrorKind.AUDIO_GONE, "the task's audio is gone (the task was deleted)"))
                     continue
-                spooled = self._spool / task_id
-                spooled.write_bytes(audio)
                 path = str(spooled)
             records.append(TaskRecord(task_id, RUNNING, path, options, None, None, attempts, owner=owner))
         return records
@@ -228,7 +246,27 @@ class RedisTaskStore:
         ))
         if not written:
             log.warning("task %s: result discarded, the lease was lost (another replica took the task)", task_id)
+        elif not self.audio.removed_with_record:
+            self._remove_audio(task_id)
         return written
+
+    def _remove_audio(self, task_id: str) -> None:
+        try:
+            self.audio.remove(task_id)
+        except Exception:  # left for remove_orphan_audio
+            log.warning("task %s: its audio could not be removed; the sweep will", task_id, exc_info=True)
+
+    def remove_orphan_audio(self, older_than_s: float) -> int:
+        """Remove stored audio, at least ``older_than_s`` old, that no queued or running task
+        needs: its task ended or is gone, and no upload still holds its id reserved. Return how many."""
+        removed = 0
+        for task_id in self.audio.stored(older_than_s):
+            status, reserved = self._redis.hmget(self._task(task_id), ["status", "reserved"])
+            if status in (QUEUED.encode(), RUNNING.encode()) or (status is None and reserved is not None):
+                continue
+            self.audio.remove(task_id)
+            removed += 1
+        return removed
 
     def set_progress(self, task_id: str, fraction: float) -> None:
         """Kept in the task, so that every replica's ``?progress=true`` sees it."""
@@ -278,6 +316,7 @@ class RedisTaskStore:
     def close(self) -> None:
         self._stop.set()
         self._heartbeat.join(timeout=5)
+        self.audio.close()
         self._redis.close()
 
 
