@@ -1,14 +1,16 @@
 """Replicas behind nginx, sharing a Redis store: throughput and Redis load by replica count.
 
-    .venv/bin/python benchmarks/replicas.py --replicas 1,2
+    .venv/bin/python benchmarks/replicas.py --replicas 1,2 --audio-stores redis,s3
 
 For each count N it starts N servers (``store.kind = "redis"``, a fresh key prefix, each with
 cores/N CTranslate2 threads) behind nginx running ``configs/nginx.conf``, submits the short
 English clips of the eval manifest all at once through nginx, polls them to completion, and
 reports audio seconds per wall second, p50/p95 latency, WER, which replica ran how many tasks,
 and the Redis load: commands and bytes per task, and commands per second while idle. The
-single-machine default (SQLite, one server, no nginx) runs first as the reference.
-A JSON file goes to --out. Needs nginx and a Redis (--redis-url).
+single-machine default (SQLite, one server, no nginx) runs first as the reference. Each count
+runs once per audio store of --audio-stores: 'redis' (audio beside the records) and 's3' (audio
+in a SeaweedFS bucket this script starts on 127.0.0.1:8333, ``configs/cluster-s3.toml``'s
+address). A JSON file goes to --out. Needs nginx and a Redis (--redis-url).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from object_store import CREDENTIALS, SeaweedS3  # noqa: E402
 from throughput import DEFAULT_MANIFEST, HERE, REPO, Server, error_rate, load_workload, machine  # noqa: E402
 
 
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=48, help="clips (short English ones, in manifest order)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--config", default=str(REPO / "configs" / "cluster-redis.toml"))
+    parser.add_argument("--audio-stores", default="redis", help="comma-separated: redis, s3")
     parser.add_argument("--poll", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args(argv)
@@ -130,10 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{outcome['setup']:<32} {outcome['audio_s_per_s']:6.2f} audio s/s  wall {outcome['wall_s']:6.1f} s",
           flush=True)
 
-    for count in [int(n) for n in args.replicas.split(",")]:
+    kinds = args.audio_stores.split(",")
+    s3 = SeaweedS3(Path(tempfile.mkdtemp(prefix="asr-bench-s3-"))).start() if "s3" in kinds else None
+    for count, kind in [(int(n), kind) for n in args.replicas.split(",") for kind in kinds]:
         prefix = f"asr-bench-{uuid.uuid4().hex[:8]}:"
         env = {"ASR_STORE__REDIS_URL": args.redis_url, "ASR_STORE__KEY_PREFIX": prefix,
                "ASR_MODEL__CPU_THREADS": str(max(1, cores // count))}
+        if kind == "s3":
+            assert s3 is not None
+            env.update(CREDENTIALS, ASR_AUDIO_STORE__KIND="s3", ASR_AUDIO_STORE__S3_ENDPOINT_URL=s3.url)
         servers = [Server(args.config, {**env, "ASR_SERVER__REPLICA_NAME": f"r{i}"}) for i in range(count)]
         workdir = Path(tempfile.mkdtemp(prefix="asr-bench-nginx-"))
         nginx, url = start_nginx([s.port for s in servers], workdir)
@@ -154,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             if keys:
                 client.delete(*keys)
         outcome.update(
-            setup=f"redis, {count} replica(s), nginx", replicas=count,
+            setup=f"redis, {kind} audio, {count} replica(s), nginx", replicas=count,
             engine_seconds_by_replica=busy,
             redis_commands_per_task=round((commands2 - commands1) / len(items), 1),
             redis_kb_per_task=round((bytes2 - bytes1) / len(items) / 1024, 1),
@@ -166,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
               f"  engine s by replica {busy}  redis {outcome['redis_commands_per_task']} cmds"
               f" / {outcome['redis_kb_per_task']} KB per task, {idle_per_s:.1f} cmds/s idle", flush=True)
 
+    if s3 is not None:
+        s3.stop()
     base = results["runs"][0]["audio_s_per_s"]
     print("\n| setup | audio s / wall s | vs sqlite | wall | p50 / p95 latency | WER | Redis per task |")
     print("|-|-|-|-|-|-|-|")

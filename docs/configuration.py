@@ -25,7 +25,8 @@ HEADER = """# Configuration
 
 Configuration is a TOML file (`configs/cpu-int8.toml` is the default; `configs/gpu-fp16.toml`
 and `configs/gpu-int8.toml` run one NVIDIA GPU; `configs/cluster-redis.toml` is one replica of a
-cluster). Where two sources set the same key, the later one wins:
+cluster, `configs/cluster-s3.toml` one whose audio is in object storage). Where two sources set
+the same key, the later one wins:
 
 1. the built-in defaults below;
 2. the config file (`--config FILE`);
