@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from asr_server import __version__
-from conftest import AUDIO
+from conftest import AUDIO, REPO
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,3 +58,21 @@ def test_submit_reports_a_refused_option_and_a_failed_task_and_exits_1(server, t
     assert refused.returncode == 1 and "beam_size" in refused.stderr
     failed = run_cli("submit", str(bad), "--server", server.url, "--wait")
     assert failed.returncode == 1 and "bad.mp3" in failed.stderr
+
+
+def test_serve_on_cuda_without_a_usable_gpu_exits_3_naming_what_is_missing(tmp_path):
+    import ctranslate2
+    import pytest
+
+    from asr_server.engine.cuda_check import cuda_problem
+
+    if cuda_problem(0) is None:
+        pytest.skip("this machine can run CTranslate2 on CUDA")
+    done = subprocess.run(
+        [sys.executable, "-m", "asr_server", "serve", "--config", "configs/gpu-fp16.toml", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert done.returncode == 3
+    assert done.stderr.startswith("asr-server: model.device = 'cuda', but ")
+    expected = "no CUDA device" if ctranslate2.get_cuda_device_count() == 0 else "libcublas.so.12"
+    assert expected in done.stderr

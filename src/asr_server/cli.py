@@ -13,6 +13,7 @@ from asr_server.service.task_options import FORM_FIELDS
 from asr_server.text.formats import FORMATS, render
 
 EXIT_CONFIG = 2
+EXIT_NO_CUDA = 3  # model.device = 'cuda' on a machine where CTranslate2 cannot use it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     from asr_server.logs import configure
 
     configure(settings.server.log_format, getattr(args, "log_level", "info"))
+    if args.command in ("serve", "transcribe") and settings.model.device == "cuda":
+        from asr_server.engine.cuda_check import cuda_problem
+
+        problem = cuda_problem(settings.model.device_index)
+        if problem is not None:
+            print(f"asr-server: model.device = 'cuda', but {problem}", file=sys.stderr)
+            return EXIT_NO_CUDA
     if args.command == "serve":
         return _serve(settings, args.log_level)
     if args.command == "provision":
