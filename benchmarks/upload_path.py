@@ -29,15 +29,11 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from object_store import CREDENTIALS, SeaweedS3  # noqa: E402
+from replicas import redis_totals  # noqa: E402
 from throughput import HERE, machine  # noqa: E402
 
 from asr_server.store.redis_store import RedisTaskStore  # noqa: E402
 from asr_server.store.s3_audio_store import S3AudioStore  # noqa: E402
-
-
-def redis_totals(client: redis.Redis) -> tuple[int, int]:
-    stats = client.info("stats")
-    return int(stats["total_commands_processed"]), int(stats["total_net_input_bytes"]) + int(stats["total_net_output_bytes"])
 
 
 def measure(store: RedisTaskStore, client: redis.Redis, source: Path, tasks: int, workdir: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from conftest import ServerProcess, submit
+from conftest import ServerProcess, free_port, submit
 from object_store import CREDENTIALS
 from test_cluster import Nginx, english_clips, held_by
 
@@ -94,11 +94,7 @@ def test_audio_waits_in_the_bucket_and_tasks_survive_a_replica_killed_mid_work(
 def test_a_replica_that_cannot_reach_the_object_store_says_so_and_refuses_uploads(
     server_factory, redis_url, redis_prefix, tmp_path
 ):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here
+    port = free_port()  # nothing listens on it
     replica = server_factory(args=["--config", "configs/cluster-s3.toml"], extra_env={
         **CREDENTIALS, "ASR_STORE__REDIS_URL": redis_url, "ASR_STORE__KEY_PREFIX": redis_prefix,
         "ASR_AUDIO_STORE__S3_ENDPOINT_URL": f"http://127.0.0.1:{port}", "ASR_AUDIO_STORE__S3_TIMEOUT_S": "1",

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from asr_server.store.audio_store import AudioStoreUnavailable, LocalAudioStore, RedisAudioStore
+from conftest import free_port
 
 
 @pytest.fixture(params=["local", "redis", "s3"])
@@ -81,11 +82,11 @@ def test_s3_store_sends_a_large_file_in_parts(s3_store, object_store, tmp_path):
 
 
 def test_s3_store_out_of_reach_names_the_endpoint_and_refuses_uploads(s3_store, tmp_path):
-    with socket_closed() as port:
-        store = s3_store(endpoint_url=f"http://127.0.0.1:{port}", timeout_s=1)
-        assert f"127.0.0.1:{port}" in (store.problem() or "")
-        with pytest.raises(AudioStoreUnavailable, match=f"127.0.0.1:{port}"):
-            store.put("20261202000000000040", upload(tmp_path))
+    port = free_port()  # nothing listens on it
+    store = s3_store(endpoint_url=f"http://127.0.0.1:{port}", timeout_s=1)
+    assert f"127.0.0.1:{port}" in (store.problem() or "")
+    with pytest.raises(AudioStoreUnavailable, match=f"127.0.0.1:{port}"):
+        store.put("20261202000000000040", upload(tmp_path))
 
 
 def test_s3_store_with_wrong_credentials_says_so(s3_store, monkeypatch):
@@ -93,16 +94,3 @@ def test_s3_store_with_wrong_credentials_says_so(s3_store, monkeypatch):
     problem = s3_store().problem() or ""
     assert "403" in problem or "Forbidden" in problem or "SignatureDoesNotMatch" in problem, problem
 
-
-class socket_closed:
-    """A loopback port nothing listens on, for the length of a block."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-
-    def __exit__(self, *exc) -> None:
-        pass

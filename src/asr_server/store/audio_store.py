@@ -24,6 +24,11 @@ from typing import Protocol
 import redis
 
 
+def redis_audio_key(key_prefix: str, task_id: str) -> str:
+    """Where ``RedisAudioStore`` keeps a task's audio; the task store's scripts delete it there."""
+    return f"{key_prefix}audio:{task_id}"
+
+
 class AudioStoreUnavailable(Exception):
     """The audio store cannot be reached; the message names it and says why."""
 
@@ -105,7 +110,7 @@ class RedisAudioStore:
         self._p = key_prefix
 
     def key(self, task_id: str) -> str:
-        return f"{self._p}audio:{task_id}"
+        return redis_audio_key(self._p, task_id)
 
     def put(self, task_id: str, path: Path) -> None:
         self._redis.set(self.key(task_id), path.read_bytes())

@@ -34,7 +34,7 @@ import redis
 
 from asr_server.errors import ErrorKind, Failure
 from asr_server.store import redis_scripts as scripts
-from asr_server.store.audio_store import AudioStore, RedisAudioStore
+from asr_server.store.audio_store import AudioStore, RedisAudioStore, redis_audio_key
 from asr_server.store.records import PendingDelivery, QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
@@ -96,7 +96,7 @@ class RedisTaskStore:
         return f"{self._p}task:{task_id}"
 
     def _audio(self, task_id: str) -> str:
-        return f"{self._p}audio:{task_id}"  # RedisAudioStore's key: the scripts remove it with the record
+        return redis_audio_key(self._p, task_id)  # the scripts remove RedisAudioStore's audio with the record
 
     # -- the routes' side --------------------------------------------------------------------
 

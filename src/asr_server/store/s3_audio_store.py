@@ -141,12 +141,10 @@ class S3AudioStore:
     def fetch(self, task_id: str, dest: Path) -> bool:
         try:
             self._client.download_file(self.bucket, self._key(task_id), str(dest), Config=self._transfer)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
+        except (BotoCoreError, ClientError) as exc:
+            if isinstance(exc, ClientError) and _code(exc) in _MISSING:
                 dest.unlink(missing_ok=True)
                 return False
-            raise AudioStoreUnavailable(f"{self._where}: {exc}") from exc
-        except BotoCoreError as exc:
             raise AudioStoreUnavailable(f"{self._where}: {exc}") from exc
         return True
 
