@@ -56,7 +56,7 @@ bench-all: bench
 	$(PY) benchmarks/long_uploads.py --uploads 4 --hold-s 300
 	$(PY) benchmarks/speech_guard.py
 	$(PY) benchmarks/zh_script.py
-	$(PY) benchmarks/packing.py --gaps 0,1000,2000
+	$(PY) benchmarks/trimming.py --language en,zh,sv,es,ja,de,fr,it,ko,pt,ru --margins 0,2,4,8
 	$(PY) benchmarks/decoding.py
 	$(PY) benchmarks/encoder_length.py
 

@@ -7,11 +7,10 @@ Single runs of a burst differ by seconds (which clips end up side by side depend
 the settings are run in turn, ``--rounds`` times each, each on a fresh server
 (configs/cpu-int8.toml, language given) with long-polling clients. A setting is a
 space-separated list of ENV=VALUE for the server ('' = the defaults). Per run it prints the wall
-time, windows decoded, the engine's batch sizes, and why clips were sent back to be decoded
-alone, and how long the engine was busy (in its steps) and idle (the rest of
+time, windows decoded and trimmed, the engine's batch sizes, and how long the engine was busy (in its steps) and idle (the rest of
 the wall time: waiting for uploads and their preparation, and for the clients to learn of the
 last result); then the means per setting. Idle time shows a scheduling change apart from the
-luck of which clips were packed together, which moves the wall time by seconds.
+luck of which clips were batched together, which moves the wall time by seconds.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ def main() -> int:
     items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
     clients = args.concurrency or len(items)
     print(f"{machine()}; {len(items)} clips, {clients} long-polling clients, {args.rounds} rounds")
-    print("| setting | wall s | engine busy s | engine idle s | windows | batch sizes | sent back alone | WER |")
+    print("| setting | wall s | engine busy s | engine idle s | windows | trimmed | batch sizes | WER |")
     print("|-|-|-|-|-|-|-|-|")
     walls: dict[str, list[float]] = {setting: [] for setting in settings}
     idles: dict[str, list[float]] = {setting: [] for setting in settings}
@@ -56,7 +55,7 @@ def main() -> int:
             idles[setting].append(wall - busy)
             print(f"| {setting or 'defaults'} | {wall:.1f} | {busy:.1f} | {wall - busy:.1f} | "
                   f"{stats['windows_decoded'] - before['windows_decoded']} | "
-                  f"{run['batch_sizes']} | {stats['pack_refusals'] or '-'} | "
+                  f"{run['trimmed']} | {run['batch_sizes']} | "
                   f"{error_rate(items, run['texts'])['wer']:.2f}% |", flush=True)
     print()
     for setting, values in walls.items():

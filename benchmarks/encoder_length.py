@@ -1,13 +1,13 @@
-"""What the encoder costs for the first N seconds of a window, and what a pack's window costs.
+"""What the encoder costs for the first N seconds of a window, and what trimming saves.
 
     .venv/bin/python benchmarks/encoder_length.py [--repeats 10] [--config FILE]
 
-A pack of short clips fills only part of its 30 s window (``scheduler.pack_fill_s``); the
-engine encodes the features up to there and reuses the encoding of silence for the rest
-(``WhisperEngine.encode``). This times the encoder, one window per call as the CPU config runs
-it, on real speech features cut to each length (median of --repeats calls), and then the
-engine's own ``encode`` of a 30 s pack window whole and with ``silent_from`` at 20 s. The CPU's
-caches are printed with the figures: where the cost jumps depends on them.
+A short recording of known language is encoded only over its own length and a margin
+(``scheduler.trim_short_clips``, ``WhisperEngine.encode``). This times the encoder, one window
+per call as the CPU config runs it, on real speech features cut to each length (median of
+--repeats calls), and then the engine's own ``encode`` of a 6 s clip's window whole and
+trimmed to 10 s. The CPU's caches are printed with the figures: where the cost jumps depends
+on them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-LENGTHS_S = (10, 15, 18, 20, 21, 22, 25, 30)
+LENGTHS_S = (3, 5, 10, 15, 18, 20, 21, 22, 25, 30)
 
 
 def main() -> int:
@@ -75,14 +75,12 @@ def main() -> int:
         cost = median_s(lambda: encode(speech[:, :frames]))
         print(f"| {seconds} s | {frames} | {cost:.3f} | {cost / seconds * 1000:.1f} ms |", flush=True)
 
-    # A pack's window: 18 s of speech, silent samples to 30 s, as PackedWindow.audio() lays it.
-    window = np.zeros(30 * engine.sampling_rate, np.float32)
-    window[: 18 * engine.sampling_rate] = audio[: 18 * engine.sampling_rate]
-    features = pad_or_trim(engine.features(window)[:, :-1])
+    # A 6 s clip's window, padded to 30 s as faster-whisper pads it, and trimmed to 10 s.
+    features = pad_or_trim(engine.features(audio[: 6 * engine.sampling_rate])[:, :-1])
     whole = median_s(lambda: engine.encode([features]))
-    cheap = median_s(lambda: engine.encode([features], silent_from=[2000]))
-    print(f"\nWhisperEngine.encode of a pack window (18 s of speech): whole {whole:.3f} s; "
-          f"silent from 20 s {cheap:.3f} s ({whole / cheap:.2f}x)")
+    trimmed = median_s(lambda: engine.encode([features], trim_at=[1000]))
+    print(f"\nWhisperEngine.encode of a 6 s clip's window: whole {whole:.3f} s; "
+          f"trimmed to 10 s {trimmed:.3f} s ({whole / trimmed:.2f}x)")
     return 0
 
 

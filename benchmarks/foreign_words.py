@@ -1,17 +1,18 @@
-"""Foreign words in packed transcripts: words a clip's result holds that only other clips said.
+"""Foreign words in transcripts of clips decoded in one burst: words a clip's result holds that
+only other clips said.
 
     .venv/bin/python benchmarks/foreign_words.py --orders 10
     .venv/bin/python benchmarks/foreign_words.py --orders 3 --tenants 1,4,16
 
-Starts one server with packing on (configs/cpu-int8.toml, language en), transcribes every short
-English clip of ../shared/eval once with ``pack=false`` (each clip's alone-transcript), then
-submits all of them at once in ``--orders`` shuffled orders, packed. A word of a packed result
-is foreign when it is in another clip's reference or alone-transcript and in neither of this
-clip's own, and is not within edit distance 2 of one of this clip's own words (a misreading such
-as "clubs" for "cloves"). Prints each foreign word with its clip, and per order the wall time,
-the clips packed and sent back, and the WER; then the total. With ``--tenants``, the server has
-that many API keys and each burst is dealt over the first N of them in turn (clips of
-different keys never share a window), once per N: what the trust boundary costs.
+Starts one server as configured by default (configs/cpu-int8.toml, language en: short clips
+trimmed), transcribes every short English clip of ../shared/eval once with ``pack=false``
+(each clip's whole-window transcript, faster-whisper's exact computation), then submits all of
+them at once in ``--orders`` shuffled orders. A word of a result is foreign when it is in
+another clip's reference or whole-window transcript and in neither of this clip's own, and is
+not within edit distance 2 of one of this clip's own words (a misreading such as "clubs" for
+"cloves"). Prints each foreign word with its clip, and per order the wall time, the windows
+decoded and trimmed, and the WER; then the total. With ``--tenants``, the server has that many
+API keys and each burst is dealt over the first N of them in turn, once per N.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = [f"bench-tenant-key-{n:02d}" for n in range(max(tenant_counts))]
     items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
     references = {item["file"]: item["ref"] for item in items}
-    env = {"ASR_DECODING__LANGUAGE": json.dumps("en"), "ASR_SCHEDULER__PACK_CLIPS": "true",
+    env = {"ASR_DECODING__LANGUAGE": json.dumps("en"),
            "ASR_AUTH__API_KEY_HASHES": json.dumps([hash_key(key) for key in keys]),
            **dict(pair.split("=", 1) for pair in args.setting.split())}
     print(f"{machine()}; {len(items)} clips, {args.orders} orders, setting {args.setting or 'defaults'}")
@@ -84,24 +85,25 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         alone = transcribe_all(server, items, keys, pack="false")
         print(f"alone: {time.perf_counter() - start:.1f} s, WER {error_rate(items, alone)['wer']:.2f}%")
-        print("| tenants | order (seed) | wall s | clips packed | sent back alone | foreign words | WER |")
+        print("| tenants | order (seed) | wall s | windows | trimmed | foreign words | WER |")
         print("|-|-|-|-|-|-|-|")
         for tenants, seed in ((n, seed) for n in tenant_counts for seed in range(args.seed, args.seed + args.orders)):
             order = list(items)
             random.Random(seed).shuffle(order)
             before = server.stats()
             start = time.perf_counter()
-            packed = transcribe_all(server, order, keys[:tenants])
+            burst = transcribe_all(server, order, keys[:tenants])
             wall = time.perf_counter() - start
             after = server.stats()
-            found = foreign_words(packed, references, alone)
+            found = foreign_words(burst, references, alone)
             total += sum(len(found_words) for found_words in found.values())
-            refused = sum(after["pack_refusals"].values()) - sum(before["pack_refusals"].values())
-            print(f"| {tenants} | {seed} | {wall:.1f} | {after['clips_packed'] - before['clips_packed']} | {refused} | "
-                  f"{sum(len(w) for w in found.values())} | {error_rate(items, packed)['wer']:.2f}% |",
+            windows = after["windows_decoded"] - before["windows_decoded"]
+            trimmed = after["windows_trimmed"] - before["windows_trimmed"]
+            print(f"| {tenants} | {seed} | {wall:.1f} | {windows} | {trimmed} | "
+                  f"{sum(len(w) for w in found.values())} | {error_rate(items, burst)['wer']:.2f}% |",
                   flush=True)
             for name, found_words in found.items():
-                print(f"    {name}: {' '.join(found_words)!r} in {packed[name]!r}", flush=True)
+                print(f"    {name}: {' '.join(found_words)!r} in {burst[name]!r}", flush=True)
     finally:
         server.stop()
     print(f"foreign words in all orders: {total}")

@@ -5,7 +5,7 @@
 The clients run in this process, on the same cores as the server (as in throughput.py). For
 each poll interval, and for long polling, it starts a fresh server (configs/cpu-int8.toml,
 language given), submits every short English clip at once, and reports the wall time, the server's CPU seconds, the
-engine's busy seconds, windows decoded, clips sent back, and this process's CPU seconds.
+engine's busy seconds, windows decoded and trimmed, and this process's CPU seconds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> int:
     args = parser.parse_args()
     items = load_workload(DEFAULT_MANIFEST, "short", {"en"}, None)
     print(f"{machine()}; {len(items)} clips at once")
-    print("| poll s | wall s | server CPU s | engine busy s | windows | clips sent back | client CPU s |")
+    print("| poll s | wall s | server CPU s | engine busy s | windows | trimmed | client CPU s |")
     print("|-|-|-|-|-|-|-|")
     for poll in [None if p == "wait" else float(p) for p in args.polls.split(",")]:
         server = Server(str(REPO / "configs" / "cpu-int8.toml"), {"ASR_DECODING__LANGUAGE": json.dumps("en")})
@@ -49,7 +49,7 @@ def main() -> int:
             stats = server.stats()
             print(f"| {'long-poll' if poll is None else f'{poll:g}'} | {wall:.1f} | {cpu_seconds(server.proc.pid) - server_before:.1f} | "
                   f"{stats['engine_seconds'] - stats_before['engine_seconds']:.1f} | "
-                  f"{stats['windows_decoded'] - stats_before['windows_decoded']} | {run['clips_unpacked']} | "
+                  f"{stats['windows_decoded'] - stats_before['windows_decoded']} | {run['trimmed']} | "
                   f"{own_cpu_seconds() - client_before:.1f} |", flush=True)
         finally:
             server.stop()

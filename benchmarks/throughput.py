@@ -18,7 +18,7 @@ because libgomp then manages more threads than there are CPUs and stops spinning
 (docs/decisions.md).
 With --repeats N the server sweep runs N times on the same server, and a summary gives each
 setting's median ratio and every run's: a burst of short clips varies by seconds with which
-clips end up packed side by side, so one run is a sample, not the figure.
+clips end up batched together, so one run is a sample, not the figure.
 With --baseline-threads (default 1), (a), (b) and the lone file are measured again with the
 model on that many CPU threads (``cpu_threads``), and each server run is also compared with the
 fastest baseline of each kind, so that no ratio rests on a handicapped baseline.
@@ -260,8 +260,8 @@ def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies:
             "latency_p50_s": statistics.median(latencies),
             "latency_p95_s": sorted(latencies)[max(0, int(round(0.95 * len(latencies))) - 1)],
             "batch_sizes": histogram_delta(before, (stats_after := server.stats())["batch_sizes"]),
-            "clips_packed": stats_after.get("clips_packed", 0) - stats_before.get("clips_packed", 0),
-            "clips_unpacked": stats_after.get("clips_unpacked", 0) - stats_before.get("clips_unpacked", 0),
+            "windows": stats_after.get("windows_decoded", 0) - stats_before.get("windows_decoded", 0),
+            "trimmed": stats_after.get("windows_trimmed", 0) - stats_before.get("windows_trimmed", 0),
             # Seconds the engine spent in its steps: well below wall_s means the engine sat idle.
             "engine_s": stats_after.get("engine_seconds", 0) - stats_before.get("engine_seconds", 0),
             "texts": texts,
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1,
                         help="run the server sweep this many times on the same server; the summary gives "
                              "each setting's median ratio and range (a burst of short clips varies by "
-                             "which clips are packed together)")
+                             "which clips are batched together)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO / "src"))
@@ -409,7 +409,7 @@ def print_table(results: dict[str, Any]) -> None:
 
     print()
     print("| run | wall s | engine busy s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes | "
-          "clips packed / sent back |")
+          "windows / trimmed |")
     print("|-|-|-|-|-|-|-|-|-|-|")
     seq = results["sequential"]
     for baseline in results["baselines"]:
@@ -426,7 +426,7 @@ def print_table(results: dict[str, Any]) -> None:
               f"{r.get('engine_s', float('nan')):.1f} | {r['throughput']:.2f} | "
               f"{r['speedup_vs_sequential']:.2f}x ({r['speedup_vs_fastest_sequential']:.2f}x "
               f"the fastest) | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
-              f"{score(r)} | {r['batch_sizes']} | {r['clips_packed']} / {r['clips_unpacked']} |")
+              f"{score(r)} | {r['batch_sizes']} | {r['windows']} / {r['trimmed']} |")
     summary = [g for g in results.get("server_summary", []) if g["runs"] > 1]
     if summary:
         print("\n| server runs | runs | median wall s | median vs sequential | each run |")

@@ -1,9 +1,9 @@
-"""Which words of a transcript came from another clip: the measure of packing's trust boundary.
+"""Which words of a transcript came from another clip: the measure of clips kept apart.
 
 A word of a clip's transcript is foreign when it is in another clip's reference or
 alone-transcript and in neither of this clip's own, and is not within edit distance
 ``MISREADING_DISTANCE`` of one of this clip's own words (a misreading such as "clubs" for
-"cloves"). Used by benchmarks/foreign_words.py and by the packing tests.
+"cloves"). Used by benchmarks/foreign_words.py and by tests/whisper/test_trimming.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def edit_distance(a: str, b: str) -> int:
 
 def foreign_words(packed: Mapping[str, str], references: Mapping[str, str],
                   alone: Mapping[str, str]) -> dict[str, list[str]]:
-    """For each clip, the words of its packed text that are foreign to it (see the module)."""
+    """For each clip, the words of its text that are foreign to it (see the module)."""
     own = {name: set(words(references[name])) | set(words(alone[name])) for name in references}
     out: dict[str, list[str]] = {}
     for name, text in packed.items():

@@ -1,4 +1,4 @@
-"""A scripted engine for the unit tests of the scheduler and of packing: no model, every call
+"""A scripted engine for the unit tests of the scheduler and of decoding: no model, every call
 recorded, and scripted tokens back, so that bookkeeping can be checked exactly."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class ScriptedEngine:
         self.generate_calls: list[list[list[int]]] = []
         self.fail_when = fail_when
         self.lock = threading.Lock()
-        self.silent_from: list[int | None] = []  # what encode() was told of each window
+        self.trim_at: list[int | None] = []  # what encode() was told of each window
         self.encode_calls: list[int] = []  # how many inputs each encode() call had
 
     def tokenizer(self, task, language):
@@ -44,14 +44,11 @@ class ScriptedEngine:
     def features_of(self, pcm):
         return self.features(pcm.all())
 
-    def encode(self, windows, silent_from=None):
+    def encode(self, windows, trim_at=None):
         self.encode_calls.append(len(windows))
-        self.silent_from.extend(silent_from or [None] * len(windows))
-        return [w[:, :1500].T.copy() for w in windows]
-
-    def silence(self, mels, level):
-        """What encode() gives a silent window at this level."""
-        return np.full((1500, mels), level, np.float32)
+        trim_at = list(trim_at or [None] * len(windows))
+        self.trim_at.extend(trim_at)
+        return [w[:, : (frames or 3000) // 2].T.copy() for w, frames in zip(windows, trim_at)]
 
     def detect_language(self, encoded):
         return [[("en", 0.9), ("de", 0.1)] for _ in encoded]

@@ -56,8 +56,7 @@ class SchedulerConfig(_Section):
     max_batch_size: int = Field(8, ge=1, le=256, description="Windows per generate() call.")
     max_wait_ms: int = Field(
         3000, ge=0, le=10_000,
-        description="How long an idle engine may wait for a fuller batch (more windows, or "
-        "packs with room) while other tasks' audio is still being prepared (counted from when "
+        description="How long an idle engine may wait for a fuller batch while other tasks' audio is still being prepared (counted from when "
         "it first waits); never spent when nothing else is on the way.",
     )
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
@@ -65,32 +64,20 @@ class SchedulerConfig(_Section):
     poll_interval_ms: int = Field(
         500, ge=10, description="How often an idle scheduler looks for queued tasks (an upload also wakes it at once).",
     )
-    pack_clips: bool = Field(
-        False,
-        description="Lay short clips of one tenant and known language side by side in one 30 s "
-        "window, so the encoder runs once for several of them; each clip is still decoded on "
-        "its own (docs/architecture.md, packing). Off by default: through the shared encoder "
-        "pass a clip can still, rarely, misread a word toward its neighbours' "
-        "(benchmarks/RESULTS.md, foreign words). A task sent with pack=false is not packed.",
+    trim_short_clips: bool = Field(
+        True,
+        description="Encode a recording shorter than one window, once its language is known, "
+        "only over its own length and trim_margin_s of silence, and decode it on that encoding "
+        "alone: a fraction of a 30 s window's encoder and decoder cost, with the same accuracy "
+        "(benchmarks/RESULTS.md, trimming); nothing of another recording is in its computation. "
+        "false = faster-whisper's exact computation for every window; a task sent with "
+        "pack=false gets that too.",
     )
-    pack_scope: Literal["tenant", "global"] = Field(
-        "tenant",
-        description="Whose clips may share a window: 'tenant', only clips of one API key's owner "
-        "(with auth off, the one operator's); 'global', any clips, for one organisation that trusts "
-        "all its clients. Packed clips share an encoder pass and a batch (docs/operations.md).",
-    )
-    pack_gap_ms: int = Field(
-        2000, ge=300, le=5000,
-        description="Silence laid between packed clips: the encoder's view of one clip's edges "
-        "is kept apart from the next clip's sounds (benchmarks/foreign_words.py).",
-    )
-    pack_fill_s: float = Field(
-        20.0, ge=10.0, le=30.0,
-        description="How much of a pack's 30 s window its clips may fill; the silence after "
-        "them is encoded once and reused, and on CPU the encoder costs far less for 20 s than "
-        "for 30 (benchmarks/encoder_length.py finds a machine's knee). With packing on, a "
-        "known-language recording this short decoded alone is encoded the same way. 30 = fill "
-        "the window and encode every window whole.",
+    trim_margin_s: float = Field(
+        8.0, ge=2.0, le=29.0,
+        description="Silence kept after a trimmed recording's end, rounded up to a whole second. "
+        "Less is faster; at 4 s and below the error rate rose on the eval clips, and with 1 s "
+        "the decoder sometimes repeated itself (benchmarks/trimming.py).",
     )
     detect_on_window: bool = Field(
         True,

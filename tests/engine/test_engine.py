@@ -33,27 +33,17 @@ def test_engine_creates_its_model_on_a_thread_that_has_ended_when_it_returns(mon
     assert not loaded_on[0].is_alive()
 
 
-def speech_then_silence(engine, seconds: float):
-    """Features of a 30 s window: real speech, then silent samples to the end (as a pack's)."""
+def speech_window(engine, seconds: float):
+    """Features of a 30 s window: real speech for ``seconds``, then faster-whisper's padding."""
     audio = decode(str(EVAL / "en_long_ljspeech_LJ001-0009_to_0032.flac"), engine.sampling_rate)
-    window = np.zeros(30 * engine.sampling_rate, np.float32)
-    window[: int(seconds * engine.sampling_rate)] = audio[: int(seconds * engine.sampling_rate)]
-    features = engine.features(window)
+    features = engine.features(audio[: int(seconds * engine.sampling_rate)])
     return pad_or_trim(features[:, : features.shape[-1] - 1])
 
 
-def test_a_window_silent_from_a_frame_on_is_encoded_up_to_there_and_given_the_encoding_of_silence(engine) -> None:
-    features = speech_then_silence(engine, seconds=18.0)
-    whole, = engine.encode([features])
-    cheap, = engine.encode([features], silent_from=[2000])
-    silent, = engine.encode([np.full_like(features, round(float(features[0, 2000]), 1))])
-    assert cheap.shape == whole.shape
-    np.testing.assert_array_equal(cheap[1000:], silent[1000:])
-    assert not np.allclose(cheap[:1000], whole[:1000], atol=1e-3), "the speech is encoded on its own"
-
-
-def test_a_window_not_silent_where_it_is_said_to_be_is_encoded_whole(engine) -> None:
-    features = speech_then_silence(engine, seconds=25.0)
-    whole, = engine.encode([features])
-    claimed, = engine.encode([features], silent_from=[2000])
-    np.testing.assert_array_equal(claimed, whole)
+def test_a_trimmed_window_is_encoded_over_its_first_frames_alone(engine) -> None:
+    features = speech_window(engine, seconds=6.0)
+    trimmed, whole = engine.encode([features, features], trim_at=[1000, None])
+    alone, = engine.encode([features[:, :1000]])
+    assert trimmed.shape[0] == 500 and whole.shape[0] == 1500
+    np.testing.assert_array_equal(trimmed, alone)
+    assert not np.allclose(trimmed, whole[:500], atol=1e-3), "the trimmed encoding attends to its own frames only"

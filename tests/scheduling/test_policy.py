@@ -10,19 +10,18 @@ from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
 
 @dataclass(frozen=True)
 class W:
-    """A window as the policy sees it: a name, a batch key, and whether a clip would still fit."""
+    """A window as the policy sees it: a name and a batch key."""
 
     name: str
     batch_key: tuple = (0,)
-    room: bool = False
 
 
 def names(plan) -> list[str]:
     return [w.name for w in plan.batch]
 
 
-def policy(max_batch_size: int = 4, max_wait_s: float = 3.0, packing: bool = False) -> BatchPolicy:
-    return BatchPolicy(max_batch_size, max_wait_s, (lambda w: w.room) if packing else None)
+def policy(max_batch_size: int = 4, max_wait_s: float = 3.0) -> BatchPolicy:
+    return BatchPolicy(max_batch_size, max_wait_s)
 
 
 def test_nothing_on_offer_is_idle():
@@ -71,18 +70,3 @@ def test_after_a_batch_runs_the_next_hold_starts_its_own_wait():
 def test_a_full_batch_runs_at_once_even_while_others_are_prepared():
     windows = [W(str(i)) for i in range(4)]
     assert policy(max_batch_size=4).schedule(windows, preparing=9, now=0.0) == Run(windows)
-
-
-def test_a_full_count_of_packs_with_room_is_held_back_for_the_clips_being_prepared():
-    windows = [W("a", room=True), W("b", room=False)]
-    assert policy(max_batch_size=2, packing=True).schedule(windows, preparing=4, now=0.0) == Hold(windows, until=3.0)
-
-
-def test_a_batch_of_full_packs_runs_at_once():
-    windows = [W("a", room=False), W("b", room=False)]
-    assert policy(max_batch_size=2, packing=True).schedule(windows, preparing=4, now=0.0) == Run(windows)
-
-
-def test_room_is_ignored_without_packing():
-    windows = [W("a", room=True), W("b", room=True)]
-    assert policy(max_batch_size=2, packing=False).schedule(windows, preparing=4, now=0.0) == Run(windows)

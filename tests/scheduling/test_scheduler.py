@@ -94,87 +94,71 @@ def test_an_engine_failure_fails_that_batch_and_the_loop_goes_on(hf_tokenizer, t
     assert set(source.results) == {"0", "1", "2"}
 
 
-def slow_preparation(monkeypatch, hold: dict[str, threading.Event] | None = None, seconds: float = 0.1) -> list[str]:
-    """Each task takes ``seconds`` to prepare; a file named in ``hold`` waits (3 s at most) for
-    its event first. Returns the files whose wait ran out."""
-    decode = preparation.decode_audio
-    ran_out: list[str] = []
-
-    def slow_decode(path, *args, **kwargs):
-        event = (hold or {}).get(Path(path).name)
-        if event is not None and not event.wait(3):
-            ran_out.append(Path(path).name)
-        time.sleep(seconds)
-        return decode(path, *args, **kwargs)
-
-    monkeypatch.setattr(preparation, "decode_audio", slow_decode)
-    return ran_out
+ENGLISH = DecodingOptions(language="en", speech_guard=False)  # a known language: short clips are trimmed
 
 
-def record_batches(monkeypatch, first: threading.Event | None = None) -> list[list[int]]:
-    """Clips per window of each batch the engine decodes; ``first`` is set at the first."""
-    from asr_server.scheduling import scheduler as scheduler_module
-
-    batches: list[list[int]] = []
-    decode_windows = scheduler_module.decode_windows
-
-    def recording(engine, batch, *args):
-        batches.append([len(unit.transcriptions) for unit in batch])
-        if first is not None:
-            first.set()
-        return decode_windows(engine, batch, *args)
-
-    monkeypatch.setattr(scheduler_module, "decode_windows", recording)
-    return batches
-
-
-ENGLISH = DecodingOptions(language="en", speech_guard=False)  # a known language: short clips are packed
-
-
-def test_packs_with_room_are_held_back_while_more_clips_are_prepared(hf_tokenizer, tmp_path, monkeypatch):
-    # Two 9 s clips make two windows, a full batch by count, each with 11 s of room (packs fill
-    # 20 s): the four 3 s clips being prepared fill them, so the first batch waits for them.
-    slow_preparation(monkeypatch)
-    batches = record_batches(monkeypatch)
-    jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", seconds, 0.3)) for i, seconds in enumerate([9, 9, 3, 3, 3, 3])]
-    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=2, max_wait_ms=5000, pack_gap_ms=2000,
-        pack_clips=True)
-    assert batches[0] == [3, 3]
-
-
-def test_a_batch_of_full_packs_is_not_held_back(hf_tokenizer, tmp_path, monkeypatch):
-    # A 28 s clip fills a batch of one window. The 3 s clip's preparation waits for the first
-    # batch: had the engine held that batch back for it, the wait would run out.
-    first = threading.Event()
-    ran_out = slow_preparation(monkeypatch, hold={"short.wav": first})
-    batches = record_batches(monkeypatch, first)
-    jobs = [Job("long", tone(tmp_path / "long.wav", 28, 0.3)), Job("short", tone(tmp_path / "short.wav", 3, 0.3))]
-    run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, max_batch_size=1, max_wait_ms=10_000, prepare_workers=2,
-        pack_clips=True)
-    assert batches[0] == [1]
-    assert ran_out == []
-
-
-def test_with_packing_on_a_short_recording_alone_is_encoded_only_as_far_as_packs_fill(hf_tokenizer, tmp_path):
+def test_a_short_recording_of_known_language_is_trimmed_to_its_length_and_margin(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
-    run(engine, jobs, ENGLISH, max_batch_size=1, pack_clips=True)  # one short clip: a pack of one is its own window
-    # The short one's first window is cut at 20 s; its later ones (the script moves seek by
-    # 0.2 s a window) and the long one's are encoded whole.
-    assert [frames for frames in engine.silent_from if frames is not None] == [2000]
-    assert len(engine.silent_from) > 2
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], ENGLISH, trim_margin_s=4)
+    # 5 s of audio and 4 s of margin, a whole number of seconds: 900 frames. The script moves
+    # seek by 0.2 s a window, and only the first window (seek 0) is trimmed.
+    assert engine.trim_at[0] == 900
+    assert set(engine.trim_at[1:]) <= {None}
+
+
+def test_trimmed_windows_of_similar_length_are_cut_at_the_longer_ones_length(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (5, 7)]
+    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2)
+    assert engine.encode_calls[0] == 2, "both in one batch"
+    assert engine.trim_at[:2] == [1100, 1100]  # 5 s gains 2 s of silence: within its margin
+
+
+def test_a_trimmed_window_never_gains_more_silence_than_its_margin_from_its_batch(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (2, 9)]
+    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2)
+    assert engine.encode_calls[0] == 2, "both in one batch"
+    assert sorted(engine.trim_at[:2]) == [600, 1300]  # in the order their preparations ended
+
+
+def test_a_recording_longer_than_a_window_is_encoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("long", tone(tmp_path / "long.wav", 45, 0.3))], ENGLISH)
+    assert engine.trim_at and set(engine.trim_at) == {None}
+
+
+def test_a_recording_whose_trim_would_reach_the_windows_end_is_encoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("x", tone(tmp_path / "x.wav", 27, 0.3))], ENGLISH, trim_margin_s=4)
+    assert engine.trim_at[0] is None
 
 
 def test_a_window_whose_language_is_to_be_detected_is_encoded_whole(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], pack_clips=True)
-    assert engine.silent_from[0] is None
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))])
+    assert engine.trim_at[0] is None
 
 
-def test_with_packing_off_every_window_is_encoded_whole(hf_tokenizer, tmp_path):
+def test_with_trimming_off_every_window_is_encoded_whole(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], pack_clips=False)
-    assert engine.silent_from and set(engine.silent_from) == {None}
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], ENGLISH, trim_short_clips=False)
+    assert engine.trim_at and set(engine.trim_at) == {None}
+
+
+def test_a_task_sent_with_pack_false_is_encoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("exact", tone(tmp_path / "exact.wav", 5, 0.3), options={"pack": False})], ENGLISH)
+    assert engine.trim_at[0] is None
+
+
+def test_trimmed_and_whole_windows_of_one_batch_are_decoded_in_a_generate_call_each(hf_tokenizer, tmp_path):
+    # CTranslate2 takes one encoding length per call.
+    engine = ScriptedEngine(hf_tokenizer)
+    jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
+    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=2)
+    assert engine.encode_calls[0] == 2, "both in one batch"
+    assert [len(call) for call in engine.generate_calls[:2]] == [1, 1]
 
 
 def test_language_is_detected_once_per_task(hf_tokenizer, tmp_path):
@@ -217,69 +201,6 @@ def test_stop_waits_for_the_preparations_under_way(hf_tokenizer, tmp_path, monke
     failed_before_stop_returned = set(source.errors)
     stop_returned.set()
     assert failed_before_stop_returned == {"x"}
-
-
-def record_packs(monkeypatch) -> list[list[str]]:
-    """The tenants of the clips of each pack the engine decodes."""
-    from asr_server.scheduling import scheduler as scheduler_module
-    from asr_server.whisper.pack_attribution import PackedWindow
-
-    packs: list[list[str]] = []
-    decode_windows = scheduler_module.decode_windows
-
-    def recording(engine, batch, *args):
-        packs.extend([clip.tenant for clip in unit.clips] for unit in batch if isinstance(unit, PackedWindow))
-        return decode_windows(engine, batch, *args)
-
-    monkeypatch.setattr(scheduler_module, "decode_windows", recording)
-    return packs
-
-
-def tenants_jobs(tmp_path, count: int = 8) -> list[Job]:
-    """Short clips of two API keys' owners, their uploads interleaved."""
-    return [Job(str(i), tone(tmp_path / f"{i}.wav", 3, 0.3), tenant="ab"[i % 2]) for i in range(count)]
-
-
-def test_clips_of_two_tenants_never_share_a_window(hf_tokenizer, tmp_path, monkeypatch):
-    packs = record_packs(monkeypatch)
-    run(ScriptedEngine(hf_tokenizer), tenants_jobs(tmp_path), ENGLISH, pack_clips=True, max_wait_ms=10_000)
-    assert packs, "nothing was packed: the test would prove nothing"
-    assert all(len(set(tenants)) == 1 for tenants in packs), packs
-
-
-def test_with_a_global_pack_scope_clips_of_all_tenants_may_share_a_window(hf_tokenizer, tmp_path, monkeypatch):
-    packs = record_packs(monkeypatch)
-    run(ScriptedEngine(hf_tokenizer), tenants_jobs(tmp_path), ENGLISH, pack_clips=True, max_wait_ms=10_000,
-        pack_scope="global")
-    assert packs and all(tenants == [""] * len(tenants) for tenants in packs), "no tenant is kept with a clip"
-
-
-def test_a_task_that_asks_not_to_be_packed_is_decoded_and_encoded_alone(hf_tokenizer, tmp_path, monkeypatch):
-    from asr_server.scheduling import scheduler as scheduler_module
-
-    alone: list[bool] = []
-    decode_windows = scheduler_module.decode_windows
-
-    def recording(engine, batch, *args):
-        alone.extend(unit.transcriptions == [unit.owner] and unit.silent_from is None
-                     for unit in batch if "exact" in {id_of.get(id(t)) for t in unit.transcriptions})
-        return decode_windows(engine, batch, *args)
-
-    monkeypatch.setattr(scheduler_module, "decode_windows", recording)
-    id_of: dict[int, str] = {}
-    original = scheduler_module.prepare
-
-    def remembering(path, *args, **kwargs):
-        ready = original(path, *args, **kwargs)
-        id_of[id(ready.transcription)] = Path(path).stem
-        return ready
-
-    monkeypatch.setattr(scheduler_module, "prepare", remembering)
-    jobs = [Job(name, tone(tmp_path / f"{name}.wav", 3, 0.3), options={"pack": False} if name == "exact" else {})
-            for name in ("one", "exact", "two", "three")]
-    source = run(ScriptedEngine(hf_tokenizer), jobs, ENGLISH, pack_clips=True, max_wait_ms=10_000)
-    assert set(source.results) == {"one", "exact", "two", "three"}
-    assert alone == [True], "the task's one window, alone and encoded whole"
 
 
 def test_a_cancelled_task_leaves_the_engine_at_the_next_step(hf_tokenizer, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """The service's transcription equals faster-whisper's WhisperModel.transcribe, batched or not.
 
-Packing (several clips in one window) gives each clip its own text but not Whisper's exact
-tokens, so it is off here; test_packing.py proves it keeps clips apart."""
+Trimming a short recording of known language to its own length gives Whisper's accuracy but
+not its exact tokens, so it is off here; test_trimming.py measures it on real speech."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav
 
 
 def run_scheduler(engine, jobs: list[Job], max_batch_size: int, **options) -> tuple[ListSource, Scheduler]:
-    return run_jobs(engine, jobs, SchedulerConfig(max_batch_size=max_batch_size, pack_clips=False),
+    return run_jobs(engine, jobs, SchedulerConfig(max_batch_size=max_batch_size, trim_short_clips=False),
                     DecodingOptions(**options))
 
 

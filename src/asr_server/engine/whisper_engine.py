@@ -74,7 +74,6 @@ class WhisperEngine:
         self.is_multilingual: bool = self.model.is_multilingual
         self._to_cpu = self.model.device == "cuda"
         self._encode_batch_size = config.encode_batch_size
-        self._silences: dict[tuple[int, int, float], np.ndarray] = {}  # see _silence
 
     @property
     def whisper_model(self) -> WhisperModel:
@@ -93,31 +92,24 @@ class WhisperEngine:
         time into a file for a long one (``log_mel``)."""
         return features_of(pcm, self.feature_extractor)
 
-    def encode(self, windows: list[np.ndarray], silent_from: Sequence[int | None] | None = None) -> list[np.ndarray]:
+    def encode(self, windows: list[np.ndarray], trim_at: Sequence[int | None] | None = None) -> list[np.ndarray]:
         """Run the encoder on padded 30 s windows, ``encode_batch_size`` at a time; one host
         array per window (the decoder batch may then combine windows encoded apart).
 
-        A window whose features are one constant from frame ``silent_from[i]`` on (the log-mel
-        of silent samples is) is encoded only up to there, and the encoding of a silent window
-        at that level, from the same position on, fills the rest. The encoder's cost grows
-        faster than its input on CPU, once its attention stops fitting in the cache
-        (benchmarks/encoder_length.py finds where). The
-        silent part's encoding is not exactly what a whole window's would be (its positions
-        do not attend to the speech), so only packs of clips and, with packing on, short
-        recordings of known language use this; their text is checked against the references
-        (tests/whisper/test_packing.py)."""
+        A window with ``trim_at[i]`` set is encoded over its first ``trim_at[i]`` feature frames
+        only, and its encoding is that long (one position per ``input_stride`` frames): the
+        decoder then attends to that much and no more. The encoder's cost grows faster than
+        its input on CPU once its attention stops fitting in the cache, and the decoder's
+        cross-attention grows with the encoding's length (benchmarks/encoder_length.py)."""
         heads = [self.frames_per_window] * len(windows)
-        for i, frame in enumerate(silent_from or ()):
-            if frame is not None and np.all(windows[i][:, frame:] == windows[i][0, frame]):
-                heads[i] = frame
+        for i, frames in enumerate(trim_at or ()):
+            if frames is not None and frames < self.frames_per_window:
+                heads[i] = frames
         out: list[np.ndarray] = [np.empty(0)] * len(windows)
         for frames in sorted(set(heads)):
             indices = [i for i, head in enumerate(heads) if head == frames]
-            encoded = self._encode([windows[i][:, :frames] for i in indices])
-            for i, head in zip(indices, encoded):
-                if frames < self.frames_per_window:
-                    head = np.concatenate([head, self._silence(windows[i].shape[0], frames, float(windows[i][0, frames]))])
-                out[i] = head
+            for i, encoding in zip(indices, self._encode([windows[i][:, :frames] for i in indices])):
+                out[i] = encoding
         return out
 
     def _encode(self, windows: list[np.ndarray]) -> list[np.ndarray]:
@@ -127,20 +119,6 @@ class WhisperEngine:
             batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(chunk)))
             out.extend(np.asarray(self.model.encode(batch, to_cpu=self._to_cpu)))
         return out
-
-    def _silence(self, mels: int, frame: int, level: float) -> np.ndarray:
-        """The encoding of a silent window at this level (rounded to 0.1), from ``frame`` on;
-        each is computed once. The level is the log-mel floor, which follows the window's
-        loudest sound; rounding keeps the cache to a handful of entries (1 MB each)."""
-        key = (mels, frame, round(level, 1))
-        if key not in self._silences:
-            silent = np.full((mels, self.frames_per_window), key[2], np.float32)
-            self._silences[key] = self._encode([silent])[0][frame // self.input_stride :]
-        return self._silences[key]
-
-    def silence(self, mels: int, level: float) -> np.ndarray:
-        """The encoding of a whole silent window whose log-mel floor is ``level``."""
-        return self._silence(mels, 0, level)
 
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]:
         """Language probabilities per window, best first, codes without markers."""

@@ -20,7 +20,6 @@ class Job:
     task_id: str
     audio_path: str
     options: dict[str, Any] = field(default_factory=dict)
-    tenant: str | None = None
 
 
 class ListSource:

@@ -2,7 +2,7 @@
 no clock of its own, no engine.
 
 Each step the engine loop hands ``BatchPolicy.schedule`` the windows on offer (oldest task
-first, short clips already packed), how many tasks are still being prepared, and the time. It
+first), how many tasks are still being prepared, and the time. It
 answers with a plan: ``Run`` a batch now, ``Hold`` it until a deadline in the hope of company, or
 ``Idle`` when nothing is on offer. The loop executes the plan and asks again; after a batch has
 run it calls ``stepped`` (the split vLLM makes between ``schedule()`` and
@@ -13,8 +13,8 @@ The rules:
 - **Selection.** The oldest window's batch key (CTranslate2 wants <|startoftranscript|> at one
   position in every prompt, and one set of decoding parameters), and up to ``max_batch_size``
   windows that share it, oldest first.
-- **Full.** A batch of ``max_batch_size`` windows none of which has room for another clip is
-  full and runs at once: holding it back would gain nothing.
+- **Full.** A batch of ``max_batch_size`` windows is full and runs at once: holding it back
+  would gain nothing.
 - **Hold back.** A batch that is not full is held only while other tasks are being prepared
   (their windows may join it), and for at most ``max_wait_s`` from when the loop first held back,
   not from each arrival, so that a steady trickle cannot hold it longer. A lone request, with
@@ -23,13 +23,13 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 
 class Batchable(Protocol):
-    """What the policy needs of a window (``whisper.units.Unit`` satisfies it)."""
+    """What the policy needs of a window (``whisper.transcription.Window`` satisfies it)."""
 
     @property
     def batch_key(self) -> Any: ...
@@ -62,11 +62,9 @@ class BatchPolicy:
     """The batching rules of the module docstring, and the one piece of state they need: when
     the loop first held the current batch back."""
 
-    def __init__(self, max_batch_size: int, max_wait_s: float,
-                 has_room: Callable[[Any], bool] | None = None) -> None:
+    def __init__(self, max_batch_size: int, max_wait_s: float) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
-        self._has_room = has_room  # None: windows are never packed, so none has room
         self.holding_since: float | None = None
 
     def select(self, windows: Sequence[Batchable]) -> list[Any]:
@@ -74,9 +72,7 @@ class BatchPolicy:
         return [w for w in windows if w.batch_key == key][: self.max_batch_size]
 
     def is_full(self, batch: Sequence[Any]) -> bool:
-        if len(batch) < self.max_batch_size:
-            return False
-        return self._has_room is None or not any(self._has_room(unit) for unit in batch)
+        return len(batch) >= self.max_batch_size
 
     def schedule(self, windows: Sequence[Batchable], preparing: int, now: float) -> Plan:
         """The plan for this step. ``preparing``: tasks whose audio is still being prepared."""

@@ -4,8 +4,6 @@ here is the task's alone, with a reason a client can act on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from asr_server.config import DecodingOptions
 from asr_server.engine.audio import Pcm, decode_pcm, stated_duration
 from asr_server.errors import AudioTooLong, UndecodableAudio
@@ -15,31 +13,20 @@ from asr_server.whisper.transcription import Transcription
 from asr_server.whisper.units import Engine
 
 
-@dataclass
-class Prepared:
-    """A task ready to offer its first window, and its parts short enough to be packed."""
-
-    transcription: Transcription | ChunkedTranscription
-    packable: list[Transcription]
-
-
-def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine, pack_clips: bool,
-            cheap_frames: int | None, max_audio_seconds: float = 0) -> Prepared:
+def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
+            trim_margin_frames: int | None = None, max_audio_seconds: float = 0) -> Transcription | ChunkedTranscription:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
-    ``pack_clips``, every part short enough to be packed is named in ``packable``."""
+    ``trim_margin_frames``, a recording shorter than one window is trimmed
+    (``Window.encoder_frames``)."""
     pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
     try:
         if options.vad_filter:
-            chunked = ChunkedTranscription(pcm.all(), options, engine)
-            short = [part for part in chunked.parts if pack_clips and part.content_frames < engine.frames_per_window]
-            return Prepared(chunked, short)
+            return ChunkedTranscription(pcm.all(), options, engine)
         # A long recording's features are computed a window at a time and kept in a file
         # (engine.log_mel), so that its memory does not grow with its length.
         features = engine.features_of(pcm)
         speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
-        transcription = Transcription(features, options, engine, short_frames=cheap_frames, speech=speech)
-        short = pack_clips and features.shape[-1] <= engine.frames_per_window
-        return Prepared(transcription, [transcription] if short else [])
+        return Transcription(features, options, engine, speech=speech, trim_margin_frames=trim_margin_frames)
     finally:
         pcm.close()
 

@@ -3,7 +3,7 @@
 It knows tasks only through ``WorkSource`` (claim / finish / fail). Claimed tasks are prepared
 (audio decoded with PyAV, log-mel features computed) in worker threads; each prepared task
 becomes a ``Transcription`` that offers its next window. Each step the loop gathers the offered
-windows (short clips packed several to a window with packing on, ``whisper.pack_layout``), asks
+windows (a short recording's trimmed to its own length, ``Window.encoder_frames``), asks
 ``policy.BatchPolicy`` what to do with them, and runs that batch through the engine, holds back
 for company, or waits for work. What to batch, and when to wait, is the policy's alone.
 """
@@ -26,11 +26,8 @@ from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
 from asr_server.errors import Failure
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.batch_decoding import decode_windows
-from asr_server.whisper.pack_attribution import PackedWindow
-from asr_server.whisper.pack_clips import Clip, Clips
-from asr_server.whisper.pack_layout import has_room, pack_windows
-from asr_server.whisper.transcription import Transcription
-from asr_server.whisper.units import Engine, Unit
+from asr_server.whisper.transcription import Transcription, Window
+from asr_server.whisper.units import Engine
 
 log = logging.getLogger("asr_server.scheduling.scheduler")
 
@@ -39,7 +36,6 @@ class Job(Protocol):
     task_id: str
     audio_path: str | None
     options: dict[str, Any]
-    tenant: str | None  # whose clips alone its clips may be packed with (None: the one operator)
 
 
 class WorkSource(Protocol):
@@ -55,8 +51,6 @@ class _Active:
     task_id: str
     transcription: Transcription | ChunkedTranscription
     options: dict[str, Any]
-    packable: list[Transcription]  # parts that may be packed
-    tenant: str = ""  # whose clips its clips may share a window with (scheduler.pack_scope)
 
 
 ProgressHook = Callable[[str, float, float], None]
@@ -78,12 +72,8 @@ class Scheduler:
     ) -> None:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
-        self._window_s = engine.frames_per_window * engine.seconds_per_frame  # one window, seconds
-        self._pack_s = min(self._window_s, config.pack_fill_s)  # how far packs fill their window
-        # With packing on, a recording no longer than that, once its language is known, is
-        # encoded as packs are (Window.silent_from), which costs the encoder far less on CPU.
-        fill = round(self._pack_s / engine.seconds_per_frame)
-        self._cheap_frames = fill if config.pack_clips and fill < engine.frames_per_window else None
+        self._trim_margin_frames = (round(config.trim_margin_s / engine.seconds_per_frame)
+                                    if config.trim_short_clips else None)
         self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
         self._source = source
         self._config = config
@@ -100,17 +90,13 @@ class Scheduler:
         self._draining = False
         self._wake = False
         self._thread: threading.Thread | None = None
-        self._clips = Clips()  # packing's state of every short clip held (the engine thread's alone)
-        gap_s = config.pack_gap_ms / 1000
-        room = (lambda unit: has_room(unit, self._clips, gap_s, self._pack_s)) if config.pack_clips else None
-        self._policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000, room)
+        self._policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000)
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
         self.batch_sizes: Counter[int] = Counter()
         self.windows_decoded = 0
+        self.windows_trimmed = 0  # of those, encoded over their own length (Window.encoder_frames)
         self.audio_seconds_done = 0.0
-        self.clips_packed = 0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
-        self.pack_refusals: Counter[str] = Counter()  # why clips were sent back to be decoded alone
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -163,12 +149,10 @@ class Scheduler:
                 "active_tasks": len(self._active) + len(self._prepared),
                 "preparing_tasks": len(self._preparing),
                 "windows_decoded": self.windows_decoded,
+                "windows_trimmed": self.windows_trimmed,
                 "audio_seconds_done": round(self.audio_seconds_done, 3),
                 "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
                 "engine_seconds": round(self.engine_seconds, 3),
-                "clips_packed": self.clips_packed,
-                "clips_unpacked": sum(self.pack_refusals.values()),
-                "pack_refusals": dict(self.pack_refusals),
             }
 
     # -- preparation (worker threads) ------------------------------------------------------
@@ -193,13 +177,12 @@ class Scheduler:
         prepared: _Active | None = None
         try:
             options = job.options or {}
-            # A task may ask not to be packed (form field pack=false): then it is decoded, and
-            # encoded, exactly as faster-whisper would.
-            pack = self._config.pack_clips and options.get("pack", True)
-            ready = prepare(job.audio_path, self._options_for(options), self._engine, pack,
-                            self._cheap_frames if pack else None, self._max_audio_seconds)
-            tenant = (job.tenant or "") if self._config.pack_scope == "tenant" else ""
-            prepared = _Active(job.task_id, ready.transcription, options, ready.packable, tenant)
+            # A task may ask for faster-whisper's exact computation (form field pack=false):
+            # then its window is encoded whole, never trimmed.
+            margin = self._trim_margin_frames if options.get("pack", True) else None
+            transcription = prepare(job.audio_path, self._options_for(options), self._engine, margin,
+                                    self._max_audio_seconds)
+            prepared = _Active(job.task_id, transcription, options)
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, Failure.of(exc))
@@ -242,11 +225,7 @@ class Scheduler:
     def _admit(self) -> None:
         with self._cv:
             while self._prepared:
-                active = self._prepared.popleft()
-                self._active.append(active)
-                for part in active.packable:  # the clips are the engine thread's alone
-                    self._clips.add(Clip(part, tenant=active.tenant))
-                active.packable = []
+                self._active.append(self._prepared.popleft())
             cancelled = [a for a in self._active if a.task_id in self._cancelled]
             for active in cancelled:
                 self._active.remove(active)
@@ -255,13 +234,9 @@ class Scheduler:
             self._release(active)
             log.info("task cancelled: its windows leave the engine", extra={"task_id": active.task_id})
 
-    def _offered_windows(self) -> list[Unit]:
-        """Each active task's next window, oldest task first; short clips packed together."""
-        windows = [window for active in self._active for window in active.transcription.windows()]
-        if not self._config.pack_clips:
-            return windows
-        return pack_windows(windows, self._clips, self._config.pack_gap_ms / 1000, self._window_s,
-                            max_packs=self._config.max_batch_size, pack_s=self._pack_s)
+    def _offered_windows(self) -> list[Window]:
+        """Each active task's next window, oldest task first."""
+        return [window for active in self._active for window in active.transcription.windows()]
 
     def _hold(self, until: float) -> None:
         """Wait until a prepared task arrives, none is being prepared any more, or ``until``."""
@@ -272,7 +247,7 @@ class Scheduler:
                     return
                 self._cv.wait(left)
 
-    def _step(self, batch: list[Unit]) -> None:
+    def _step(self, batch: list[Window]) -> None:
         self._policy.stepped()
         by_part = {id(part): a for a in self._active for part in a.transcription.parts}
         started = time.perf_counter()
@@ -281,40 +256,35 @@ class Scheduler:
         except Exception as exc:
             log.exception("a batch of %d windows failed", len(batch))
             error = Failure.of(exc)
-            for unit in batch:
-                for part in unit.transcriptions:
-                    self._drop(by_part[id(part)], error)
+            for active in {id(a): a for a in (by_part[id(w.owner)] for w in batch)}.values():
+                self._drop(active, error)
             return
         elapsed = time.perf_counter() - started
         with self._cv:
             self.batch_sizes[len(batch)] += 1
             self.windows_decoded += len(batch)
+            self.windows_trimmed += sum(w.encoder_frames is not None for w in batch)
             self.engine_seconds += elapsed
         if self._on_batch is not None:
             self._on_batch(len(batch), elapsed)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("decoded %d windows (clips per window: %s) in %.2f s; %d tasks active, %d being prepared",
-                      len(batch), [len(unit.transcriptions) for unit in batch], elapsed, len(self._active), len(self._preparing))
-        for unit, unit_outcomes in zip(batch, outcomes):
-            actives = list({id(a): a for a in (by_part[id(part)] for part in unit.transcriptions)}.values())
-            before = [a.transcription.seconds_done for a in actives]
+            log.debug("decoded %d windows in %.2f s; %d tasks active, %d being prepared",
+                      len(batch), elapsed, len(self._active), len(self._preparing))
+        for window, outcome in zip(batch, outcomes):
+            active = by_part[id(window.owner)]
+            if active not in self._active:
+                continue  # another window of the task failed in this step
+            t = active.transcription
+            done_before = t.seconds_done
             try:
-                unit.complete(unit_outcomes)
+                window.complete(outcome)
             except Exception as exc:
-                error = Failure.of(exc)
-                for active in actives:
-                    self._drop(active, error)
+                self._drop(active, Failure.of(exc))
                 continue
-            if isinstance(unit, PackedWindow):
-                with self._cv:
-                    self.clips_packed += sum(1 for part in unit.parts if part.finished)
-                    self.pack_refusals.update(unit.refused)
-            for active, done_before in zip(actives, before):
-                t = active.transcription
-                with self._cv:
-                    self.audio_seconds_done += t.seconds_done - done_before
-                if self._on_progress is not None and t.seconds_done != done_before:
-                    self._on_progress(active.task_id, t.progress, t.duration)
+            with self._cv:
+                self.audio_seconds_done += t.seconds_done - done_before
+            if self._on_progress is not None and t.seconds_done != done_before:
+                self._on_progress(active.task_id, t.progress, t.duration)
         self._finish_completed()
 
     def _finish_completed(self) -> None:
@@ -340,8 +310,7 @@ class Scheduler:
         self._fail(active.task_id, error)
 
     def _release(self, active: _Active) -> None:
-        """A task leaving the engine: its clips leave the packer, its features are freed."""
-        self._clips.discard(active.transcription.parts)
+        """A task leaving the engine: its features are freed."""
         for part in active.transcription.parts:
             part.release()
 

@@ -32,8 +32,9 @@ DECODING_FIELDS = {
 
 
 FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack")  # every option a task takes
-PACK_DESCRIPTION = ("false keeps this task out of packs, so that it gets faster-whisper's exact output "
-                    "for its file even where the server packs short clips (scheduler.pack_clips).")
+PACK_DESCRIPTION = ("false gives this task faster-whisper's exact computation: a recording shorter "
+                    "than 30 s is encoded as a whole 30 s window, not trimmed to its own length "
+                    "(scheduler.trim_short_clips).")
 
 
 def form_schema() -> dict[str, dict[str, Any]]:

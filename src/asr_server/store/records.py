@@ -51,14 +51,6 @@ class TaskRecord:
     error_message: str | None = None
 
     @property
-    def tenant(self) -> str | None:
-        """The API key whose clips alone this task's may be packed with; None with auth off,
-        where every task is the one operator's whatever address it came from."""
-        if self.owner is None or self.owner.startswith(ADDRESS_PREFIX):
-            return None
-        return self.owner
-
-    @property
     def failure(self) -> Failure | None:
         if self.status != TaskStatus.ERROR:
             return None

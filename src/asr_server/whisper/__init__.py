@@ -1,1 +1,1 @@
-"""Whisper's semantics: the per-recording state machine, batched decoding with temperature fallback, VAD chunking, packing."""
+"""Whisper's semantics: the per-recording state machine, batched decoding with temperature fallback, VAD chunking."""

@@ -6,7 +6,11 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from asr_server.whisper.units import Engine, Outcome, Unit
+import numpy as np
+
+from asr_server.engine.whisper_engine import GenerateParams, Generated
+from asr_server.whisper.transcription import Window
+from asr_server.whisper.units import Engine, Outcome
 
 
 def compression_ratio(text: str) -> float:
@@ -14,14 +18,14 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
-def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bool = False) -> list[list[Outcome]]:
-    """Encode, detect languages and decode a batch of windows that share a batch key; for each
-    unit, the outcomes of its sequences (one per transcription, see ``Unit``).
+def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: bool = False) -> list[Outcome]:
+    """Encode, detect languages and decode a batch of windows that share a batch key; one
+    accepted outcome per window.
 
     Language detection runs on exactly the features faster-whisper uses, which for a recording
     shorter than 30 s costs one more encoder pass; ``detect_on_window`` reuses the window's own
     encoding instead (faster, and the same language but in rare near-ties).
-    Temperature fallback is batched too: the sequences that fail at one temperature are decoded
+    Temperature fallback is batched too: the windows that fail at one temperature are decoded
     again together at the next, as faster-whisper does one window at a time.
     """
     if len({w.batch_key for w in windows}) > 1:
@@ -35,35 +39,32 @@ def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bo
             if own is not None:
                 detect_from[i] = len(inputs)
                 inputs.append(own)
-    encoded = engine.encode(inputs, [w.silent_from for w in windows] + [None] * (len(inputs) - len(windows)))
+    encoded = engine.encode(inputs, trim_at(windows) + [None] * (len(inputs) - len(windows)))
     if undetected:
         probabilities = engine.detect_language([encoded[detect_from[i]] for i in undetected])
         for i, probs in zip(undetected, probabilities):
             language, probability = probs[0]
             windows[i].owner.set_language(language, probability)
-    # The sequences of every unit, in order: (unit, its encoding for it, prompt, transcription).
-    sequences = [(n, own, prompt, part)
-                 for n, unit in enumerate(windows)
-                 for own, prompt, part in zip(unit.encodings(encoded[n]), unit.prompts(), unit.transcriptions)]
+    prompts = [w.prompt() for w in windows]
     lead = windows[0].owner
     temperatures = lead.options.temperatures
-    tried: list[list[Outcome]] = [[] for _ in sequences]
-    accepted: list[Outcome | None] = [None] * len(sequences)
-    pending = list(range(len(sequences)))
+    tried: list[list[Outcome]] = [[] for _ in windows]
+    accepted: list[Outcome | None] = [None] * len(windows)
+    pending = list(range(len(windows)))
     for temperature in temperatures:
         if not pending:
             break
-        params = lead.generate_params(len(sequences[pending[0]][2]), temperature)
-        generated = engine.generate([sequences[i][1] for i in pending], [sequences[i][2] for i in pending], params)
+        params = lead.generate_params(len(prompts[pending[0]]), temperature)
+        generated = _generate(engine, [encoded[i] for i in pending], [prompts[i] for i in pending], params)
         still_pending = []
         for i, result in zip(pending, generated):
-            n, own, _, part = sequences[i]
+            owner = windows[i].owner
             length = len(result.tokens)
-            avg_logprob = result.score * (length ** part.options.length_penalty) / (length + 1)
-            ratio = compression_ratio(part.tokenizer.decode(result.tokens).strip())
-            outcome = Outcome(result, avg_logprob, temperature, ratio, own)
+            avg_logprob = result.score * (length ** owner.options.length_penalty) / (length + 1)
+            ratio = compression_ratio(owner.tokenizer.decode(result.tokens).strip())
+            outcome = Outcome(result, avg_logprob, temperature, ratio, encoded[i])
             tried[i].append(outcome)
-            if part.needs_fallback(outcome):
+            if owner.needs_fallback(outcome):
                 still_pending.append(i)
             else:
                 accepted[i] = outcome
@@ -71,12 +72,39 @@ def decode_windows(engine: Engine, windows: Sequence[Unit], detect_on_window: bo
     for i in pending:
         # Every temperature failed: keep the most probable decoding among those that were not
         # too repetitive (or among all), reported at the last temperature, as faster-whisper does.
-        threshold = sequences[i][3].options.compression_ratio_threshold
+        threshold = windows[i].owner.options.compression_ratio_threshold
         candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
         best = max(candidates, key=lambda o: o.avg_logprob)
         accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
-    out: list[list[Outcome]] = [[] for _ in windows]
-    for (n, *_), outcome in zip(sequences, accepted):
-        assert outcome is not None
-        out[n].append(outcome)
+    return [outcome for outcome in accepted if outcome is not None]
+
+
+def trim_at(windows: Sequence[Window]) -> list[int | None]:
+    """Where each window of a batch is cut before encoding (None: whole). Trimmed windows of
+    similar length are cut at one length, the longest of them, so that they share an encoder
+    call and a decoder batch; a window joins a longer one's length only while the silence it
+    gains stays within its own margin. With far more silence after it than its margin, a short
+    clip was seen to end its text early."""
+    frames = [w.encoder_frames for w in windows]
+    out: list[int | None] = [None] * len(windows)
+    cut = None
+    for i in sorted((i for i, f in enumerate(frames) if f is not None), key=lambda i: -frames[i]):
+        own = frames[i]
+        if cut is None or cut - own > windows[i].owner.trim_margin_frames:
+            cut = own
+        out[i] = cut
     return out
+
+
+def _generate(engine: Engine, encoded: list[np.ndarray], prompts: list[list[int]],
+              params: GenerateParams) -> list[Generated]:
+    """One generate() call per encoding length: trimmed windows and whole ones apart."""
+    by_length: dict[int, list[int]] = {}
+    for i, encoding in enumerate(encoded):
+        by_length.setdefault(len(encoding), []).append(i)
+    out: list[Generated | None] = [None] * len(encoded)
+    for indices in by_length.values():
+        results = engine.generate([encoded[i] for i in indices], [prompts[i] for i in indices], params)
+        for i, result in zip(indices, results):
+            out[i] = result
+    return [result for result in out if result is not None]

@@ -24,6 +24,9 @@ from asr_server.whisper.timestamps import split_by_timestamps
 from asr_server.whisper.units import Engine, Outcome, is_silent
 
 
+TRIM_GRID_FRAMES = 100  # trimmed encodings are whole seconds long, so that batches share a length
+
+
 @dataclass
 class Window:
     """One 30 s window of one transcription, ready to be batched."""
@@ -34,18 +37,8 @@ class Window:
     previous_tokens: list[int]
     needs_language: bool
 
-    @property
-    def transcriptions(self) -> list[Transcription]:
-        return [self.owner]
-
-    def complete(self, outcomes: list[Outcome]) -> None:
-        self.owner.complete(self, outcomes[0])
-
-    def prompts(self) -> list[list[int]]:
-        return [self.prompt()]
-
-    def encodings(self, encoded: np.ndarray) -> list[np.ndarray]:
-        return [encoded]
+    def complete(self, outcome: Outcome) -> None:
+        self.owner.complete(self, outcome)
 
     @property
     def batch_key(self) -> tuple[Any, ...]:
@@ -58,18 +51,22 @@ class Window:
         return pad_or_trim(self.owner.features[:, self.seek : self.seek + self.size])
 
     @property
-    def silent_from(self) -> int | None:
-        """A recording of at most ``short_frames`` is feature padding after it, and its window
-        may be encoded only that far (see ``Unit``) once its language is known; longer ones, and
-        every window when the owner has no ``short_frames``, are encoded whole, as
-        faster-whisper does. The scheduler sets it with packing on, whose clips are encoded so
-        too (``scheduler.pack_fill_s``). Not for detection: on such an encoding a short Mandarin
-        clip was taken for English and came back empty (docs/decisions.md)."""
-        frames = self.owner.short_frames
-        if (frames is not None and not self.needs_language and self.seek == 0
-                and self.owner.content_frames <= frames):
-            return frames
-        return None
+    def encoder_frames(self) -> int | None:
+        """How far this window is encoded when it is trimmed, or None to encode it whole.
+
+        A recording shorter than one window, whose language is known, is trimmed: encoded over
+        its own frames and ``trim_margin_frames`` of the padding after them (rounded up to a
+        second), and decoded on that encoding alone (``WhisperEngine.encode``). Both the encoder
+        and the decoder's cross-attention then cost a fraction of a 30 s window's, and nothing
+        of any other recording is in the computation. With word timestamps, or without a
+        margin (``scheduler.trim_short_clips`` off, or a task sent with ``pack=false``), the
+        window is encoded whole, exactly as faster-whisper does."""
+        owner = self.owner
+        margin = owner.trim_margin_frames
+        if margin is None or self.needs_language or self.seek != 0 or owner.options.word_timestamps:
+            return None
+        frames = int(np.ceil((owner.content_frames + margin) / TRIM_GRID_FRAMES) * TRIM_GRID_FRAMES)
+        return frames if frames < owner.engine.frames_per_window else None
 
     def detection_features(self) -> np.ndarray | None:
         """The features faster-whisper detects the language on, when they differ from the
@@ -101,7 +98,7 @@ class Transcription:
     language: str | None = None
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
-    short_frames: int | None = None  # a recording this short may be encoded cheaply (Window.silent_from)
+    trim_margin_frames: int | None = None  # None: never trimmed (see Window.encoder_frames)
     speech: Speech | None = None  # where the speech guard found speech; None: no guard
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
@@ -175,12 +172,6 @@ class Transcription:
     def prompted(self) -> bool:
         """Whether its next window has a prompt (an initial prompt, or text before it)."""
         return bool(self._all_tokens[self._prompt_reset_since :])
-
-    def complete_packed(self, segments: list[dict[str, Any]]) -> None:
-        """Take the segments a pack gave this clip: the clip is then done."""
-        kept = [segment for segment in segments if self._has_speech(segment["start"], segment["end"])]
-        self.segments = [{**segment, "id": i} for i, segment in enumerate(kept)]
-        self.seek = self.content_frames
 
     def next_window(self) -> Window | None:
         """The window at the current seek position, or None when the recording is done. With

@@ -1,15 +1,14 @@
 """The contracts between a recording's transcription, the batches it is decoded in, and the engine.
 
 ``Engine`` is what Whisper's semantics need of a model (a scripted one serves in unit tests);
-``Unit`` is one item of a decoder batch (a task's ``Window`` or a ``PackedWindow``); ``Outcome``
-is a unit's accepted decoding after temperature fallback.
+``Outcome`` is a window's accepted decoding after temperature fallback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
@@ -18,9 +17,6 @@ from asr_server.config import DecodingOptions
 from asr_server.engine.audio import Pcm
 from asr_server.engine.log_mel import LogMel
 from asr_server.engine.whisper_engine import GenerateParams, Generated
-
-if TYPE_CHECKING:
-    from asr_server.whisper.transcription import Transcription
 
 
 class Engine(Protocol):
@@ -38,37 +34,11 @@ class Engine(Protocol):
     def tokenizer(self, task: str, language: str | None) -> Tokenizer: ...
     def features(self, audio: np.ndarray) -> np.ndarray: ...
     def features_of(self, pcm: Pcm) -> np.ndarray | LogMel: ...
-    def encode(self, windows: list[np.ndarray], silent_from: Sequence[int | None] | None = None) -> list[np.ndarray]: ...
-    def silence(self, mels: int, level: float) -> np.ndarray: ...
+    def encode(self, windows: list[np.ndarray], trim_at: Sequence[int | None] | None = None) -> list[np.ndarray]: ...
     def detect_language(self, encoded: list[np.ndarray]) -> list[list[tuple[str, float]]]: ...
     def generate(self, encoded: list[np.ndarray], prompts: list[list[int]], params: GenerateParams) -> list[Generated]: ...
     def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
                             num_frames: int, prepend: str, append: str, last_speech: float) -> float: ...
-
-
-class Unit(Protocol):
-    """One item of a decoder batch: a task's window (``Window``) or several packed clips.
-
-    A unit is encoded once and decoded as one sequence per transcription: sequence ``k`` reads
-    ``encodings(encoded)[k]`` from ``prompts()[k]`` and belongs to ``transcriptions[k]``."""
-
-    needs_language: bool
-
-    @property
-    def owner(self) -> Transcription: ...
-    @property
-    def transcriptions(self) -> list[Transcription]: ...
-    @property
-    def batch_key(self) -> tuple[Any, ...]: ...
-    def features(self) -> np.ndarray: ...
-    def detection_features(self) -> np.ndarray | None: ...
-    def prompts(self) -> list[list[int]]: ...
-    def encodings(self, encoded: np.ndarray) -> list[np.ndarray]: ...
-    @property
-    def silent_from(self) -> int | None:
-        """A feature frame from which the window is silence for certain, which lets the engine
-        encode only up to there (``WhisperEngine.encode``); None: encode it whole, exactly."""
-    def complete(self, outcomes: list["Outcome"]) -> None: ...
 
 
 @dataclass

@@ -1,13 +1,13 @@
-"""Packing in-process: where the engine's time goes, and what the gap between clips costs.
+"""Trimming in-process: what encoding short recordings over their own length saves, and costs.
 
-    .venv/bin/python benchmarks/packing.py --gaps 0,1000,2000
-    .venv/bin/python benchmarks/packing.py --detect --language en,zh,sv,es,ja,de,fr,it,ko,pt,ru --gaps 0,2000
+    .venv/bin/python benchmarks/trimming.py --margins 0,2,4,8
+    .venv/bin/python benchmarks/trimming.py --language en,zh,sv,es,ja,de,fr,it,ko,pt,ru --margins 0,4
 
-Runs the scheduler in this process (no HTTP) over the short clips of one language, once per
-gap (0 = packing off), with the language given. It times the engine's encoder, decoder and
-feature calls, and reports the wall time, windows decoded, encoder passes, clips packed, clips
-sent back to be decoded alone and why, and WER (CER for Chinese, Japanese and
-Korean; Chinese in Simplified script, as the server returns it) against the references.
+Runs the scheduler in this process (no HTTP) over the short clips of the given languages, each
+clip's language given, once per trim margin (0 = trimming off: faster-whisper's whole
+windows). It times the engine's encoder, decoder and feature calls, and reports the wall time,
+windows decoded and trimmed, batch sizes, and WER (CER for Chinese, Japanese and Korean;
+Chinese in Simplified script, as the server returns it) against the references, per language.
 """
 
 from __future__ import annotations
@@ -25,12 +25,8 @@ from throughput import DEFAULT_MANIFEST, REPO, error_rate, load_workload, machin
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
-    parser.add_argument("--language", default="en", help="the clips' language, or several, comma-separated, with --detect")
-    parser.add_argument("--detect", action="store_true",
-                        help="detect each clip's language instead of giving it: nothing is packed, but with "
-                             "packing on a clip under pack_fill_s is encoded as packs are; reports the "
-                             "clips whose detected language is not the manifest's")
-    parser.add_argument("--gaps", default="0,1000,2000", help="pack_gap_ms values; 0 turns packing off")
+    parser.add_argument("--language", default="en", help="the clips' languages, comma-separated")
+    parser.add_argument("--margins", default="0,4", help="trim_margin_s values, comma-separated; 0 turns trimming off")
     parser.add_argument("--shuffle", type=int, default=None, metavar="SEED",
                         help="submit the clips in a random order (this seed) instead of the manifest's, "
                              "where consecutive clips are often consecutive sentences of one recording; "
@@ -48,22 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     from asr_server.text.zh_script import convert_text
 
     languages = set(args.language.split(","))
-    if len(languages) > 1 and not args.detect:
-        parser.error("several languages need --detect (a pack holds one language)")
     items = load_workload(args.manifest, "short", languages, None)
     if args.shuffle is not None:
         random.Random(args.shuffle).shuffle(items)
-    settings = load_settings(None, {"decoding": {"language": None if args.detect else args.language}})
+    settings = load_settings(None, {})
     engine = WhisperEngine(Path(model_dir(settings)), settings.model)
     seconds: Counter[str] = Counter()
-    encoder_passes: Counter[str] = Counter()  # windows through the encoder
     for name in ("encode", "generate", "features"):
         call = getattr(engine, name)
 
         def timed(*a, __call=call, __name=name, **k):
             start = time.perf_counter()
-            if __name == "encode":
-                encoder_passes["windows"] += len(a[0])
             try:
                 return __call(*a, **k)
             finally:
@@ -72,19 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         setattr(engine, name, timed)
 
     order = "manifest order" if args.shuffle is None else f"shuffled with seed {args.shuffle}"
-    given = "detected" if args.detect else "given"
     print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, "
-          f"language {args.language} ({given})")
-    print("| pack_gap_ms | wall s | encode s | decode s | features s | windows | encoder passes | clips packed / sent back | why sent back | batch sizes | WER / CER |")
-    print("|-|-|-|-|-|-|-|-|-|-|-|")
-    for gap in [int(g) for g in args.gaps.split(",")]:
-        config = settings.scheduler.model_copy(update={"pack_clips": gap > 0, "pack_gap_ms": gap or 2000})
+          f"languages {args.language} (given)")
+    print("| trim_margin_s | wall s | encode s | decode s | features s | windows / trimmed | batch sizes | WER / CER | per language |")
+    print("|-|-|-|-|-|-|-|-|-|")
+    for margin in [float(m) for m in args.margins.split(",")]:
+        config = settings.scheduler.model_copy(update={"trim_short_clips": margin > 0, "trim_margin_s": margin or 4.0})
         if args.max_wait_ms is not None:
             config = config.model_copy(update={"max_wait_ms": args.max_wait_ms})
-        source = ListSource([Job(item["file"], item["path"]) for item in items])
+        source = ListSource([Job(item["file"], item["path"], {"decoding": {"language": item["lang"]}}) for item in items])
         seconds.clear()
-        encoder_passes.clear()
-        scheduler = Scheduler(engine, source, config, settings.decoding)  # as the server runs
+        scheduler = Scheduler(engine, source, config, settings.decoding)  # as the server runs, language given
         start = time.perf_counter()
         scheduler.start()
         source.done.wait()
@@ -94,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         # Scored as the server returns it: Chinese in Simplified script (output.zh_script).
         rates = error_rate(items, {f: convert_text(r["text"], "simplified") for f, r in source.results.items()})
         accuracy = ", ".join(f"{kind.upper()} {rate:.2f}%" for kind, rate in rates.items())
-        if args.detect:
-            wrong = [i["file"] for i in items if source.results[i["file"]]["language"] != i["lang"]]
-            accuracy += f"; language wrong for {len(wrong)}" + (f" ({', '.join(wrong)})" if wrong else "")
-        print(f"| {gap or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
-              f"{seconds['features']:.1f} | {stats['windows_decoded']} | {encoder_passes['windows']} | "
-              f"{stats['clips_packed']} / {stats['clips_unpacked']} | {stats['pack_refusals'] or '-'} | "
-              f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {accuracy} |",
+        results = {f: convert_text(r["text"], "simplified") for f, r in source.results.items()}
+        per_language = ", ".join(
+            f"{lang} {next(iter(error_rate([i for i in items if i['lang'] == lang], results).values())):.1f}"
+            for lang in sorted(languages) if len(languages) > 1)
+        print(f"| {margin or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['generate']:.1f} | "
+              f"{seconds['features']:.1f} | {stats['windows_decoded']} / {stats['windows_trimmed']} | "
+              f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {accuracy} | {per_language or '-'} |",
               flush=True)
     return 0
 
