@@ -30,6 +30,7 @@ class ScriptedEngine:
         self.lock = threading.Lock()
         self.trim_at: list[int | None] = []  # what encode() was told of each window
         self.encode_calls: list[int] = []  # how many inputs each encode() call had
+        self.generated_lengths: list[int] = []  # the encoding length of each item decoded
 
     def tokenizer(self, task, language):
         return Tokenizer(self._hf, True, task=task, language=language)
@@ -59,6 +60,7 @@ class ScriptedEngine:
         assert len(positions) == 1, "CTranslate2 needs <|startoftranscript|> at one position"
         with self.lock:
             self.generate_calls.append(prompts)
+            self.generated_lengths.extend(len(enc) for enc in encoded)
         if self.fail_when is not None and self.fail_when(encoded):
             raise RuntimeError("scripted engine failure")
         tok = self.tokenizer("transcribe", "en")

@@ -79,6 +79,14 @@ class SchedulerConfig(_Section):
         "Less is faster; at 4 s and below the error rate rose on the eval clips, and with 1 s "
         "the decoder sometimes repeated itself (benchmarks/trimming.py).",
     )
+    trim_detection_below: float = Field(
+        0.9, ge=0.0, le=1.0,
+        description="A short recording whose language is to be detected is trimmed too, and its "
+        "language detected on the trimmed encoding; when the top language's probability is "
+        "below this, its window is encoded whole and detected and decoded there, as "
+        "faster-whisper does (benchmarks/RESULTS.md, detection). 1 = detect on the whole window "
+        "always. Needs detect_on_window.",
+    )
     detect_on_window: bool = Field(
         True,
         description="Detect the language on the first window's own encoding instead of "

@@ -134,9 +134,29 @@ def test_a_recording_whose_trim_would_reach_the_windows_end_is_encoded_whole(hf_
     assert engine.trim_at[0] is None
 
 
-def test_a_window_whose_language_is_to_be_detected_is_encoded_whole(hf_tokenizer, tmp_path):
+def test_a_short_recording_whose_language_is_to_be_detected_is_trimmed_and_detected_there(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)  # detects English at 0.9
+    source = run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], trim_margin_s=4)
+    assert engine.trim_at[0] == 900 and engine.encode_calls[0] == 1
+    assert source.results["short"]["language"] == "en"
+
+
+def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_decoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)  # detects English at 0.9
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], trim_margin_s=4, trim_detection_below=0.95)
+    assert engine.trim_at[:2] == [900, None], "encoded trimmed, then whole"
+    assert engine.generated_lengths[0] == 1500, "decoded on the whole encoding"
+
+
+def test_with_trim_detection_below_one_a_language_is_detected_on_the_whole_window(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))])
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], trim_detection_below=1)
+    assert engine.trim_at[0] is None
+
+
+def test_exact_detection_is_never_made_on_a_trimmed_encoding(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], detect_on_window=False)
     assert engine.trim_at[0] is None
 
 

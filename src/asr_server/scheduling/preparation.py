@@ -14,10 +14,11 @@ from asr_server.whisper.units import Engine
 
 
 def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
-            trim_margin_frames: int | None = None, max_audio_seconds: float = 0) -> Transcription | ChunkedTranscription:
+            trim_margin_frames: int | None = None, max_audio_seconds: float = 0,
+            trim_detection_below: float | None = None) -> Transcription | ChunkedTranscription:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
     ``trim_margin_frames``, a recording shorter than one window is trimmed
-    (``Window.encoder_frames``)."""
+    (``Window.encoder_frames``), before its language is known too with ``trim_detection_below``."""
     pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
     try:
         if options.vad_filter:
@@ -26,7 +27,8 @@ def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
         # (engine.log_mel), so that its memory does not grow with its length.
         features = engine.features_of(pcm)
         speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
-        return Transcription(features, options, engine, speech=speech, trim_margin_frames=trim_margin_frames)
+        return Transcription(features, options, engine, speech=speech, trim_margin_frames=trim_margin_frames,
+                             trim_detection_below=trim_detection_below if trim_margin_frames is not None else None)
     finally:
         pcm.close()
 

@@ -74,6 +74,9 @@ class Scheduler:
         self._engine = engine
         self._trim_margin_frames = (round(config.trim_margin_s / engine.seconds_per_frame)
                                     if config.trim_short_clips else None)
+        # Detection on a trimmed encoding needs the window's own encoding to detect on.
+        self._trim_detection_below = (config.trim_detection_below
+                                      if config.detect_on_window and config.trim_detection_below < 1 else None)
         self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
         self._source = source
         self._config = config
@@ -181,7 +184,7 @@ class Scheduler:
             # then its window is encoded whole, never trimmed.
             margin = self._trim_margin_frames if options.get("pack", True) else None
             transcription = prepare(job.audio_path, self._options_for(options), self._engine, margin,
-                                    self._max_audio_seconds)
+                                    self._max_audio_seconds, self._trim_detection_below)
             prepared = _Active(job.task_id, transcription, options)
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})

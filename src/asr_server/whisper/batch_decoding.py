@@ -24,7 +24,10 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
 
     Language detection runs on exactly the features faster-whisper uses, which for a recording
     shorter than 30 s costs one more encoder pass; ``detect_on_window`` reuses the window's own
-    encoding instead (faster, and the same language but in rare near-ties).
+    encoding instead (faster, and the same language but in rare near-ties). A trimmed window's
+    language is detected on its trimmed encoding; when the top language's probability is below
+    its owner's ``trim_detection_below``, the window is encoded whole, its language detected
+    there, and it is decoded on that whole encoding, as without trimming.
     Temperature fallback is batched too: the windows that fail at one temperature are decoded
     again together at the next, as faster-whisper does one window at a time.
     """
@@ -39,12 +42,23 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
             if own is not None:
                 detect_from[i] = len(inputs)
                 inputs.append(own)
-    encoded = engine.encode(inputs, trim_at(windows) + [None] * (len(inputs) - len(windows)))
+    cuts = trim_at(windows)
+    encoded = engine.encode(inputs, cuts + [None] * (len(inputs) - len(windows)))
     if undetected:
         probabilities = engine.detect_language([encoded[detect_from[i]] for i in undetected])
+        unsure = []
         for i, probs in zip(undetected, probabilities):
             language, probability = probs[0]
+            below = windows[i].owner.trim_detection_below
+            if cuts[i] is not None and below is not None and probability < below:
+                unsure.append(i)  # detected again, and decoded, on the whole window
+                continue
             windows[i].owner.set_language(language, probability)
+        if unsure:
+            whole = engine.encode([inputs[i] for i in unsure])
+            for i, encoding, probs in zip(unsure, whole, engine.detect_language(whole)):
+                encoded[i] = encoding
+                windows[i].owner.set_language(*probs[0])
     prompts = [w.prompt() for w in windows]
     lead = windows[0].owner
     temperatures = lead.options.temperatures

@@ -54,16 +54,19 @@ class Window:
     def encoder_frames(self) -> int | None:
         """How far this window is encoded when it is trimmed, or None to encode it whole.
 
-        A recording shorter than one window, whose language is known, is trimmed: encoded over
-        its own frames and ``trim_margin_frames`` of the padding after them (rounded up to a
+        A recording shorter than one window is trimmed: encoded over its own frames and ``trim_margin_frames`` of the padding after them (rounded up to a
         second), and decoded on that encoding alone (``WhisperEngine.encode``). Both the encoder
         and the decoder's cross-attention then cost a fraction of a 30 s window's, and nothing
         of any other recording is in the computation. With word timestamps, or without a
         margin (``scheduler.trim_short_clips`` off, or a task sent with ``pack=false``), the
-        window is encoded whole, exactly as faster-whisper does."""
+        window is encoded whole, exactly as faster-whisper does. A window whose language is
+        still to be detected is trimmed only with ``trim_detection_below`` (see
+        ``batch_decoding.decode_windows``)."""
         owner = self.owner
         margin = owner.trim_margin_frames
-        if margin is None or self.needs_language or self.seek != 0 or owner.options.word_timestamps:
+        if margin is None or self.seek != 0 or owner.options.word_timestamps:
+            return None
+        if self.needs_language and owner.trim_detection_below is None:
             return None
         frames = int(np.ceil((owner.content_frames + margin) / TRIM_GRID_FRAMES) * TRIM_GRID_FRAMES)
         return frames if frames < owner.engine.frames_per_window else None
@@ -99,6 +102,7 @@ class Transcription:
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
     trim_margin_frames: int | None = None  # None: never trimmed (see Window.encoder_frames)
+    trim_detection_below: float | None = None  # None: its language is detected on a whole window
     speech: Speech | None = None  # where the speech guard found speech; None: no guard
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
