@@ -52,10 +52,12 @@ class ScriptedEngine:
         return [w[:, : (frames or 3000) // 2].T.copy() for w, frames in zip(windows, trim_at)]
 
     def detect_language(self, encoded):
+        assert len({len(enc) for enc in encoded}) == 1, "CTranslate2 takes one encoding length per call"
         return [[("en", 0.9), ("de", 0.1)] for _ in encoded]
 
     def generate(self, encoded, prompts, params):
         sot = self.tokenizer("transcribe", "en").sot
+        assert len({len(enc) for enc in encoded}) == 1, "CTranslate2 takes one encoding length per call"
         positions = {prompt.index(sot) for prompt in prompts}
         assert len(positions) == 1, "CTranslate2 needs <|startoftranscript|> at one position"
         with self.lock:

@@ -66,7 +66,7 @@ class SchedulerConfig(_Section):
     )
     trim_short_clips: bool = Field(
         True,
-        description="Encode a recording shorter than one window, once its language is known, "
+        description="Encode a recording shorter than one window "
         "only over its own length and trim_margin_s of silence, and decode it on that encoding "
         "alone: a fraction of a 30 s window's encoder and decoder cost, with the same accuracy "
         "(benchmarks/RESULTS.md, trimming); nothing of another recording is in its computation. "

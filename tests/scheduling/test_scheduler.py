@@ -141,6 +141,15 @@ def test_a_short_recording_whose_language_is_to_be_detected_is_trimmed_and_detec
     assert source.results["short"]["language"] == "en"
 
 
+def test_languages_of_windows_trimmed_at_different_lengths_are_detected_in_one_batch(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)  # as CTranslate2: one encoding length per call
+    jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (2, 9, 45)]
+    source = run(engine, jobs, trim_margin_s=4, max_wait_ms=5000, prepare_workers=3)
+    assert engine.encode_calls[0] == 3, "all three in one batch"
+    assert sorted(engine.trim_at[:3], key=str) == [1300, 600, None]
+    assert {r["language"] for r in source.results.values()} == {"en"} and not source.errors
+
+
 def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_decoded_whole(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)  # detects English at 0.9
     run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], trim_margin_s=4, trim_detection_below=0.95)

@@ -4,13 +4,15 @@ fallback, batched per temperature."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
-from asr_server.engine.whisper_engine import GenerateParams, Generated
 from asr_server.whisper.transcription import Window
 from asr_server.whisper.units import Engine, Outcome
+
+T = TypeVar("T")
 
 
 def compression_ratio(text: str) -> float:
@@ -45,7 +47,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     cuts = trim_at(windows)
     encoded = engine.encode(inputs, cuts + [None] * (len(inputs) - len(windows)))
     if undetected:
-        probabilities = engine.detect_language([encoded[detect_from[i]] for i in undetected])
+        probabilities = _by_length(engine.detect_language, [encoded[detect_from[i]] for i in undetected])
         unsure = []
         for i, probs in zip(undetected, probabilities):
             language, probability = probs[0]
@@ -56,7 +58,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
             windows[i].owner.set_language(language, probability)
         if unsure:
             whole = engine.encode([inputs[i] for i in unsure])
-            for i, encoding, probs in zip(unsure, whole, engine.detect_language(whole)):
+            for i, encoding, probs in zip(unsure, whole, _by_length(engine.detect_language, whole)):
                 encoded[i] = encoding
                 windows[i].owner.set_language(*probs[0])
     prompts = [w.prompt() for w in windows]
@@ -69,7 +71,8 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
         if not pending:
             break
         params = lead.generate_params(len(prompts[pending[0]]), temperature)
-        generated = _generate(engine, [encoded[i] for i in pending], [prompts[i] for i in pending], params)
+        generated = _by_length(lambda batch, rows: engine.generate(batch, rows, params),
+                               [encoded[i] for i in pending], [prompts[i] for i in pending])
         still_pending = []
         for i, result in zip(pending, generated):
             owner = windows[i].owner
@@ -110,15 +113,15 @@ def trim_at(windows: Sequence[Window]) -> list[int | None]:
     return out
 
 
-def _generate(engine: Engine, encoded: list[np.ndarray], prompts: list[list[int]],
-              params: GenerateParams) -> list[Generated]:
-    """One generate() call per encoding length: trimmed windows and whole ones apart."""
+def _by_length(call: Callable[..., list[T]], encoded: list[np.ndarray], *rows: list[Any]) -> list[T]:
+    """``call(encodings, *rows)`` once per encoding length, results back in order: CTranslate2
+    takes one length per call, and trimmed windows and whole ones differ."""
     by_length: dict[int, list[int]] = {}
     for i, encoding in enumerate(encoded):
         by_length.setdefault(len(encoding), []).append(i)
-    out: list[Generated | None] = [None] * len(encoded)
+    out: list[T | None] = [None] * len(encoded)
     for indices in by_length.values():
-        results = engine.generate([encoded[i] for i in indices], [prompts[i] for i in indices], params)
+        results = call([encoded[i] for i in indices], *([row[i] for i in indices] for row in rows))
         for i, result in zip(indices, results):
             out[i] = result
     return [result for result in out if result is not None]
