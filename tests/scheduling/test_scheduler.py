@@ -257,3 +257,20 @@ def test_a_cancelled_task_leaves_the_engine_at_the_next_step(hf_tokenizer, tmp_p
         scheduler.stop()
     assert steps == [1], "no step after the one under way"
     assert source.results == {} and source.errors == {}, "nothing is recorded for a cancelled task"
+
+
+def test_each_encoder_input_holds_one_tasks_audio_and_padding_alone(hf_tokenizer, tmp_path):
+    # The scripted features carry each recording's loudness in row 0, and padding is 0.
+    engine = ScriptedEngine(hf_tokenizer)
+    inputs: list[set[float]] = []
+    encode = engine.encode
+
+    def recording(windows, trim_at=None):
+        inputs.extend({round(float(v), 2) for v in w[0]} - {0.0} for w in windows)
+        return encode(windows, trim_at)
+
+    engine.encode = recording
+    jobs = [Job(str(n), tone(tmp_path / f"{n}.wav", 3, loudness)) for n, loudness in enumerate((0.2, 0.4, 0.6, 0.8))]
+    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=4)
+    assert engine.encode_calls[0] == 4, "the four shared a batch"
+    assert all(len(values) == 1 for values in inputs), inputs
