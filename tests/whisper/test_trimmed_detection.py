@@ -1,28 +1,55 @@
 """Languages detected on trimmed encodings, on every short clip of ../shared/eval: the server's
 scheduler as configured by default, language not given, against faster-whisper's own detection
-(its detection features, a whole window) and the human references."""
+(its detection features, a whole window), and its text against the human references as closely
+as whole windows' text."""
 
 from __future__ import annotations
 
 import json
+import re
+from difflib import SequenceMatcher
 
 import pytest
 from faster_whisper.audio import pad_or_trim
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine.audio import decode
+from asr_server.text.zh_script import convert_text
 from conftest import EVAL, Job, run_jobs
 
 SHORT = [item for item in map(json.loads, (EVAL / "manifest.jsonl").read_text().splitlines())
          if item["duration_s"] <= 21]  # trimmed with the default 8 s margin
 
 
-@pytest.fixture(scope="module")
-def detected(engine):
-    config = SchedulerConfig(max_batch_size=8, max_wait_ms=10_000)
+def transcribe_all(engine, trim: bool):
+    config = SchedulerConfig(max_batch_size=8, max_wait_ms=10_000, trim_short_clips=trim)
     source, scheduler = run_jobs(engine, [Job(item["file"], str(EVAL / item["file"])) for item in SHORT], config,
                                  DecodingOptions())
     return source.results, scheduler.stats()
+
+
+@pytest.fixture(scope="module")
+def detected(engine):
+    return transcribe_all(engine, trim=True)
+
+
+@pytest.fixture(scope="module")
+def whole(engine):
+    results, _ = transcribe_all(engine, trim=False)
+    return results
+
+
+def units(text: str, lang: str) -> list[str]:
+    """Words, or characters for the languages written without spaces; Chinese in Simplified
+    script, as the server returns it (output.zh_script)."""
+    text = convert_text(text, "simplified") if lang == "zh" else text
+    text = re.sub(r"[^\w\s']", " ", text.lower())
+    return list("".join(text.split())) if lang in ("zh", "ja", "ko") else text.split()
+
+
+def matched(text: str, ref: str, lang: str) -> int:
+    blocks = SequenceMatcher(None, units(text, lang), units(ref, lang), autojunk=False).get_matching_blocks()
+    return sum(block.size for block in blocks)
 
 
 def faster_whisper_language(engine, name: str) -> str:
@@ -46,3 +73,16 @@ def test_no_short_clip_with_speech_comes_back_empty(detected):
     results, _ = detected
     empty = [item["file"] for item in SHORT if item["ref"].strip() and not results[item["file"]]["text"].strip()]
     assert empty == []
+
+
+def test_every_short_clips_text_holds_as_much_of_its_reference_as_the_whole_windows(detected, whole):
+    # A misreading may move a word (two characters in Chinese, Japanese, Korean) either way.
+    results, _ = detected
+    totals = [0, 0]
+    for item in SHORT:
+        name, lang = item["file"], item["lang"]
+        ours, theirs = (matched(r[name]["text"], item["ref"], lang) for r in (results, whole))
+        assert ours >= theirs - (2 if lang in ("zh", "ja", "ko") else 1), (name, results[name]["text"], whole[name]["text"])
+        totals[0] += ours
+        totals[1] += theirs
+    assert totals[0] >= 0.99 * totals[1], totals

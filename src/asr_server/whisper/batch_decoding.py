@@ -98,16 +98,16 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
 
 def trim_at(windows: Sequence[Window]) -> list[int | None]:
     """Where each window of a batch is cut before encoding (None: whole). Trimmed windows of
-    similar length are cut at one length, the longest of them, so that they share an encoder
+    nearly one length are cut at one length, the longest of them, so that they share an encoder
     call and a decoder batch; a window joins a longer one's length only while the silence it
-    gains stays within its own margin. With far more silence after it than its margin, a short
-    clip was seen to end its text early."""
+    gains is at most a quarter of its own margin. With much more silence after it than its
+    margin, a short clip was seen to end its text early (docs/decisions.md)."""
     frames = [w.encoder_frames for w in windows]
     out: list[int | None] = [None] * len(windows)
     cut = None
     for i in sorted((i for i, f in enumerate(frames) if f is not None), key=lambda i: -frames[i]):
         own = frames[i]
-        if cut is None or cut - own > windows[i].owner.trim_margin_frames:
+        if cut is None or cut - own > windows[i].owner.trim_margin_frames // 4:
             cut = own
         out[i] = cut
     return out
