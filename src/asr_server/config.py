@@ -56,8 +56,9 @@ class SchedulerConfig(_Section):
     max_batch_size: int = Field(8, ge=1, le=256, description="Windows per generate() call.")
     max_wait_ms: int = Field(
         3000, ge=0, le=10_000,
-        description="How long an idle engine may wait for a fuller batch while other tasks' audio is still being prepared (counted from when "
-        "it first waits); never spent when nothing else is on the way.",
+        description="How long an idle engine may wait for a fuller batch while other tasks' "
+        "audio is still being prepared (counted from when it first waits); never spent when "
+        "nothing else is on the way.",
     )
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
     prepare_workers: int = Field(1, ge=1, le=64, description="Threads decoding audio and computing features.")

@@ -28,7 +28,7 @@ def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
         features = engine.features_of(pcm)
         speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
         return Transcription(features, options, engine, speech=speech, trim_margin_frames=trim_margin_frames,
-                             trim_detection_below=trim_detection_below if trim_margin_frames is not None else None)
+                             trim_detection_below=trim_detection_below)
     finally:
         pcm.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
             windows[i].owner.set_language(language, probability)
         if unsure:
             whole = engine.encode([inputs[i] for i in unsure])
-            for i, encoding, probs in zip(unsure, whole, _by_length(engine.detect_language, whole)):
+            for i, encoding, probs in zip(unsure, whole, engine.detect_language(whole)):
                 encoded[i] = encoding
                 windows[i].owner.set_language(*probs[0])
     prompts = [w.prompt() for w in windows]
@@ -93,7 +93,8 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
         candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
         best = max(candidates, key=lambda o: o.avg_logprob)
         accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
-    return [outcome for outcome in accepted if outcome is not None]
+    assert all(outcome is not None for outcome in accepted)
+    return cast("list[Outcome]", accepted)
 
 
 def trim_at(windows: Sequence[Window]) -> list[int | None]:
@@ -124,4 +125,5 @@ def _by_length(call: Callable[..., list[T]], encoded: list[np.ndarray], *rows: l
         results = call([encoded[i] for i in indices], *([row[i] for i in indices] for row in rows))
         for i, result in zip(indices, results):
             out[i] = result
-    return [result for result in out if result is not None]
+    assert all(result is not None for result in out)
+    return cast("list[T]", out)

@@ -54,8 +54,8 @@ class Window:
     def encoder_frames(self) -> int | None:
         """How far this window is encoded when it is trimmed, or None to encode it whole.
 
-        A recording shorter than one window is trimmed: encoded over its own frames and ``trim_margin_frames`` of the padding after them (rounded up to a
-        second), and decoded on that encoding alone (``WhisperEngine.encode``). Both the encoder
+        A recording shorter than one window is trimmed: encoded over its own frames and
+        ``trim_margin_frames`` of the padding after them (rounded up to a second), and decoded on that encoding alone (``WhisperEngine.encode``). Both the encoder
         and the decoder's cross-attention then cost a fraction of a 30 s window's, and nothing
         of any other recording is in the computation. With word timestamps, or without a
         margin (``scheduler.trim_short_clips`` off, or a task sent with ``pack=false``), the
