@@ -262,6 +262,7 @@ def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies:
             "batch_sizes": histogram_delta(before, (stats_after := server.stats())["batch_sizes"]),
             "windows": stats_after.get("windows_decoded", 0) - stats_before.get("windows_decoded", 0),
             "trimmed": stats_after.get("windows_trimmed", 0) - stats_before.get("windows_trimmed", 0),
+            "retried": stats_after.get("windows_retried_whole", 0) - stats_before.get("windows_retried_whole", 0),
             # Seconds the engine spent in its steps: well below wall_s means the engine sat idle.
             "engine_s": stats_after.get("engine_seconds", 0) - stats_before.get("engine_seconds", 0),
             "texts": texts,
@@ -409,7 +410,7 @@ def print_table(results: dict[str, Any]) -> None:
 
     print()
     print("| run | wall s | engine busy s | audio s / s | vs sequential | p50 s | p95 s | accuracy | batch sizes | "
-          "windows / trimmed |")
+          "windows / trimmed / retried whole |")
     print("|-|-|-|-|-|-|-|-|-|-|")
     seq = results["sequential"]
     for baseline in results["baselines"]:
@@ -426,7 +427,7 @@ def print_table(results: dict[str, Any]) -> None:
               f"{r.get('engine_s', float('nan')):.1f} | {r['throughput']:.2f} | "
               f"{r['speedup_vs_sequential']:.2f}x ({r['speedup_vs_fastest_sequential']:.2f}x "
               f"the fastest) | {r['latency_p50_s']:.2f} | {r['latency_p95_s']:.2f} | "
-              f"{score(r)} | {r['batch_sizes']} | {r['windows']} / {r['trimmed']} |")
+              f"{score(r)} | {r['batch_sizes']} | {r['windows']} / {r['trimmed']} / {r['retried']} |")
     summary = [g for g in results.get("server_summary", []) if g["runs"] > 1]
     if summary:
         print("\n| server runs | runs | median wall s | median vs sequential | each run |")

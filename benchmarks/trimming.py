@@ -7,7 +7,8 @@ Runs the scheduler in this process (no HTTP) over the short clips of the given l
 clip's language given (or, with --detect, detected), once per trim margin (0 = trimming off:
 faster-whisper's whole windows). Where the engine's time goes: encoder, language detection,
 decoding at temperature 0 and in fallback, the engine thread's idle rest of the wall time, and
-the preparation threads' feature computation beside it. Then windows decoded and trimmed, batch
+the preparation threads' feature computation beside it. Then windows decoded, trimmed and of
+those decoded again whole (an unsure language, or a decoding that stopped short), batch
 sizes, and WER (CER for Chinese, Japanese and Korean;
 Chinese in Simplified script, as the server returns it) against the references, per language.
 """
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{machine()}; {len(items)} clips ({order}), {sum(i['duration_s'] for i in items):.0f} s, "
           f"languages {args.language} ({'detected' if args.detect else 'given'})")
     print("| trim_margin_s | wall s | encode s | detect s | decode s | fallback s | engine idle s | preparation s | "
-          "windows / trimmed | batch sizes | WER / CER | per language |")
+          "windows / trimmed / retried whole | batch sizes | WER / CER | per language |")
     print("|-|-|-|-|-|-|-|-|-|-|-|-|")
     for margin in [float(m) for m in args.margins.split(",")]:
         config = settings.scheduler.model_copy(update={"trim_short_clips": margin > 0, "trim_margin_s": margin or 4.0})
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         busy = seconds["encode"] + seconds["detect_language"] + seconds["generate"] + seconds["fallback"]
         print(f"| {margin or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['detect_language']:.1f} | "
               f"{seconds['generate']:.1f} | {seconds['fallback']:.1f} | {wall - busy:.1f} | {seconds['features_of']:.1f} | "
-              f"{stats['windows_decoded']} / {stats['windows_trimmed']} | "
+              f"{stats['windows_decoded']} / {stats['windows_trimmed']} / {stats['windows_retried_whole']} | "
               f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {accuracy} | {per_language or '-'} |",
               flush=True)
     return 0

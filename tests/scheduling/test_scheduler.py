@@ -157,6 +157,20 @@ def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_deco
     assert engine.generated_lengths[0] == 1500, "decoded on the whole encoding"
 
 
+def test_a_trimmed_window_whose_decoding_stops_before_the_clips_end_is_decoded_again_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer, stops_short_when_trimmed=True)
+    source = run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], ENGLISH, trim_margin_s=4)
+    assert engine.trim_at[:2] == [900, None], "encoded trimmed, then whole"
+    assert engine.generated_lengths == [450, 1500], "one decoding each; no window over the rest"
+    assert len(source.results["short"]["segments"]) == 1
+
+
+def test_a_trimmed_window_whose_decoding_covers_the_clip_is_decoded_once(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], ENGLISH, trim_margin_s=4)
+    assert engine.generated_lengths == [450]
+
+
 def test_with_trim_detection_below_one_a_language_is_detected_on_the_whole_window(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], trim_detection_below=1)

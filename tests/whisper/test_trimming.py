@@ -112,3 +112,15 @@ def test_a_short_clip_trimmed_reads_as_well_in_every_language(engine):
         ref = MANIFEST[name]["ref"].lower()
         scores = [SequenceMatcher(None, r[name]["text"].lower(), ref).ratio() for r in (trimmed, whole)]
         assert scores[0] >= scores[1] - 0.15, (name, trimmed[name]["text"], whole[name]["text"])
+
+
+def test_a_clip_whose_trimmed_decoding_stops_short_is_read_once_whole(engine):
+    # This clip ends mid-word ("...than a slo-"); trimmed at the default margin, the decoding
+    # closes its segment before the clip's end, and a window over the rest would read the
+    # sentence a second time.
+    name = "en_mfa_multilingual_ipa.flac"
+    trimmed, stats = transcribe_all(engine, [name], trim=True)
+    whole, _ = transcribe_all(engine, [name], trim=False)
+    assert stats["windows_decoded"] == stats["windows_trimmed"] == stats["windows_retried_whole"] == 1
+    assert trimmed[name]["text"] == whole[name]["text"]
+    assert words(trimmed[name]["text"]).count("animal") == 1

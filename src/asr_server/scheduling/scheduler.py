@@ -98,6 +98,7 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()
         self.windows_decoded = 0
         self.windows_trimmed = 0  # of those, encoded over their own length (Window.encoder_frames)
+        self.windows_retried_whole = 0  # of those, decoded again whole (decode_windows)
         self.audio_seconds_done = 0.0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
 
@@ -153,6 +154,7 @@ class Scheduler:
                 "preparing_tasks": len(self._preparing),
                 "windows_decoded": self.windows_decoded,
                 "windows_trimmed": self.windows_trimmed,
+                "windows_retried_whole": self.windows_retried_whole,
                 "audio_seconds_done": round(self.audio_seconds_done, 3),
                 "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
                 "engine_seconds": round(self.engine_seconds, 3),
@@ -267,6 +269,8 @@ class Scheduler:
             self.batch_sizes[len(batch)] += 1
             self.windows_decoded += len(batch)
             self.windows_trimmed += sum(w.encoder_frames is not None for w in batch)
+            self.windows_retried_whole += sum(w.encoder_frames is not None and not o.trimmed
+                                              for w, o in zip(batch, outcomes))
             self.engine_seconds += elapsed
         if self._on_batch is not None:
             self._on_batch(len(batch), elapsed)

@@ -29,7 +29,8 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     encoding instead (faster, and the same language but in rare near-ties). A trimmed window's
     language is detected on its trimmed encoding; when the top language's probability is below
     its owner's ``trim_detection_below``, the window is encoded whole, its language detected
-    there, and it is decoded on that whole encoding, as without trimming.
+    there, and it is decoded on that whole encoding, as without trimming. So is a trimmed window
+    whose decoding stops before its recording's end.
     Temperature fallback is batched too: the windows that fail at one temperature are decoded
     again together at the next, as faster-whisper does one window at a time.
     """
@@ -46,9 +47,9 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
                 inputs.append(own)
     cuts = trim_at(windows)
     encoded = engine.encode(inputs, cuts + [None] * (len(inputs) - len(windows)))
+    unsure: list[int] = []
     if undetected:
         probabilities = _by_length(engine.detect_language, [encoded[detect_from[i]] for i in undetected])
-        unsure = []
         for i, probs in zip(undetected, probabilities):
             language, probability = probs[0]
             below = windows[i].owner.trim_detection_below
@@ -62,11 +63,40 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
                 encoded[i] = encoding
                 windows[i].owner.set_language(*probs[0])
     prompts = [w.prompt() for w in windows]
-    lead = windows[0].owner
+    outcomes = _decode(engine, windows, encoded, prompts, range(len(windows)))
+    # A trimmed window stands only when its decoding covers its recording, as a whole window's
+    # nearly always does; one that stops short (a clip ending mid-word, say) would be followed by
+    # a window over the few frames left, which Whisper fills with the text it just read. Such a
+    # window is decoded again whole, exactly as faster-whisper decodes it.
+    short = [i for i in range(len(windows))
+             if cuts[i] is not None and i not in unsure
+             and not windows[i].owner.covers(windows[i], outcomes[i])]
+    if short:
+        whole = engine.encode([inputs[i] for i in short])
+        for i, encoding in zip(short, whole):
+            encoded[i] = encoding
+        redetect = [i for i in short if windows[i].needs_language]
+        if redetect:
+            for i, probs in zip(redetect, engine.detect_language([encoded[i] for i in redetect])):
+                windows[i].owner.set_language(*probs[0])
+        for i in short:
+            prompts[i] = windows[i].prompt()
+        for i, outcome in zip(short, _decode(engine, windows, encoded, prompts, short)):
+            outcomes[i] = outcome
+    for i, cut in enumerate(cuts):
+        outcomes[i].trimmed = cut is not None and i not in unsure and i not in short
+    return outcomes
+
+
+def _decode(engine: Engine, windows: Sequence[Window], encoded: list[np.ndarray], prompts: list[list[int]],
+            indices: Sequence[int]) -> list[Outcome]:
+    """The windows at ``indices`` decoded on their encodings with Whisper's temperature
+    fallback, batched per temperature; their accepted outcomes, in the order of ``indices``."""
+    lead = windows[indices[0]].owner
     temperatures = lead.options.temperatures
-    tried: list[list[Outcome]] = [[] for _ in windows]
-    accepted: list[Outcome | None] = [None] * len(windows)
-    pending = list(range(len(windows)))
+    tried: dict[int, list[Outcome]] = {i: [] for i in indices}
+    accepted: dict[int, Outcome] = {}
+    pending = list(indices)
     for temperature in temperatures:
         if not pending:
             break
@@ -93,8 +123,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
         candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
         best = max(candidates, key=lambda o: o.avg_logprob)
         accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
-    assert all(outcome is not None for outcome in accepted)
-    return cast("list[Outcome]", accepted)
+    return [accepted[i] for i in indices]
 
 
 def trim_at(windows: Sequence[Window]) -> list[int | None]:

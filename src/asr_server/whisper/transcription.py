@@ -190,6 +190,13 @@ class Transcription:
         previous = previous[-(self.engine.max_length // 2 - 1) :] if previous else []
         return Window(self, self.seek, size, previous, needs_language=self.language is None)
 
+    def covers(self, window: Window, outcome: Outcome) -> bool:
+        """Whether taking this outcome would leave nothing of the recording to decode."""
+        if is_silent(self.options, outcome):
+            return window.seek + window.size >= self.content_frames
+        _, seek = self._split_by_timestamps(outcome.generated.tokens, window)
+        return seek >= self.content_frames
+
     def complete(self, window: Window, outcome: Outcome) -> None:
         """Take a window's outcome: append its segments and move the seek position on."""
         assert window.seek == self.seek, "outcomes must arrive in window order"

@@ -50,6 +50,7 @@ class Outcome:
     temperature: float
     compression_ratio: float
     encoded: np.ndarray | None = None  # the window's encoder output, for word timestamps
+    trimmed: bool = False  # decoded on a trimmed encoding (Window.encoder_frames)
 
 
 def is_silent(options: DecodingOptions, outcome: Outcome) -> bool:
