@@ -1,6 +1,10 @@
 """Does batching pay in the encoder, in the decoder? Times both on real speech windows.
 
     .venv/bin/python benchmarks/engine_batching.py [--batch 8] [--threads 0] [--config FILE]
+    .venv/bin/python benchmarks/engine_batching.py --trim-frames 1000
+
+With --trim-frames, every window is cut to that many feature frames before encoding, as the
+server trims a short recording (``WhisperEngine.encode``), and decoded on that encoding.
 
 Takes the first --batch English clips of at most 30 s from the eval manifest, and times, with
 the configured model: encoding them one by one against in one call, and beam-5 decoding them one
@@ -28,6 +32,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None, help="override model.cpu_threads")
     parser.add_argument("--config", default=str(REPO / "configs" / "cpu-int8.toml"))
+    parser.add_argument("--trim-frames", type=int, default=None,
+                        help="encode each window over this many feature frames only (a trimmed window)")
     args = parser.parse_args()
 
     import ctranslate2
@@ -48,6 +54,8 @@ def main() -> int:
     items = [json.loads(line) for line in args.manifest.read_text().splitlines() if line.strip()]
     items = [i for i in items if i["lang"] == "en" and i["duration_s"] <= 30][: args.batch]
     windows = [pad_or_trim(engine.features(decode_audio(str(args.manifest.parent / i["file"])))[:, :-1]) for i in items]
+    if args.trim_frames is not None:
+        windows = [np.ascontiguousarray(w[:, : args.trim_frames]) for w in windows]
     prompt = list(engine.tokenizer("transcribe", "en").sot_sequence)
 
     def storage(arrays: list[np.ndarray]) -> ctranslate2.StorageView:
@@ -73,7 +81,7 @@ def main() -> int:
                      for i in range(0, n, half)]
         ),
     }
-    print(f"{n} windows, {model_config.compute_type} on {model_config.device}, cpu_threads={model_config.cpu_threads}")
+    print(f"{n} windows of {windows[0].shape[-1]} frames, {model_config.compute_type} on {model_config.device}, cpu_threads={model_config.cpu_threads}")
     for key, value in figures.items():
         print(f"  {key:28s} {value:6.2f}")
     print(f"  encoder batching speed-up  {figures['encode_one_by_one_s'] / figures['encode_one_call_s']:.2f}x")

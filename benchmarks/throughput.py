@@ -101,6 +101,17 @@ def error_rate(items: list[dict[str, Any]], hypotheses: dict[str, str]) -> dict[
     return out
 
 
+def per_language(items: list[dict[str, Any]], hypotheses: dict[str, str]) -> dict[str, float]:
+    """Each language's error rate (WER, or CER for zh/ja/ko). Chinese is scored in Simplified
+    script on both sides: the model picks a script by a near-tie, which says nothing of what it
+    heard, and Simplified is what the server returns by default (``output.zh_script``)."""
+    from asr_server.text.zh_script import convert_text
+
+    texts = {f: convert_text(t, "simplified") for f, t in hypotheses.items()}
+    return {lang: next(iter(error_rate([i for i in items if i["lang"] == lang], texts).values()))
+            for lang in sorted({i["lang"] for i in items})}
+
+
 # -- baselines ----------------------------------------------------------------------------------
 
 def model_dir(config: Any) -> str:
@@ -369,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
             for kind in args.clients.split(","):
                 for run in run_server_sweep(server, items, concurrencies, None if kind == "wait" else args.poll):
                     sweep.append({**run, "repeat": repeat + 1})
+        results["sequential"]["per_language"] = per_language(items, results["sequential"]["texts"])
         for run in sweep:
             run.update(throughput=audio_s / run["wall_s"], **error_rate(items, run["texts"]))
+            run["per_language"] = per_language(items, run["texts"])
             run["speedup_vs_sequential"] = run["throughput"] / results["sequential"]["throughput"]
             run["speedup_vs_fastest_sequential"] = run["throughput"] / max(b["sequential"]["throughput"] for b in baselines)
             pipelines = [p["throughput"] for b in baselines for p in b["batched_pipeline"]]
@@ -436,6 +449,13 @@ def print_table(results: dict[str, Any]) -> None:
             print(f"| concurrency {g['concurrency']}, {g['client']} client | {g['runs']} | {g['median_wall_s']:.1f} | "
                   f"{g['median_speedup_vs_sequential']:.2f}x | "
                   f"{', '.join(f'{x:.2f}x' for x in g['speedups_vs_sequential'])} |")
+    sequential_rates = seq.get("per_language", {})
+    if len(sequential_rates) > 1:
+        print("\nper language (WER, CER for zh/ja/ko; zh scored in Simplified), sequential and each server run:")
+        for lang, rate in sequential_rates.items():
+            runs = ", ".join(f"{r['per_language'][lang]:.2f} ({r['per_language'][lang] - rate:+.2f})"
+                             for r in results.get("server", []))
+            print(f"  {lang}: {rate:.2f} | {runs}")
     lone = results.get("lone")
     if lone:
         print(f"\nlone {lone['file']}: server {lone['server_latency_s']:.2f} s upload-to-done (long-poll) vs "
