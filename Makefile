@@ -46,9 +46,12 @@ bench: provision
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/throughput.py --workload short --language known
 
-# Every figure of benchmarks/RESULTS.md, one after another (about 40 min on 2 cores).
+# Every figure of benchmarks/RESULTS.md, one after another (about an hour on 2 cores).
 bench-all: bench
-	$(PY) benchmarks/throughput.py --workload short --languages en --language detect --concurrency 8,all --batched-sizes ""
+	$(PY) benchmarks/throughput.py --workload short --languages en --language detect --concurrency all,16 \
+	    --clients wait --batched-sizes "" --baseline-threads "" --repeats 3
+	$(PY) benchmarks/throughput.py --workload mixed --language detect --concurrency all --clients wait \
+	    --batched-sizes "" --baseline-threads ""
 	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency 1,all
 	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency all --tag vad \
 	    --set ASR_DECODING__VAD_FILTER=true --set ASR_DECODING__WITHOUT_TIMESTAMPS=true
@@ -57,6 +60,7 @@ bench-all: bench
 	$(PY) benchmarks/speech_guard.py
 	$(PY) benchmarks/zh_script.py
 	$(PY) benchmarks/trimming.py --language en,zh,sv,es,ja,de,fr,it,ko,pt,ru --margins 0,2,4,8
+	$(PY) benchmarks/trimming.py --detect --language en,zh,sv,es,ja,de,fr,it,ko,pt,ru --margins 0,8 --shuffle 1
 	$(PY) benchmarks/decoding.py
 	$(PY) benchmarks/encoder_length.py
 
