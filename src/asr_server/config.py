@@ -84,9 +84,9 @@ class SchedulerConfig(_Section):
         0.9, ge=0.0, le=1.0,
         description="A short recording whose language is to be detected is trimmed too, and its "
         "language detected on the trimmed encoding; when the top language's probability is "
-        "below this, its window is encoded whole and detected and decoded there, as "
-        "faster-whisper does (benchmarks/RESULTS.md, detection). 1 = detect on the whole window "
-        "always. Needs detect_on_window.",
+        "below this, it is detected again, and decoded, on 20 s of its window (on the whole "
+        "window for a clip trimmed to 20 s or more) (benchmarks/RESULTS.md, detection). 1 = "
+        "detect on the whole window always. Needs detect_on_window.",
     )
     detect_on_window: bool = Field(
         True,

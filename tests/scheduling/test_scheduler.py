@@ -150,11 +150,18 @@ def test_languages_of_windows_trimmed_at_different_lengths_are_detected_in_one_b
     assert {r["language"] for r in source.results.values()} == {"en"} and not source.errors
 
 
-def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_decoded_whole(hf_tokenizer, tmp_path):
+def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_decoded_on_20_s(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)  # detects English at 0.9
     run(engine, [Job("short", tone(tmp_path / "short.wav", 5, 0.3))], trim_margin_s=4, trim_detection_below=0.95)
-    assert engine.trim_at[:2] == [900, None], "encoded trimmed, then whole"
-    assert engine.generated_lengths[0] == 1500, "decoded on the whole encoding"
+    assert engine.trim_at[:2] == [900, 2000], "encoded trimmed, then over 20 s"
+    assert engine.generated_lengths == [1000], "decoded once, on the 20 s encoding"
+
+
+def test_an_unsure_language_of_a_clip_trimmed_to_20_s_or_more_is_detected_and_decoded_whole(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    run(engine, [Job("short", tone(tmp_path / "short.wav", 17, 0.3))], trim_margin_s=4, trim_detection_below=0.95)
+    assert engine.trim_at[:2] == [2100, None]
+    assert engine.generated_lengths == [1500]
 
 
 def test_a_trimmed_window_whose_decoding_stops_before_the_clips_end_is_decoded_again_whole(hf_tokenizer, tmp_path):

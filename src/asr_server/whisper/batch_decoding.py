@@ -14,6 +14,12 @@ from asr_server.whisper.units import Engine, Outcome
 
 T = TypeVar("T")
 
+# An unsure detection on a trimmed encoding is made again on an encoding this long: on the
+# eval clips it agreed with faster-whisper's whole-window detection wherever the trimmed one
+# was unsure, and on CPU it costs well under a whole window's encoder pass, whose attention
+# outgrows the cache (benchmarks/trimmed_detection.py, benchmarks/encoder_length.py).
+RECHECK_FRAMES = 2000
+
 
 def compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
@@ -28,9 +34,10 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     shorter than 30 s costs one more encoder pass; ``detect_on_window`` reuses the window's own
     encoding instead (faster, and the same language but in rare near-ties). A trimmed window's
     language is detected on its trimmed encoding; when the top language's probability is below
-    its owner's ``trim_detection_below``, the window is encoded whole, its language detected
-    there, and it is decoded on that whole encoding, as without trimming. So is a trimmed window
-    whose decoding stops before its recording's end.
+    its owner's ``trim_detection_below``, it is detected again on an encoding ``RECHECK_FRAMES``
+    long (or whole, for a clip already trimmed that long), and the window is then decoded on its
+    trimmed encoding as one of known language is. A trimmed window whose decoding stops before
+    its recording's end is encoded, detected and decoded again whole, as without trimming.
     Temperature fallback is batched too: the windows that fail at one temperature are decoded
     again together at the next, as faster-whisper does one window at a time.
     """
@@ -54,13 +61,14 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
             language, probability = probs[0]
             below = windows[i].owner.trim_detection_below
             if cuts[i] is not None and below is not None and probability < below:
-                unsure.append(i)  # detected again, and decoded, on the whole window
+                unsure.append(i)  # detected again on a longer encoding
                 continue
             windows[i].owner.set_language(language, probability)
         if unsure:
-            whole = engine.encode([inputs[i] for i in unsure])
-            for i, encoding, probs in zip(unsure, whole, engine.detect_language(whole)):
-                encoded[i] = encoding
+            recut = [RECHECK_FRAMES if cast(int, cuts[i]) < RECHECK_FRAMES else None for i in unsure]
+            again = engine.encode([inputs[i] for i in unsure], recut)
+            for i, encoding, probs in zip(unsure, again, _by_length(engine.detect_language, again)):
+                encoded[i] = encoding  # and decoded there: these are the clips hardest to read
                 windows[i].owner.set_language(*probs[0])
     prompts = [w.prompt() for w in windows]
     outcomes = _decode(engine, windows, encoded, prompts, range(len(windows)))
@@ -69,13 +77,12 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     # a window over the few frames left, which Whisper fills with the text it just read. Such a
     # window is decoded again whole, exactly as faster-whisper decodes it.
     short = [i for i in range(len(windows))
-             if cuts[i] is not None and i not in unsure
-             and not windows[i].owner.covers(windows[i], outcomes[i])]
+             if cuts[i] is not None and not windows[i].owner.covers(windows[i], outcomes[i])]
     if short:
         whole = engine.encode([inputs[i] for i in short])
         for i, encoding in zip(short, whole):
             encoded[i] = encoding
-        redetect = [i for i in short if windows[i].needs_language]
+        redetect = [i for i in short if windows[i].needs_language]  # on the whole window, as faster-whisper
         if redetect:
             for i, probs in zip(redetect, engine.detect_language([encoded[i] for i in redetect])):
                 windows[i].owner.set_language(*probs[0])
@@ -84,7 +91,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
         for i, outcome in zip(short, _decode(engine, windows, encoded, prompts, short)):
             outcomes[i] = outcome
     for i, cut in enumerate(cuts):
-        outcomes[i].trimmed = cut is not None and i not in unsure and i not in short
+        outcomes[i].trimmed = cut is not None and i not in short
     return outcomes
 
 
