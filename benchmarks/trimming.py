@@ -8,7 +8,7 @@ clip's language given (or, with --detect, detected), once per trim margin (0 = t
 faster-whisper's whole windows). Where the engine's time goes: encoder, language detection,
 decoding at temperature 0 and in fallback, the engine thread's idle rest of the wall time, and
 the preparation threads' feature computation beside it. Then windows decoded, trimmed and of
-those decoded again whole (an unsure language, or a decoding that stopped short), batch
+those decoded again whole (a decoding that stopped short), batch
 sizes, and WER (CER for Chinese, Japanese and Korean;
 Chinese in Simplified script, as the server returns it) against the references, per language.
 """
