@@ -159,9 +159,16 @@ def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_deco
 
 def test_an_unsure_language_of_a_clip_trimmed_to_20_s_or_more_is_detected_and_decoded_whole(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    run(engine, [Job("short", tone(tmp_path / "short.wav", 17, 0.3))], trim_margin_s=4, trim_detection_below=0.95)
+    source = ListSource([Job("short", tone(tmp_path / "short.wav", 17, 0.3))])
+    scheduler = Scheduler(engine, source, SchedulerConfig(trim_margin_s=4, trim_detection_below=0.95), TONES)
+    scheduler.start()
+    try:
+        assert source.done.wait(60)
+    finally:
+        scheduler.stop()
     assert engine.trim_at[:2] == [2100, None]
     assert engine.generated_lengths == [1500]
+    assert scheduler.stats()["windows_retried_whole"] == 1
 
 
 def test_a_trimmed_window_whose_decoding_stops_before_the_clips_end_is_decoded_again_whole(hf_tokenizer, tmp_path):

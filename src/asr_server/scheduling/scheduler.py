@@ -98,7 +98,7 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()
         self.windows_decoded = 0
         self.windows_trimmed = 0  # of those, encoded over their own length (Window.encoder_frames)
-        self.windows_retried_whole = 0  # of those, decoded again whole (decode_windows)
+        self.windows_retried_whole = 0  # of those, decoded on a whole encoding after all (decode_windows)
         self.audio_seconds_done = 0.0
         self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
 

@@ -55,6 +55,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     cuts = trim_at(windows)
     encoded = engine.encode(inputs, cuts + [None] * (len(inputs) - len(windows)))
     unsure: list[int] = []
+    whole_again: set[int] = set()  # trimmed windows decoded on a whole encoding after all
     if undetected:
         probabilities = _by_length(engine.detect_language, [encoded[detect_from[i]] for i in undetected])
         for i, probs in zip(undetected, probabilities):
@@ -70,6 +71,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
             for i, encoding, probs in zip(unsure, again, _by_length(engine.detect_language, again)):
                 encoded[i] = encoding  # and decoded there: these are the clips hardest to read
                 windows[i].owner.set_language(*probs[0])
+            whole_again.update(i for i, cut in zip(unsure, recut) if cut is None)
     prompts = [w.prompt() for w in windows]
     outcomes = _decode(engine, windows, encoded, prompts, range(len(windows)))
     # A trimmed window stands only when its decoding covers its recording, as a whole window's
@@ -90,8 +92,9 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
             prompts[i] = windows[i].prompt()
         for i, outcome in zip(short, _decode(engine, windows, encoded, prompts, short)):
             outcomes[i] = outcome
+        whole_again.update(short)
     for i, cut in enumerate(cuts):
-        outcomes[i].trimmed = cut is not None and i not in short
+        outcomes[i].trimmed = cut is not None and i not in whole_again
     return outcomes
 
 
