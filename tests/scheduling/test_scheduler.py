@@ -35,7 +35,7 @@ def tone(path: Path, seconds: float, loudness: float) -> str:
     return str(path)
 
 
-def run(engine, jobs, decoding: DecodingOptions | None = None, **config) -> ListSource:
+def run_scheduler(engine, jobs, decoding: DecodingOptions | None = None, **config) -> tuple[ListSource, Scheduler]:
     source = ListSource(jobs)
     scheduler = Scheduler(engine, source, SchedulerConfig(**config), decoding or TONES)
     scheduler.start()
@@ -43,7 +43,11 @@ def run(engine, jobs, decoding: DecodingOptions | None = None, **config) -> List
         assert source.done.wait(60), "scheduler did not finish"
     finally:
         scheduler.stop()
-    return source
+    return source, scheduler
+
+
+def run(engine, jobs, decoding: DecodingOptions | None = None, **config) -> ListSource:
+    return run_scheduler(engine, jobs, decoding, **config)[0]
 
 
 def test_windows_of_many_tasks_share_batches(hf_tokenizer, tmp_path):
@@ -159,13 +163,8 @@ def test_a_language_detected_unsure_on_the_trimmed_encoding_is_detected_and_deco
 
 def test_an_unsure_language_of_a_clip_trimmed_to_20_s_or_more_is_detected_and_decoded_whole(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
-    source = ListSource([Job("short", tone(tmp_path / "short.wav", 17, 0.3))])
-    scheduler = Scheduler(engine, source, SchedulerConfig(trim_margin_s=4, trim_detection_below=0.95), TONES)
-    scheduler.start()
-    try:
-        assert source.done.wait(60)
-    finally:
-        scheduler.stop()
+    _, scheduler = run_scheduler(engine, [Job("short", tone(tmp_path / "short.wav", 17, 0.3))],
+                                 trim_margin_s=4, trim_detection_below=0.95)
     assert engine.trim_at[:2] == [2100, None]
     assert engine.generated_lengths == [1500]
     assert scheduler.stats()["windows_retried_whole"] == 1

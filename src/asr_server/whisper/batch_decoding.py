@@ -35,8 +35,8 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     encoding instead (faster, and the same language but in rare near-ties). A trimmed window's
     language is detected on its trimmed encoding; when the top language's probability is below
     its owner's ``trim_detection_below``, it is detected again on an encoding ``RECHECK_FRAMES``
-    long (or whole, for a clip already trimmed that long), and the window is then decoded on its
-    trimmed encoding as one of known language is. A trimmed window whose decoding stops before
+    long (or whole, for a clip already trimmed that long), and the window is decoded on that
+    longer encoding. A trimmed window whose decoding stops before
     its recording's end is encoded, detected and decoded again whole, as without trimming.
     Temperature fallback is batched too: the windows that fail at one temperature are decoded
     again together at the next, as faster-whisper does one window at a time.
@@ -66,11 +66,9 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
                 continue
             windows[i].owner.set_language(language, probability)
         if unsure:
+            # Decoded there too: these are the clips hardest to read.
             recut = [RECHECK_FRAMES if cast(int, cuts[i]) < RECHECK_FRAMES else None for i in unsure]
-            again = engine.encode([inputs[i] for i in unsure], recut)
-            for i, encoding, probs in zip(unsure, again, _by_length(engine.detect_language, again)):
-                encoded[i] = encoding  # and decoded there: these are the clips hardest to read
-                windows[i].owner.set_language(*probs[0])
+            _encode_again(engine, windows, inputs, encoded, unsure, recut, detect=unsure)
             whole_again.update(i for i, cut in zip(unsure, recut) if cut is None)
     prompts = [w.prompt() for w in windows]
     outcomes = _decode(engine, windows, encoded, prompts, range(len(windows)))
@@ -81,13 +79,8 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     short = [i for i in range(len(windows))
              if cuts[i] is not None and not windows[i].owner.covers(windows[i], outcomes[i])]
     if short:
-        whole = engine.encode([inputs[i] for i in short])
-        for i, encoding in zip(short, whole):
-            encoded[i] = encoding
-        redetect = [i for i in short if windows[i].needs_language]  # on the whole window, as faster-whisper
-        if redetect:
-            for i, probs in zip(redetect, engine.detect_language([encoded[i] for i in redetect])):
-                windows[i].owner.set_language(*probs[0])
+        _encode_again(engine, windows, inputs, encoded, short, [None] * len(short),
+                      detect=[i for i in short if windows[i].needs_language])
         for i in short:
             prompts[i] = windows[i].prompt()
         for i, outcome in zip(short, _decode(engine, windows, encoded, prompts, short)):
@@ -96,6 +89,17 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     for i, cut in enumerate(cuts):
         outcomes[i].trimmed = cut is not None and i not in whole_again
     return outcomes
+
+
+def _encode_again(engine: Engine, windows: Sequence[Window], inputs: list[np.ndarray], encoded: list[np.ndarray],
+                  indices: Sequence[int], cuts: Sequence[int | None], detect: Sequence[int]) -> None:
+    """Encode the windows at ``indices`` again, cut at ``cuts`` (None: whole), in place of their
+    encodings, and detect the language of those in ``detect`` on their new encodings."""
+    for i, encoding in zip(indices, engine.encode([inputs[i] for i in indices], cuts)):
+        encoded[i] = encoding
+    if detect:
+        for i, probs in zip(detect, _by_length(engine.detect_language, [encoded[i] for i in detect])):
+            windows[i].owner.set_language(*probs[0])
 
 
 def _decode(engine: Engine, windows: Sequence[Window], encoded: list[np.ndarray], prompts: list[list[int]],
