@@ -114,13 +114,16 @@ def test_a_short_clip_trimmed_reads_as_well_in_every_language(engine):
         assert scores[0] >= scores[1] - 0.15, (name, trimmed[name]["text"], whole[name]["text"])
 
 
-def test_a_clip_whose_trimmed_decoding_stops_short_is_read_once_whole(engine):
-    # This clip ends mid-word ("...than a slo-"); trimmed at the default margin, the decoding
-    # closes its segment before the clip's end, and a window over the rest would read the
-    # sentence a second time.
+def test_a_clip_ending_mid_word_is_read_once_trimmed_as_whole(engine):
+    # This clip ends mid-word ("...than a slo-"). Trimmed at the default margin, the decoding may
+    # close its segment before the clip's end (it does with some CPUs' int8 kernels, not with
+    # others'); a window over the rest would then read the sentence a second time, so such a
+    # window is decoded again whole. Either way the clip reads once, word for word as long as the
+    # whole window's reading (a trimmed reading may spell a word differently: "chant"/"chand").
+    # The retry itself is specified without the model in tests/scheduling/test_scheduler.py.
     name = "en_mfa_multilingual_ipa.flac"
     trimmed, stats = transcribe_all(engine, [name], trim=True)
     whole, _ = transcribe_all(engine, [name], trim=False)
-    assert stats["windows_decoded"] == stats["windows_trimmed"] == stats["windows_retried_whole"] == 1
-    assert trimmed[name]["text"] == whole[name]["text"]
+    assert stats["windows_decoded"] == stats["windows_trimmed"] == 1
+    assert len(words(trimmed[name]["text"])) == len(words(whole[name]["text"]))
     assert words(trimmed[name]["text"]).count("animal") == 1
