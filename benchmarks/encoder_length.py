@@ -6,8 +6,7 @@ A short recording of known language is encoded only over its own length and a ma
 (``scheduler.trim_short_clips``, ``WhisperEngine.encode``). This times the encoder, one window
 per call as the CPU config runs it, on real speech features cut to each length (median of
 --repeats calls), and then the engine's own ``encode`` of a 6 s clip's window whole and
-trimmed to 10 s. The CPU's caches are printed with the figures: where the cost jumps depends
-on them.
+trimmed to 10 s. The CPU and its caches are printed with the figures, to compare machines by.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 LENGTHS_S = (3, 5, 10, 15, 18, 20, 21, 22, 25, 30)
+STEP_FRAMES = (2040, 2046, 2048, 2050, 2060)  # around 1,024 encoder positions, where the cost steps up
 
 
 def main() -> int:
@@ -74,6 +74,10 @@ def main() -> int:
         frames = int(seconds / engine.seconds_per_frame)
         cost = median_s(lambda: encode(speech[:, :frames]))
         print(f"| {seconds} s | {frames} | {cost:.3f} | {cost / seconds * 1000:.1f} ms |", flush=True)
+    for frames in STEP_FRAMES:
+        cost = median_s(lambda: encode(speech[:, :frames]))
+        positions = frames // engine.input_stride
+        print(f"| {frames} frames, {positions} positions | {frames} | {cost:.3f} | |", flush=True)
 
     # A 6 s clip's window, padded to 30 s as faster-whisper pads it, and trimmed to 10 s.
     features = pad_or_trim(engine.features(audio[: 6 * engine.sampling_rate])[:, :-1])

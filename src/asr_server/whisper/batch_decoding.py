@@ -16,8 +16,9 @@ T = TypeVar("T")
 
 # An unsure detection on a trimmed encoding is made again on an encoding this long: on the
 # eval clips it agreed with faster-whisper's whole-window detection wherever the trimmed one
-# was unsure, and on CPU it costs well under a whole window's encoder pass, whose attention
-# outgrows the cache (benchmarks/trimmed_detection.py, benchmarks/encoder_length.py).
+# was unsure, and on CPU it costs a third of a whole window's encoder pass: 20 s is the last
+# length before the encoder's cost per second steps up (benchmarks/trimmed_detection.py,
+# benchmarks/encoder_length.py).
 RECHECK_FRAMES = 2000
 
 
