@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,8 +46,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from throughput import (DEFAULT_MANIFEST, REPO, Server, error_rate, load_workload, machine,  # noqa: E402
-                        model_dir, run_sequential)
+from throughput import (DEFAULT_MANIFEST, REPO, Server, baseline_model, error_rate, free_port,  # noqa: E402
+                        load_workload, machine, run_sequential)
 
 DESIGNS = ("lock", "pipeline")
 
@@ -86,23 +85,17 @@ def stand_in_app(design: str, model: Any) -> Any:
 
 def serve(design: str, port: int, config: str) -> None:
     import uvicorn
-    from faster_whisper import WhisperModel
 
     from asr_server.config_loading import load_settings
-    from asr_server.engine.whisper_engine import on_a_passing_thread
 
     settings = load_settings(config, environ={})
-    model = on_a_passing_thread(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
-                                                     compute_type=settings.model.compute_type,
-                                                     cpu_threads=settings.model.cpu_threads))
+    model = baseline_model(settings, settings.model.cpu_threads)
     uvicorn.run(stand_in_app(design, model), host="127.0.0.1", port=port, log_level="warning")
 
 
 class StandIn:
     def __init__(self, design: str, config: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen([sys.executable, __file__, "serve", "--design", design,
                                       "--port", str(self.port), "--config", config])
@@ -170,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.design, args.port, args.config)
         return 0
 
-    from faster_whisper import WhisperModel
-
     from asr_server.config_loading import load_settings
-    from asr_server.engine.whisper_engine import on_a_passing_thread
 
     languages = {lang for lang in args.languages.split(",") if lang} or None
     items = load_workload(args.manifest, "short", languages, args.limit)
@@ -185,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                                "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
     if not args.no_sequential:
         settings = load_settings(args.config, environ={})
-        model = on_a_passing_thread(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
-                                                         compute_type=settings.model.compute_type,
-                                                         cpu_threads=settings.model.cpu_threads))
+        model = baseline_model(settings, settings.model.cpu_threads)
         run_sequential(model, items[:1], "detect")  # warm-up, untimed
         sequential = run_sequential(model, items, "detect")
         del model
@@ -201,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                 run = burst(system, items, args.clients)
             finally:
                 system.stop()
-            results["runs"].append({"system": name, "repeat": repeat + 1, "wall_s": run["wall_s"],
-                                    **error_rate(items, run["texts"])})
-            print(f"{name}, repeat {repeat + 1}: {run['wall_s']:.1f} s, {error_rate(items, run['texts'])}", flush=True)
+            accuracy = error_rate(items, run["texts"])
+            results["runs"].append({"system": name, "repeat": repeat + 1, "wall_s": run["wall_s"], **accuracy})
+            print(f"{name}, repeat {repeat + 1}: {run['wall_s']:.1f} s, {accuracy}", flush=True)
 
     walls = {name: statistics.median(r["wall_s"] for r in results["runs"] if r["system"] == name)
              for name in ("asr-server", *DESIGNS)}

@@ -121,6 +121,25 @@ def model_dir(config: Any) -> str:
     return str(resolve_model(config.model.name, config.model.resolved_cache_dir()))
 
 
+def baseline_model(settings: Any, threads: int) -> Any:
+    """faster-whisper's ``WhisperModel`` on the config's model, created as WhisperEngine creates
+    the server's: loaded on the main thread, the OpenMP team the load leaves behind would slow
+    every decode (benchmarks/model_thread.py)."""
+    from faster_whisper import WhisperModel
+
+    from asr_server.engine.whisper_engine import on_a_passing_thread
+
+    return on_a_passing_thread(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
+                                                    compute_type=settings.model.compute_type,
+                                                    cpu_threads=threads))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run_sequential(model: Any, items: list[dict[str, Any]], language: str | None) -> dict[str, Any]:
     texts, times = {}, {}
     start = time.perf_counter()
@@ -148,16 +167,8 @@ def run_batched_pipeline(model: Any, items: list[dict[str, Any]], language: str 
 def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone: dict[str, Any],
                   sizes: list[int], language: str) -> dict[str, Any]:
     """(a), (b) and the lone file's in-process time, with the model on ``threads`` CPU threads."""
-    from faster_whisper import WhisperModel
-
-    from asr_server.engine.whisper_engine import on_a_passing_thread
-
     audio_s = sum(i["duration_s"] for i in items)
-    # Created as WhisperEngine creates the server's model: loaded on the main thread, the OpenMP
-    # team the load leaves behind would slow every decode (benchmarks/model_thread.py).
-    model = on_a_passing_thread(lambda: WhisperModel(model_dir(settings), device=settings.model.device,
-                                                     compute_type=settings.model.compute_type,
-                                                     cpu_threads=threads))
+    model = baseline_model(settings, threads)
     label = f"cpu_threads={threads}"
     run_sequential(model, items[:1], language)  # warm-up, untimed
     sequential = run_sequential(model, items, language)
@@ -181,9 +192,7 @@ def run_baselines(settings: Any, threads: int, items: list[dict[str, Any]], lone
 
 class Server:
     def __init__(self, config_path: str | None, env: dict[str, str]) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tempfile.mkdtemp(prefix="asr-bench-")
         args = [sys.executable, "-m", "asr_server", "serve", "--port", str(self.port), "--data-dir", self.data_dir,
