@@ -30,6 +30,10 @@ SHARED = REPO.parent / "shared"
 AUDIO = SHARED / "audio"
 EVAL = SHARED / "eval"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+# A prompt that changes what Whisper writes for hotwords.mp3 ("confu i" without it), so that a
+# prompt lost on the way shows in the text.
+PROMPT_CLIP = AUDIO / "hotwords.mp3"
+PROMPT = "ComfyUI, Blender"
 
 
 def free_port() -> int:
@@ -66,6 +70,17 @@ def engine():
 
     config = ModelConfig()
     return WhisperEngine(resolve_model(config.name, config.resolved_cache_dir()), config)
+
+
+@pytest.fixture(scope="session")
+def prompted_reference(engine) -> dict[str, str]:
+    """faster-whisper's own text of PROMPT_CLIP with PROMPT and no language, per task."""
+    out = {}
+    for task in ("transcribe", "translate"):
+        segments, _ = engine.whisper_model.transcribe(str(PROMPT_CLIP), initial_prompt=PROMPT, task=task)
+        out[task] = "".join(segment.text for segment in segments)
+    assert "ComfyUI" in out["transcribe"]
+    return out
 
 
 class ServerProcess:

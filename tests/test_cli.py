@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from asr_server import __version__
-from conftest import AUDIO, REPO
+from conftest import AUDIO, PROMPT, PROMPT_CLIP, REPO
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -49,6 +49,13 @@ def test_submit_waits_and_writes_srt_through_the_server(server, tmp_path):
     assert proc.returncode == 0, proc.stderr
     srt = (tmp_path / "jfk.srt").read_text()
     assert srt.startswith("1\n00:00:00,000 --> ") and "ask not what your country can do for you" in srt
+
+
+def test_submit_sends_an_initial_prompt_without_a_language(server, prompted_reference):
+    proc = run_cli("submit", str(PROMPT_CLIP), "--server", server.url, "--wait", "--format", "txt",
+                   "--initial-prompt", PROMPT, "--pack", "false")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == prompted_reference["transcribe"].strip() + "\n"
 
 
 def test_submit_reports_a_refused_option_and_a_failed_task_and_exits_1(server, tmp_path):

@@ -361,6 +361,17 @@ class LimitsConfig(_Section):
     )
 
 
+class OpenAIConfig(_Section):
+    """The OpenAI-compatible endpoints (``/v1/...``)."""
+
+    lenient_model: bool = Field(
+        False,
+        description="false: a request without `model` gets 400 and one naming a model this server does not "
+        "have gets 404 `model_not_found`, as OpenAI answers. true: either is served by the default model, "
+        "for clients written against servers that ignore the field.",
+    )
+
+
 class Settings(_Section):
     model: ModelConfig = ModelConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
@@ -372,6 +383,7 @@ class Settings(_Section):
     audio_store: AudioStoreConfig = AudioStoreConfig()
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
+    openai: OpenAIConfig = OpenAIConfig()
 
     @model_validator(mode="after")
     def _audio_store_fits_the_store(self) -> "Settings":

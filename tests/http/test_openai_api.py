@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import AUDIO, EVAL
+from conftest import AUDIO, EVAL, PROMPT, PROMPT_CLIP
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +16,19 @@ def client(server) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="not-checked", max_retries=0, timeout=300)
 
 
-def test_a_transcription_comes_back_as_json_text(client):
+def test_a_transcription_comes_back_as_json_text_with_its_usage(client):
     with (AUDIO / "jfk.flac").open("rb") as audio:
         result = client.audio.transcriptions.create(model="whisper-1", file=audio)
     assert "ask not what your country can do for you" in result.text.lower()
+    assert result.usage.type == "duration" and result.usage.seconds == 11  # 11.0 s
+
+
+@pytest.mark.parametrize("task", ["transcribe", "translate"])
+def test_a_prompt_without_a_language_reads_as_faster_whisper_reads_it(client, prompted_reference, task):
+    create = client.audio.transcriptions.create if task == "transcribe" else client.audio.translations.create
+    with PROMPT_CLIP.open("rb") as audio:
+        result = create(model="whisper-1", file=audio, prompt=PROMPT, extra_body={"pack": "false"})
+    assert result.text == prompted_reference[task]
 
 
 def test_verbose_json_has_whisper_segments_and_the_language(client):
@@ -28,10 +37,12 @@ def test_verbose_json_has_whisper_segments_and_the_language(client):
                                                     timestamp_granularities=["segment"], language="en")
     assert result.language == "en" and result.duration == pytest.approx(11.0, abs=0.05)  # the file's length
     assert result.segments[0].start == 0.0 and result.segments[-1].end <= result.duration
+    assert result.usage.seconds == 11
     assert "".join(s.text for s in result.segments) == result.text
 
 
-@pytest.mark.parametrize("fmt, marker", [("srt", "00:00:00,000 --> "), ("vtt", "WEBVTT"), ("text", "ask not")])
+@pytest.mark.parametrize("fmt, marker", [("srt", "00:00:00,000 --> "), ("vtt", "WEBVTT\n\n00:00:00.000 --> "),
+                                         ("text", "ask not")])
 def test_plain_formats_come_back_as_strings(client, fmt, marker):
     with (AUDIO / "jfk.flac").open("rb") as audio:
         result = client.audio.transcriptions.create(model="whisper-1", file=audio, response_format=fmt)

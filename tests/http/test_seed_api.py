@@ -7,7 +7,7 @@ import threading
 
 import httpx
 
-from conftest import AUDIO, JFK_TEXT, submit, wait_for_task
+from conftest import AUDIO, JFK_TEXT, PROMPT, PROMPT_CLIP, submit, wait_for_task
 
 TASK_ID = re.compile(r"^\d{20}$")
 
@@ -133,3 +133,10 @@ def test_twenty_concurrent_uploads_get_distinct_ids_and_all_end_done(server):
 def test_health_and_readiness_answer_200_once_the_model_is_loaded(server):
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+def test_an_initial_prompt_without_a_language_reads_as_faster_whisper_reads_it(server, prompted_reference):
+    task_id = submit(server.url, PROMPT_CLIP, initial_prompt=PROMPT, pack="false").json()["task_id"]
+    done = wait_for_task(server.url, task_id)
+    assert done.status_code == 200, done.text
+    assert done.json()["result"]["text"] == prompted_reference["transcribe"]

@@ -19,9 +19,9 @@ def test_srt_numbers_blocks_and_uses_comma_milliseconds_with_hours():
     )
 
 
-def test_vtt_has_a_header_and_dot_milliseconds_with_hours_only_when_needed():
+def test_vtt_has_a_header_and_dot_milliseconds_always_with_hours():
     assert render(RESULT, "vtt") == (
-        "WEBVTT\n\n00:00.000 --> 00:01.500\nHello there.\n\n"
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n"
         "01:01:01.250 --> 01:01:02.000\nGeneral -> Kenobi.\n"
     )
 

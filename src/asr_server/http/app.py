@@ -15,6 +15,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -263,6 +264,7 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(ReplicaHeader, name=service.replica),
             *([Middleware(ApiKeyAuth, digests=digests)] if digests else []),
         ],
+        exception_handlers={HTTPException: openai_routes.http_error},
         lifespan=lifespan,
     )
     app.state.service = service

@@ -102,7 +102,8 @@ class ApiKeyAuth:
         key = _presented_key(scope)
         digest = hash_key(key) if key else None
         if digest is None or digest not in self.digests:
-            await _unauthorized(send, "Missing API key" if key is None else "Invalid API key")
+            await _unauthorized(send, "Missing API key" if key is None else "Invalid API key",
+                                openai=scope["path"].startswith("/v1/"))
             return
         state = scope.setdefault("state", {})
         state["owner"] = owner_of(digest)
@@ -119,8 +120,13 @@ def _presented_key(scope: Scope) -> str | None:
     return key or None
 
 
-async def _unauthorized(send: Send, message: str) -> None:
-    body = json.dumps({"error": f"{message}: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"}).encode()
+async def _unauthorized(send: Send, message: str, openai: bool) -> None:
+    """401; under ``/v1/`` in OpenAI's error shape, with its ``invalid_api_key`` code."""
+    text = f"{message}: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+    error: object = text
+    if openai:
+        error = {"message": text, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}
+    body = json.dumps({"error": error}).encode()
     await send({
         "type": "http.response.start",
         "status": 401,

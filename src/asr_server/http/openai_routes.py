@@ -4,24 +4,28 @@ They answer synchronously, the way OpenAI's do, but run through the same store a
 as every other task, so their audio is batched with everything else. The task stays visible on
 the task API under its id (the ``x-asr-task-id`` header) afterwards.
 
-Differences from OpenAI's service, on purpose: ``model`` may be any name (one model is loaded);
-``language`` in verbose_json is the ISO code Whisper uses (``en``, not ``english``). The
-request waits on the server's own task-end notification, as long polling does
-(``long_polling.read_task``), and a client that goes away cancels its task.
+Errors have OpenAI's shape and its split: ``invalid_request_error`` with the ``param`` at fault
+and a 4xx status for a client's mistake, ``server_error`` and a 5xx for the server's own
+failures, whose message holds no exception text. docs/api.md lists where the answers differ
+from OpenAI's service, and why. The request waits on the server's own task-end notification,
+as long polling does (``long_polling.read_task``), and a client that goes away cancels its task.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from asr_server.config import Settings
 from asr_server.http.auth import request_owner
-from asr_server.errors import ErrorKind
+from asr_server.errors import ErrorKind, Failure
 from asr_server.text.formats import render
 from asr_server.service.task_options import OptionError, parse_task_options
 from asr_server.service.tasks import Refusal
@@ -29,12 +33,41 @@ from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, client_address, receive_task_upload
 
 log = logging.getLogger("asr_server.http.openai_routes")
+PREFIX = "/v1/"
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+DEFAULT_MODEL = "whisper-1"  # OpenAI's name for its Whisper model: here, the configured model
 WAIT_LIMIT_S = 3600.0
 
 
-def openai_error(message: str, status: int, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status_code=status)
+def openai_error(message: str, status: int, param: str | None = None, kind: str = "invalid_request_error",
+                 code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status)
+
+
+def model_ids(settings: Settings) -> list[str]:
+    """The names ``model`` may take: OpenAI's ``whisper-1`` and the configured model's own."""
+    name = settings.model.name
+    return [DEFAULT_MODEL] + ([name] if name != DEFAULT_MODEL else [])
+
+
+def model_not_found(model: str) -> JSONResponse:
+    return openai_error(f"The model '{model}' does not exist", 404, "model", code="model_not_found")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (an unknown path, a method not allowed) in OpenAI's shape under
+    ``/v1/``, and as Starlette gives them elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(PREFIX):
+        response: Response = openai_error(
+            f"Unrecognized request: {request.method} {request.url.path}" if exc.status_code in (404, 405)
+            else exc.detail, exc.status_code)
+        response.headers.update(exc.headers or {})
+        return response
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 async def transcriptions(request: Request) -> Response:
@@ -46,8 +79,12 @@ async def translations(request: Request) -> Response:
 
 
 def _refused(refusal: Refusal) -> JSONResponse:
-    kind = "rate_limit_exceeded" if refusal.status == 429 else "server_error"
-    response = openai_error(refusal.message, refusal.status, kind=kind)
+    """A task the server cannot take now: a key over its limit (429, as OpenAI's rate limits
+    answer) or the server itself (503)."""
+    if refusal.status == 429:
+        response = openai_error(refusal.message, 429, kind="requests", code="rate_limit_exceeded")
+    else:
+        response = openai_error(refusal.message, refusal.status, kind="server_error")
     response.headers.update(refusal.headers)
     return response
 
@@ -61,6 +98,9 @@ async def _transcribe(request: Request, task: str) -> Response:
     except UploadError as exc:
         return openai_error(exc.message, exc.status, "file")
     fields = upload.fields
+    if (refusal := _model_refused(fields, service.settings)) is not None:
+        upload.path.unlink(missing_ok=True)
+        return refusal
     response_format = fields.get("response_format", "json") or "json"
     problem = _check(fields, response_format)
     if problem is None and upload.size == 0:
@@ -99,16 +139,34 @@ async def _transcribe(request: Request, task: str) -> Response:
     headers = {"x-asr-task-id": task_id}
     if record is None or not record.status.ended:
         return openai_error(f"Still processing after {WAIT_LIMIT_S:.0f} s; poll /api/v1/asr/task/{task_id}", 504,
-                            kind="timeout")
+                            kind="server_error")
     if (failure := record.failure) is not None:
-        if failure.kind == ErrorKind.UNDECODABLE_AUDIO:
-            response = openai_error("Invalid file format: the file could not be decoded as audio", 400, "file")
-        else:
-            expose = service.settings.server.expose_tracebacks
-            response = openai_error(failure.message if expose else failure.summary, 500, kind="server_error")
+        response = _failed(failure)
         response.headers.update(headers)
         return response
     return _answer(record.result, response_format, task, headers, duration)
+
+
+def _model_refused(fields: dict[str, str], settings: Settings) -> JSONResponse | None:
+    """OpenAI's answer to a missing or unknown ``model``; None where it names one of this
+    server's models, or where the server takes any (``openai.lenient_model``)."""
+    if settings.openai.lenient_model:
+        return None
+    model = fields.get("model", "").strip()
+    if not model:
+        return openai_error("You must provide a model parameter", 400, "model")
+    if model not in model_ids(settings):
+        return model_not_found(model)
+    return None
+
+
+def _failed(failure: Failure) -> JSONResponse:
+    """A failed task's answer: 400 where the client's file is at fault, 500 otherwise."""
+    if failure.kind == ErrorKind.UNDECODABLE_AUDIO:
+        return openai_error("Invalid file format: the file could not be decoded as audio", 400, "file")
+    if failure.kind == ErrorKind.AUDIO_TOO_LONG:
+        return openai_error(failure.message.partition(": ")[2] or failure.message, 400, "file")
+    return openai_error(failure.summary, 500, kind="server_error")
 
 
 def _check(fields: dict[str, str], response_format: str) -> tuple[str, str] | None:
@@ -135,36 +193,53 @@ def _granularities(fields: dict[str, str]) -> set[str]:
 def _answer(result: dict[str, Any], response_format: str, task: str, headers: dict[str, str],
             duration: float | None = None) -> Response:
     """The answer in OpenAI's shape; ``duration``: the audio's length (where the last segment
-    ends when the container states none)."""
-    if response_format == "json":
-        return JSONResponse({"text": result["text"]}, headers=headers)
+    ends when the container states none). json and verbose_json carry ``usage`` as OpenAI
+    bills whisper-1: the duration in whole seconds, rounded up."""
     if response_format == "text":
         return PlainTextResponse(result["text"], headers=headers)
     if response_format in ("srt", "vtt"):
         return PlainTextResponse(render(result, response_format), headers=headers)
     segments = result["segments"]
+    if duration is None:
+        duration = segments[-1]["end"] if segments else 0.0
+    usage = {"type": "duration", "seconds": math.ceil(duration)}
+    if response_format == "json":
+        return JSONResponse({"text": result["text"], "usage": usage}, headers=headers)
     body: dict[str, Any] = {
         "task": task,
         "language": result["language"],
-        "duration": duration if duration is not None else (segments[-1]["end"] if segments else 0.0),
+        "duration": duration,
         "text": result["text"],
         "segments": segments,
     }
     if any("words" in segment for segment in segments):
         body["words"] = [{"word": w["word"].strip(), "start": w["start"], "end": w["end"]}
                          for segment in segments for w in segment.get("words", [])]
+    body["usage"] = usage
     return JSONResponse(body, headers=headers)
 
 
+def _model_object(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "asr-server"}
+
+
 async def models(request: Request) -> JSONResponse:
-    name = request.app.state.service.settings.model.name
-    ids = ["whisper-1"] + ([name] if name != "whisper-1" else [])
-    return JSONResponse({"object": "list",
-                         "data": [{"id": i, "object": "model", "created": 0, "owned_by": "asr-server"} for i in ids]})
+    ids = model_ids(request.app.state.service.settings)
+    return JSONResponse({"object": "list", "data": [_model_object(i) for i in ids]})
+
+
+async def model(request: Request) -> JSONResponse:
+    """``GET /v1/models/{model}``: one model, or OpenAI's 404 ``model_not_found``."""
+    model_id = request.path_params["model"]
+    if model_id not in model_ids(request.app.state.service.settings):
+        return model_not_found(model_id)
+    return JSONResponse(_model_object(model_id))
 
 
 ROUTES = [
     Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
     Route("/v1/audio/translations", translations, methods=["POST"]),
     Route("/v1/models", models, methods=["GET"]),
+    # ``path``: a model name may hold a slash (a hub name such as ``Systran/faster-whisper-base``).
+    Route("/v1/models/{model:path}", model, methods=["GET"]),
 ]

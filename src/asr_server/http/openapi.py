@@ -64,7 +64,7 @@ OPENAI_FORM = {
 }
 OPENAI_ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
     "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": ["string", "null"]},
-    "code": {"type": "null"}}}}}
+    "code": {"type": ["string", "null"]}}}}}
 
 
 def _openai_operation(summary: str) -> dict[str, Any]:
@@ -74,8 +74,11 @@ def _openai_operation(summary: str) -> dict[str, Any]:
         "responses": {
             "200": {"description": "The transcript in the asked format.", "content": {
                 "application/json": {"schema": {"type": "object"}}, "text/plain": {"schema": {"type": "string"}}}},
-            "400": _json(OPENAI_ERROR, "A bad field, named in `param`."),
-            "500": _json(OPENAI_ERROR, "The task failed."),
+            "400": _json(OPENAI_ERROR, "A bad field, named in `param`; a file that is not audio."),
+            "404": _json(OPENAI_ERROR, "An unknown `model` (code `model_not_found`)."),
+            "429": _json(OPENAI_ERROR, "A key over its limits (code `rate_limit_exceeded`)."),
+            "500": _json(OPENAI_ERROR, "The task failed; the server's log has why."),
+            "503": _json(OPENAI_ERROR, "The queue is full or the server is draining; retry."),
             "504": _json(OPENAI_ERROR, "Still processing after the wait limit."),
         },
     }
@@ -156,6 +159,11 @@ def spec() -> dict[str, Any]:
             "/v1/audio/translations": {"post": _openai_operation("OpenAI-compatible translation to English.")},
             "/v1/models": {"get": {"summary": "The model names accepted.", "responses": {
                 "200": _json({"type": "object"}, "OpenAI's model list shape.")}}},
+            "/v1/models/{model}": {"get": {
+                "summary": "One model, as OpenAI describes it.",
+                "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object"}, "OpenAI's model object."),
+                              "404": _json(OPENAI_ERROR, "No such model (code `model_not_found`).")}}},
             "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": _json({"type": "object"}, "Up.")}}},
             "/readyz": {"get": {"summary": "The model is loaded and the scheduler runs.", "responses": {
                 "200": _json({"type": "object"}, "Ready, with scheduler counters."),

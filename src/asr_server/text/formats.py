@@ -14,13 +14,14 @@ MEDIA_TYPES = {
 }
 
 
-def _timestamp(seconds: float, marker: str, always_hours: bool) -> str:
+def _timestamp(seconds: float, marker: str) -> str:
+    """HH:MM:SS plus milliseconds after ``marker``: hours always, as SRT requires and as most
+    WebVTT writers do (some players read no cue without them)."""
     milliseconds = round(seconds * 1000.0)
     hours, milliseconds = divmod(milliseconds, 3_600_000)
     minutes, milliseconds = divmod(milliseconds, 60_000)
     secs, milliseconds = divmod(milliseconds, 1_000)
-    prefix = f"{hours:02d}:" if always_hours or hours > 0 else ""
-    return f"{prefix}{minutes:02d}:{secs:02d}{marker}{milliseconds:03d}"
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{marker}{milliseconds:03d}"
 
 
 def to_txt(result: dict[str, Any]) -> str:
@@ -30,8 +31,8 @@ def to_txt(result: dict[str, Any]) -> str:
 def to_srt(result: dict[str, Any]) -> str:
     blocks = []
     for index, segment in enumerate(result["segments"], start=1):
-        start = _timestamp(segment["start"], ",", True)
-        end = _timestamp(segment["end"], ",", True)
+        start = _timestamp(segment["start"], ",")
+        end = _timestamp(segment["end"], ",")
         text = segment["text"].strip().replace("-->", "->")
         blocks.append(f"{index}\n{start} --> {end}\n{text}\n")
     return "\n".join(blocks)
@@ -40,8 +41,8 @@ def to_srt(result: dict[str, Any]) -> str:
 def to_vtt(result: dict[str, Any]) -> str:
     lines = ["WEBVTT\n"]
     for segment in result["segments"]:
-        start = _timestamp(segment["start"], ".", False)
-        end = _timestamp(segment["end"], ".", False)
+        start = _timestamp(segment["start"], ".")
+        end = _timestamp(segment["end"], ".")
         text = segment["text"].strip().replace("-->", "->")
         lines.append(f"{start} --> {end}\n{text}\n")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from asr_server.whisper.timestamps import split_by_timestamps
 from asr_server.whisper.units import Engine, Outcome, is_silent
 
 
+PROMPT_LANGUAGE = "en"  # builds the tokenizer that encodes an initial prompt before detection
 TRIM_GRID_FRAMES = 100  # trimmed encodings are whole seconds long, so that batches share a length
 
 
@@ -118,8 +119,9 @@ class Transcription:
         if language is not None:
             self.set_language(language, 1.0)
         if self.options.initial_prompt is not None:
-            # The prompt tokens do not depend on the language: encode with a neutral tokenizer.
-            tokenizer = self._tokenizer or self.engine.tokenizer(self.options.task, None)
+            # A text's tokens do not depend on the tokenizer's language, which a multilingual
+            # tokenizer needs to be built: any one encodes the prompt before detection.
+            tokenizer = self._tokenizer or self.engine.tokenizer(self.options.task, PROMPT_LANGUAGE)
             self._all_tokens.extend(tokenizer.encode(" " + self.options.initial_prompt.strip()))
         max_length = self.engine.max_length
         self.generation_key = (
