@@ -61,6 +61,11 @@ class SchedulerConfig(_Section):
         "nothing else is on the way.",
     )
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
+    starvation_bound_s: float = Field(
+        30.0, gt=0, le=3600,
+        description="The longest a batch task's window is passed over for interactive work or "
+        "fresher tasks: once it has waited this long it runs before anything else (scheduling/policy.py).",
+    )
     prepare_workers: int = Field(1, ge=1, le=64, description="Threads decoding audio and computing features.")
     poll_interval_ms: int = Field(
         500, ge=10, description="How often an idle scheduler looks for queued tasks (an upload also wakes it at once).",

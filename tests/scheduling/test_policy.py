@@ -10,25 +10,29 @@ from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
 
 @dataclass(frozen=True)
 class W:
-    """A window as the policy sees it: a name and a batch key."""
+    """A window as the policy sees it: a name, a batch key, and what orders it."""
 
     name: str
     batch_key: tuple = (0,)
+    interactive: bool = False
+    deadline: float | None = None
+    served: int = 0  # windows its task has had decoded
+    waiting_since: float = 0.0
 
 
 def names(plan) -> list[str]:
     return [w.name for w in plan.batch]
 
 
-def policy(max_batch_size: int = 4, max_wait_s: float = 3.0) -> BatchPolicy:
-    return BatchPolicy(max_batch_size, max_wait_s)
+def policy(max_batch_size: int = 4, max_wait_s: float = 3.0, starvation_bound_s: float = 30.0) -> BatchPolicy:
+    return BatchPolicy(max_batch_size, max_wait_s, starvation_bound_s)
 
 
 def test_nothing_on_offer_is_idle():
     assert policy().schedule([], preparing=3, now=0.0) == Idle()
 
 
-def test_the_oldest_windows_batch_key_is_chosen_with_the_windows_that_share_it():
+def test_the_first_windows_batch_key_is_chosen_with_the_windows_that_share_it():
     windows = [W("a", (1,)), W("b", (2,)), W("c", (1,)), W("d", (2,)), W("e", (1,))]
     assert names(policy().schedule(windows, preparing=0, now=0.0)) == ["a", "c", "e"]
 
@@ -63,10 +67,56 @@ def test_after_a_batch_runs_the_next_hold_starts_its_own_wait():
     rules = policy(max_wait_s=3.0)
     rules.schedule([W("a")], preparing=1, now=10.0)
     assert isinstance(rules.schedule([W("a")], preparing=1, now=13.0), Run)
-    rules.stepped()
     assert rules.schedule([W("b")], preparing=1, now=20.0) == Hold([W("b")], until=23.0)
 
 
 def test_a_full_batch_runs_at_once_even_while_others_are_prepared():
     windows = [W(str(i)) for i in range(4)]
     assert policy(max_batch_size=4).schedule(windows, preparing=9, now=0.0) == Run(windows)
+
+
+# -- order -------------------------------------------------------------------------------------
+
+
+def first(windows, now: float = 100.0, **rules) -> str:
+    return names(policy(max_batch_size=1, **rules).schedule(windows, preparing=0, now=now))[0]
+
+
+def test_a_new_task_runs_before_the_windows_of_tasks_already_served():
+    long_files = [W(f"long{i}", served=5 + i, waiting_since=90.0 + i) for i in range(13)]
+    assert first([*long_files, W("clip", served=0, waiting_since=99.0)]) == "clip"
+
+
+def test_tasks_served_alike_run_longest_waiting_first():
+    assert first([W("recent", served=2, waiting_since=95.0), W("older", served=2, waiting_since=91.0)]) == "older"
+
+
+def test_an_interactive_window_runs_before_batch_windows():
+    assert first([W("batch", waiting_since=80.0), W("live", interactive=True, served=9, waiting_since=99.0)]) == "live"
+
+
+def test_an_earlier_deadline_runs_first_within_a_class():
+    windows = [W("none"), W("later", deadline=200.0, served=3), W("sooner", deadline=150.0, served=7)]
+    assert first(windows, now=10.0) == "sooner"
+    assert first([W("batch"), W("live", interactive=True, deadline=500.0)], now=10.0) == "live"
+
+
+def test_a_batch_window_is_passed_over_for_at_most_the_starvation_bound():
+    windows = [W("batch", waiting_since=70.0), W("live", interactive=True, waiting_since=99.0)]
+    assert first(windows, now=99.999, starvation_bound_s=30.0) == "live"
+    assert first(windows, now=100.0, starvation_bound_s=30.0) == "batch"
+
+
+def test_a_starved_batch_window_runs_before_a_new_task():
+    windows = [W("starved", served=40, waiting_since=70.0), W("new", served=0, waiting_since=99.0)]
+    assert first(windows, now=100.0, starvation_bound_s=30.0) == "starved"
+
+
+def test_an_interactive_batch_is_never_held_back():
+    live = W("live", interactive=True)
+    assert policy(max_wait_s=3.0).schedule([live], preparing=5, now=10.0) == Run([live])
+
+
+def test_a_hold_never_runs_past_a_windows_deadline():
+    window = W("a", deadline=11.5)
+    assert policy(max_wait_s=3.0).schedule([window], preparing=5, now=10.0) == Hold([window], until=11.5)

@@ -11,9 +11,12 @@ from conftest import AUDIO, submit, wait_for_task
 
 @pytest.fixture(scope="module")
 def samples(server):
-    """The metrics after one 11 s task (jfk) ended done and one broken upload ended as error."""
+    """The metrics after one 11 s task (jfk) ended done, one interactive task too, and one
+    broken upload ended as error."""
     done = submit(server.url, AUDIO / "jfk.flac", language="en").json()["task_id"]
     assert wait_for_task(server.url, done).status_code == 200
+    live = submit(server.url, AUDIO / "jfk.flac", language="en", priority="interactive").json()["task_id"]
+    assert wait_for_task(server.url, live).status_code == 200
     response = httpx.get(server.url + "/metrics", timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -40,6 +43,11 @@ def test_the_queue_depth_is_exposed(samples):
 def test_engine_batches_and_their_time_are_histograms(samples):
     assert value(samples, "asr_engine_batch_size_count") >= 1
     assert value(samples, "asr_engine_step_seconds_sum") > 0
+
+
+def test_engine_time_is_counted_by_priority(samples):
+    assert value(samples, "asr_engine_seconds_total", priority="batch") > 0
+    assert value(samples, "asr_engine_seconds_total", priority="interactive") > 0
 
 
 def test_transcribed_audio_seconds_are_counted(samples):

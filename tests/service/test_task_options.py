@@ -79,3 +79,14 @@ def test_the_pack_field_keeps_a_task_out_of_packs_when_false(value, stored):
 def test_a_pack_value_that_is_not_a_boolean_gets_400_naming_it():
     with pytest.raises(OptionError, match="'pack'"):
         parse_task_options({"pack": "maybe"})
+
+
+def test_priority_interactive_is_kept_and_batch_is_the_default():
+    assert parse_task_options({"priority": "interactive"}) == {"priority": "interactive"}
+    assert parse_task_options({"priority": "batch"}) == {}
+
+
+def test_an_unknown_priority_is_refused_naming_the_field():
+    with pytest.raises(OptionError) as refused:
+        parse_task_options({"priority": "urgent"})
+    assert refused.value.field == "priority" and "interactive" in str(refused.value)

@@ -113,7 +113,7 @@ async def _transcribe(request: Request, task: str) -> Response:
             form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
         if "word" in _granularities(fields):
             form["word_timestamps"] = "true"
-        for extra in ("pack", "speech_guard"):  # this server's own extra fields (docs/api.md)
+        for extra in ("pack", "speech_guard", "priority"):  # this server's own extra fields (docs/api.md)
             if extra in fields:
                 form[extra] = fields[extra]
         try:

@@ -1,38 +1,52 @@
 """The batching policy: which windows run next, or how long to hold them back. Pure: no threads,
 no clock of its own, no engine.
 
-Each step the engine loop hands ``BatchPolicy.schedule`` the windows on offer (oldest task
-first), how many tasks are still being prepared, and the time. It
-answers with a plan: ``Run`` a batch now, ``Hold`` it until a deadline in the hope of company, or
-``Idle`` when nothing is on offer. The loop executes the plan and asks again; after a batch has
-run it calls ``stepped`` (the split vLLM makes between ``schedule()`` and
-``update_from_output()``).
+Each step the scheduler core hands ``BatchPolicy.schedule`` the windows on offer, how many
+tasks are still being prepared, and the time. It answers with a plan: ``Run`` a batch now,
+``Hold`` it until a deadline in the hope of company, or ``Idle`` when nothing is on offer.
 
 The rules:
 
-- **Selection.** The oldest window's batch key (CTranslate2 wants <|startoftranscript|> at one
-  position in every prompt, and one set of decoding parameters), and up to ``max_batch_size``
-  windows that share it, oldest first.
+- **Order.** Windows are served in this order: first a batch window that has waited
+  ``starvation_bound_s`` or longer (so that no batch task is passed over for longer than that,
+  whatever else arrives); then interactive windows (a client is waiting on them live); then the
+  earliest deadline; then the task that has had the fewest windows decoded so far; then the
+  window that has waited longest. Serving the least-served task first (foreground-background
+  scheduling) is what keeps a short clip from waiting behind long files: a new task has had
+  nothing, so its window is next, and long files advance together, a window each.
+- **Selection.** The first window's batch key (the model, CTranslate2's one
+  <|startoftranscript|> position, and one set of decoding parameters), and up to
+  ``max_batch_size`` windows that share it, in that order.
 - **Full.** A batch of ``max_batch_size`` windows is full and runs at once: holding it back
   would gain nothing.
 - **Hold back.** A batch that is not full is held only while other tasks are being prepared
-  (their windows may join it), and for at most ``max_wait_s`` from when the loop first held back,
+  (their windows may join it), and for at most ``max_wait_s`` from when it was first held back,
   not from each arrival, so that a steady trickle cannot hold it longer. A lone request, with
-  nothing else on the way, never waits.
+  nothing else on the way, never waits; nor does an interactive window, nor a batch past any
+  deadline of its windows.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 
 class Batchable(Protocol):
-    """What the policy needs of a window (``whisper.transcription.Window`` satisfies it)."""
+    """What the policy needs of a window on offer (``core.Candidate`` satisfies it)."""
 
     @property
     def batch_key(self) -> Any: ...
+    @property
+    def interactive(self) -> bool: ...
+    @property
+    def deadline(self) -> float | None: ...
+    @property
+    def served(self) -> int: ...
+    @property
+    def waiting_since(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,7 @@ class Run:
 
 @dataclass(frozen=True)
 class Hold:
-    """Wait for more windows until ``until`` (the loop's clock), then ask again."""
+    """Wait for more windows until ``until`` (the caller's clock), then ask again."""
 
     batch: list[Any]
     until: float
@@ -59,17 +73,30 @@ Plan = Run | Hold | Idle
 
 
 class BatchPolicy:
-    """The batching rules of the module docstring, and the one piece of state they need: when
-    the loop first held the current batch back."""
+    """The rules of the module docstring, and the one piece of state they need: when the
+    current batch was first held back (``holding_since``, cleared when a batch runs)."""
 
-    def __init__(self, max_batch_size: int, max_wait_s: float) -> None:
+    def __init__(self, max_batch_size: int, max_wait_s: float, starvation_bound_s: float = math.inf) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
+        self.starvation_bound_s = starvation_bound_s
         self.holding_since: float | None = None
 
-    def select(self, windows: Sequence[Batchable]) -> list[Any]:
-        key = windows[0].batch_key
-        return [w for w in windows if w.batch_key == key][: self.max_batch_size]
+    def order(self, windows: Sequence[Batchable], now: float) -> list[Any]:
+        """The windows in the order they are served (stable: equals keep their given order)."""
+
+        def rank(window: Batchable) -> tuple[int, float, int, float]:
+            starving = not window.interactive and now - window.waiting_since >= self.starvation_bound_s
+            klass = 0 if starving else 1 if window.interactive else 2
+            deadline = window.deadline if window.deadline is not None else math.inf
+            return klass, deadline, window.served, window.waiting_since
+
+        return sorted(windows, key=rank)
+
+    def select(self, windows: Sequence[Batchable], now: float) -> list[Any]:
+        ordered = self.order(windows, now)
+        key = ordered[0].batch_key
+        return [w for w in ordered if w.batch_key == key][: self.max_batch_size]
 
     def is_full(self, batch: Sequence[Any]) -> bool:
         return len(batch) >= self.max_batch_size
@@ -78,14 +105,15 @@ class BatchPolicy:
         """The plan for this step. ``preparing``: tasks whose audio is still being prepared."""
         if not windows:
             return Idle()
-        batch = self.select(windows)
-        if self.is_full(batch) or not preparing or self.max_wait_s <= 0:
-            return Run(batch)
+        batch = self.select(windows, now)
+        if self.is_full(batch) or not preparing or self.max_wait_s <= 0 or any(w.interactive for w in batch):
+            return self._run(batch)
         if self.holding_since is None:
             self.holding_since = now
-        until = self.holding_since + self.max_wait_s
-        return Run(batch) if now >= until else Hold(batch, until)
+        deadlines = [w.deadline for w in batch if w.deadline is not None]
+        until = min([self.holding_since + self.max_wait_s, *deadlines])
+        return self._run(batch) if now >= until else Hold(batch, until)
 
-    def stepped(self) -> None:
-        """A batch ran: the next hold-back starts its own wait."""
-        self.holding_since = None
+    def _run(self, batch: list[Any]) -> Run:
+        self.holding_since = None  # the next hold-back starts its own wait
+        return Run(batch)

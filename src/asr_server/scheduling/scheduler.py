@@ -1,11 +1,11 @@
-"""The engine loop: it claims work, prepares it, and executes the batching policy's plans.
+"""The engine loop: it claims work, prepares it, and executes the scheduler core's plans.
 
 It knows tasks only through ``WorkSource`` (claim / finish / fail). Claimed tasks are prepared
 (audio decoded with PyAV, log-mel features computed) in worker threads; each prepared task
-becomes a ``Transcription`` that offers its next window. Each step the loop gathers the offered
-windows (a short recording's trimmed to its own length, ``Window.encoder_frames``), asks
-``policy.BatchPolicy`` what to do with them, and runs that batch through the engine, holds back
-for company, or waits for work. What to batch, and when to wait, is the policy's alone.
+becomes a ``Transcription`` that offers its next window. Each step the loop asks
+``core.SchedulerCore`` for a plan and runs that batch through the engine, holds back for
+company, or waits for work; it hands the outcomes back to the core and records the tasks that
+ended. What to batch, in what order and when to wait is the core's and its policy's alone.
 """
 
 from __future__ import annotations
@@ -16,17 +16,14 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-
-from asr_server.scheduling.policy import BatchPolicy, Hold, Idle
-from asr_server.scheduling.preparation import prepare
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
 from asr_server.errors import Failure
-from asr_server.whisper.chunking import ChunkedTranscription
+from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task
+from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
+from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
-from asr_server.whisper.transcription import Transcription, Window
 from asr_server.whisper.units import Engine
 
 log = logging.getLogger("asr_server.scheduling.scheduler")
@@ -46,18 +43,16 @@ class WorkSource(Protocol):
     def fail(self, task_id: str, failure: Failure) -> None: ...
 
 
-@dataclass
-class _Active:
-    task_id: str
-    transcription: Transcription | ChunkedTranscription
-    options: dict[str, Any]
-
-
 ProgressHook = Callable[[str, float, float], None]
 Finalize = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]  # (result, task options) -> result
 
 
 class Scheduler:
+    """The engine thread around a ``SchedulerCore``: it claims work, prepares it in worker
+    threads, executes the core's plans and records what ended. The core is the engine thread's
+    alone; other threads reach it through the inbox below (arrivals, cancellations, drain),
+    which the loop hands to the core at the top of each step."""
+
     def __init__(
         self,
         engine: Engine,
@@ -67,40 +62,38 @@ class Scheduler:
         on_progress: ProgressHook | None = None,
         finalize: Finalize | None = None,
         options_for: Callable[[dict[str, Any]], DecodingOptions] | None = None,
-        on_batch: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[int, float, dict[str, float]], None] | None = None,
         max_audio_seconds: float = 0,
+        model: str = "",
     ) -> None:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
+        self._model = model
         self._trim_margin_frames = (round(config.trim_margin_s / engine.seconds_per_frame)
                                     if config.trim_short_clips else None)
         # Detection on a trimmed encoding needs the window's own encoding to detect on.
         self._trim_detection_below = (config.trim_detection_below
                                       if config.detect_on_window and config.trim_detection_below < 1 else None)
-        self._on_batch = on_batch  # (windows, seconds) after each engine step, for metrics
+        self._on_batch = on_batch  # (windows, seconds, seconds by priority) after each step, for metrics
         self._source = source
         self._config = config
         self._on_progress = on_progress
         self._finalize = finalize
         # A task's decoding options: the service's rule, or the defaults with its overrides.
         self._options_for = options_for or (lambda options: apply_decoding(defaults, options))
+        policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000, config.starvation_bound_s)
+        self._core = SchedulerCore(policy, config.max_active_tasks)
         self._cv = threading.Condition()
-        self._prepared: deque[_Active] = deque()
-        self._active: list[_Active] = []
-        self._stopping = False
-        self._cancelled: set[str] = set()  # tasks to drop at the next step (see cancel)
-        self._preparing: set[str] = set()  # ids of the tasks being prepared
+        # The inbox, under _cv: what other threads tell the engine thread.
+        self._arrived: deque[tuple[str, Task | None]] = deque()  # preparations that ended
+        self._cancel: set[str] = set()
         self._draining = False
         self._wake = False
+        self._stopping = False
+        self._held = 0  # the core's tasks, as of the engine thread's last look (under _cv)
+        self._stats: dict[str, Any] = self._core.stats()
         self._thread: threading.Thread | None = None
-        self._policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000)
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
-        self.batch_sizes: Counter[int] = Counter()
-        self.windows_decoded = 0
-        self.windows_trimmed = 0  # of those, encoded over their own length (Window.encoder_frames)
-        self.windows_retried_whole = 0  # of those, decoded on a whole encoding after all (decode_windows)
-        self.audio_seconds_done = 0.0
-        self.engine_seconds = 0.0  # time spent in decode_windows: how busy the engine is
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -123,7 +116,7 @@ class Scheduler:
         its audio and features are freed, and nothing is recorded for it. A task this scheduler
         does not hold is ignored; one still being prepared is dropped when it is ready."""
         with self._cv:
-            self._cancelled.add(task_id)
+            self._cancel.add(task_id)
             self._cv.notify_all()
 
     def drain(self) -> None:
@@ -135,7 +128,7 @@ class Scheduler:
     def idle(self) -> bool:
         """Nothing held: no task being prepared, waiting or decoded."""
         with self._cv:
-            return not self._active and not self._prepared and not self._preparing
+            return not self._held and not self._arrived
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cv:
@@ -148,38 +141,32 @@ class Scheduler:
 
     def stats(self) -> dict[str, Any]:
         """Counters for operators and benchmarks: load now, and batch sizes so far."""
-        with self._cv:  # the engine thread updates these counters under the same lock
-            return {
-                "active_tasks": len(self._active) + len(self._prepared),
-                "preparing_tasks": len(self._preparing),
-                "windows_decoded": self.windows_decoded,
-                "windows_trimmed": self.windows_trimmed,
-                "windows_retried_whole": self.windows_retried_whole,
-                "audio_seconds_done": round(self.audio_seconds_done, 3),
-                "batch_sizes": {str(size): count for size, count in sorted(self.batch_sizes.items())},
-                "engine_seconds": round(self.engine_seconds, 3),
-            }
+        with self._cv:
+            return dict(self._stats)
+
+    @property
+    def batch_sizes(self) -> Counter[int]:
+        """Windows per engine step -> steps, so far."""
+        return Counter({int(size): n for size, n in self.stats()["batch_sizes"].items()})
 
     # -- preparation (worker threads) ------------------------------------------------------
 
     def _intake(self) -> None:
-        with self._cv:
-            if self._draining:
-                return
-            room = self._config.max_active_tasks - len(self._active) - len(self._prepared) - len(self._preparing)
-            self._wake = False
+        """Claim as many tasks as the core has room for, and prepare them."""
+        room = self._core.room()
         if room <= 0:
             return
         jobs = self._source.claim(room)
         if not jobs:
             return
         with self._cv:
-            self._preparing.update(job.task_id for job in jobs)
+            self._core.claimed([job.task_id for job in jobs])
+            self._held = self._core.held
         for job in jobs:
             self._pool.submit(self._prepare, job)
 
     def _prepare(self, job: Job) -> None:
-        prepared: _Active | None = None
+        task: Task | None = None
         try:
             options = job.options or {}
             # A task may ask for faster-whisper's exact computation (form field pack=false):
@@ -187,17 +174,14 @@ class Scheduler:
             margin = self._trim_margin_frames if options.get("pack", True) else None
             transcription = prepare(job.audio_path, self._options_for(options), self._engine, margin,
                                     self._max_audio_seconds, self._trim_detection_below)
-            prepared = _Active(job.task_id, transcription, options)
+            task = Task(job.task_id, transcription, options, Priority(options.get("priority", "batch")),
+                        model=self._model)
         except Exception as exc:
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, Failure.of(exc))
         finally:
             with self._cv:
-                self._preparing.discard(job.task_id)
-                if job.task_id in self._cancelled:
-                    self._cancelled.discard(job.task_id)
-                elif prepared is not None:
-                    self._prepared.append(prepared)
+                self._arrived.append((job.task_id, task))
                 self._cv.notify_all()
 
     # -- the engine loop ---------------------------------------------------------------------
@@ -212,114 +196,97 @@ class Scheduler:
                 self._intake()
             except Exception:
                 log.exception("claiming work failed; retrying")
-            self._admit()
-            self._finish_completed()
-            windows = self._offered_windows()
-            with self._cv:
-                preparing = len(self._preparing)
-            plan = self._policy.schedule(windows, preparing, time.monotonic())
+            released = self._take_inbox()
+            for task in released:
+                task.release()
+                log.info("task cancelled: its windows leave the engine", extra={"task_id": task.task_id})
+            self._record(self._core.take_finished())
+            plan = self._core.schedule(time.monotonic())
             if isinstance(plan, Idle):
                 with self._cv:
-                    if not self._stopping and not self._wake and not self._prepared:
+                    if not self._stopping and not self._wake and not self._arrived:
                         self._cv.wait(poll)
             elif isinstance(plan, Hold):
                 self._hold(plan.until)  # then plan again, with whatever arrived
             else:
-                self._step(plan.batch)
+                self._step(plan)
 
-    def _admit(self) -> None:
+    def _take_inbox(self) -> list[Task]:
+        """Hand the inbox to the core; the tasks that leave the engine for a cancellation."""
+        released = []
+        now = time.monotonic()
         with self._cv:
-            while self._prepared:
-                self._active.append(self._prepared.popleft())
-            cancelled = [a for a in self._active if a.task_id in self._cancelled]
-            for active in cancelled:
-                self._active.remove(active)
-            self._cancelled &= self._preparing  # only those still to arrive keep their mark
-        for active in cancelled:
-            self._release(active)
-            log.info("task cancelled: its windows leave the engine", extra={"task_id": active.task_id})
-
-    def _offered_windows(self) -> list[Window]:
-        """Each active task's next window, oldest task first."""
-        return [window for active in self._active for window in active.transcription.windows()]
+            self._wake = False
+            if self._draining:
+                self._core.drain()
+            for task_id in self._cancel:
+                if (task := self._core.cancel(task_id)) is not None:
+                    released.append(task)
+            self._cancel.clear()
+            while self._arrived:
+                task_id, arrived = self._arrived.popleft()
+                if (dropped := self._core.prepared(task_id, arrived, now)) is not None:
+                    released.append(dropped)
+            self._held = self._core.held
+        return released
 
     def _hold(self, until: float) -> None:
         """Wait until a prepared task arrives, none is being prepared any more, or ``until``."""
         with self._cv:
-            while self._preparing and not self._prepared and not self._stopping:
+            while self._core.preparing and not self._arrived and not self._stopping and not self._cancel:
                 left = until - time.monotonic()
                 if left <= 0:
                     return
                 self._cv.wait(left)
 
-    def _step(self, batch: list[Window]) -> None:
-        self._policy.stepped()
-        by_part = {id(part): a for a in self._active for part in a.transcription.parts}
+    def _step(self, plan: Run) -> None:
+        windows = [candidate.window for candidate in plan.batch]
         started = time.perf_counter()
         try:
-            outcomes = decode_windows(self._engine, batch, self._config.detect_on_window)
+            outcomes = decode_windows(self._engine, windows, self._config.detect_on_window)
         except Exception as exc:
-            log.exception("a batch of %d windows failed", len(batch))
-            error = Failure.of(exc)
-            for active in {id(a): a for a in (by_part[id(w.owner)] for w in batch)}.values():
-                self._drop(active, error)
+            log.exception("a batch of %d windows failed", len(windows))
+            self._record(self._core.update_failed(plan, Failure.of(exc)))
             return
         elapsed = time.perf_counter() - started
+        done_before = {id(c.task): c.task.transcription.seconds_done for c in plan.batch}
+        ended = self._core.update(plan, outcomes, time.monotonic(), elapsed)
         with self._cv:
-            self.batch_sizes[len(batch)] += 1
-            self.windows_decoded += len(batch)
-            self.windows_trimmed += sum(w.encoder_frames is not None for w in batch)
-            self.windows_retried_whole += sum(w.encoder_frames is not None and not o.trimmed
-                                              for w, o in zip(batch, outcomes))
-            self.engine_seconds += elapsed
+            self._stats = self._core.stats()
         if self._on_batch is not None:
-            self._on_batch(len(batch), elapsed)
+            shares = Counter(c.task.priority.value for c in plan.batch)
+            self._on_batch(len(windows), elapsed, {p: elapsed * n / len(windows) for p, n in shares.items()})
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decoded %d windows in %.2f s; %d tasks active, %d being prepared",
-                      len(batch), elapsed, len(self._active), len(self._preparing))
-        for window, outcome in zip(batch, outcomes):
-            active = by_part[id(window.owner)]
-            if active not in self._active:
-                continue  # another window of the task failed in this step
-            t = active.transcription
-            done_before = t.seconds_done
-            try:
-                window.complete(outcome)
-            except Exception as exc:
-                self._drop(active, Failure.of(exc))
+                      len(windows), elapsed, len(self._core.active), len(self._core.preparing))
+        if self._on_progress is not None:
+            for task in {id(c.task): c.task for c in plan.batch}.values():
+                t = task.transcription
+                if t.seconds_done != done_before[id(task)]:
+                    self._on_progress(task.task_id, t.progress, t.duration)
+        self._record(ended)
+
+    def _record(self, ended: list[Ended]) -> None:
+        """Store what ended: a finished task's result, a failed one's failure."""
+        if not ended:
+            return
+        for end in ended:
+            end.task.release()
+            if end.failure is not None:
+                self._fail(end.task.task_id, end.failure)
                 continue
-            with self._cv:
-                self.audio_seconds_done += t.seconds_done - done_before
-            if self._on_progress is not None and t.seconds_done != done_before:
-                self._on_progress(active.task_id, t.progress, t.duration)
-        self._finish_completed()
-
-    def _finish_completed(self) -> None:
-        for active in [a for a in self._active if a.transcription.finished]:
-            with self._cv:  # idle and stats() read the list under the lock
-                self._active.remove(active)
-            self._release(active)
             try:
-                result = active.transcription.result()
+                result = end.task.transcription.result()
                 if self._finalize is not None:
-                    result = self._finalize(result, active.options)
-                self._source.finish(active.task_id, result)
+                    result = self._finalize(result, end.task.options)
+                self._source.finish(end.task.task_id, result)
             except Exception as exc:
-                log.exception("could not record the result of task %s", active.task_id,
-                              extra={"task_id": active.task_id})
-                self._fail(active.task_id, Failure.of(exc))
-
-    def _drop(self, active: _Active, error: Failure) -> None:
+                log.exception("could not record the result of task %s", end.task.task_id,
+                              extra={"task_id": end.task.task_id})
+                self._fail(end.task.task_id, Failure.of(exc))
         with self._cv:
-            if active in self._active:
-                self._active.remove(active)
-        self._release(active)
-        self._fail(active.task_id, error)
-
-    def _release(self, active: _Active) -> None:
-        """A task leaving the engine: its features are freed."""
-        for part in active.transcription.parts:
-            part.release()
+            self._held = self._core.held
+            self._stats = self._core.stats()
 
     def _fail(self, task_id: str, error: Failure) -> None:
         try:

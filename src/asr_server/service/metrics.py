@@ -34,6 +34,10 @@ class Metrics:
             "asr_engine_step_seconds", "Time of one engine step.", registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
         )
+        self.engine_seconds_by_priority = Counter(
+            "asr_engine_seconds", "Engine time by the priority of the work it served (a step's time "
+            "shared by its windows).", ["priority"], registry=self.registry,
+        )
         self.audio_seconds = Counter(
             "asr_audio_seconds", "Seconds of audio transcribed (by tasks that ended done).", registry=self.registry,
         )
@@ -47,9 +51,12 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observe_batch(self, size: int, seconds: float) -> None:
+    def observe_batch(self, size: int, seconds: float, by_priority: dict[str, float]) -> None:
+        """One engine step: its windows, its time, and that time shared by priority."""
         self.batch_size.observe(size)
         self.engine_seconds.observe(seconds)
+        for priority, share in by_priority.items():
+            self.engine_seconds_by_priority.labels(priority).inc(share)
 
     def render(self, counts: dict[str, int]) -> bytes:
         """The exposition text, with the store's counts (read by the caller) as gauges."""

@@ -196,6 +196,7 @@ class Service:
                 options_for=decoding_for(self.settings.decoding, self.settings.output),
                 on_batch=self.metrics.observe_batch,
                 max_audio_seconds=self.settings.server.max_audio_seconds,
+                model=model.name,
             )
             scheduler.start()
             self.scheduler = scheduler

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from asr_server.config import DecodingOptions, OutputOptions, apply_decoding
+from asr_server.scheduling.core import Priority
 from asr_server.service.webhook_targets import Network, TargetRefused, check_literal
 from asr_server.text.zh_script import apply_zh_script, steer_decoding
 
@@ -31,10 +32,13 @@ DECODING_FIELDS = {
 }
 
 
-FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack")  # every option a task takes
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority")  # every option a task takes
 PACK_DESCRIPTION = ("false gives this task faster-whisper's exact computation: a recording shorter "
                     "than 30 s is encoded as a whole 30 s window, not trimmed to its own length "
                     "(scheduler.trim_short_clips).")
+PRIORITY_DESCRIPTION = ("interactive: a client waits on this task live, and its windows run before batch "
+                        "work; batch (the default): file work, never passed over for longer than "
+                        "scheduler.starvation_bound_s.")
 
 
 def form_schema() -> dict[str, dict[str, Any]]:
@@ -48,6 +52,9 @@ def form_schema() -> dict[str, dict[str, Any]]:
                       "description": "An http(s) URL to POST the task's GET body to when it ends."}
         elif name == "pack":
             schema = {"type": "boolean", "default": True, "description": PACK_DESCRIPTION}
+        elif name == "priority":
+            schema = {"type": "string", "enum": [p.value for p in Priority], "default": Priority.BATCH.value,
+                      "description": PRIORITY_DESCRIPTION}
         elif name == "temperature":
             schema = {"type": "string", "description": "One temperature, or several separated by commas: "
                       "the fallback order."}
@@ -125,6 +132,11 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
                 options["pack"] = False
         except ValidationError as exc:
             raise OptionError("pack", exc.errors()[0]["msg"]) from None
+    if priority := fields.get("priority", "").strip():
+        if priority not in tuple(Priority):
+            raise OptionError("priority", f"expected one of {', '.join(Priority)}")
+        if priority != Priority.BATCH:
+            options["priority"] = priority
     return options
 
 

@@ -212,6 +212,7 @@ class Transcription:
         pieces, self.seek = self._split_by_timestamps(result.tokens, window)
         if options.word_timestamps:
             self._add_words(pieces, window, outcome)
+        self._end_within_recording(pieces)
         for piece in pieces:
             tokens = piece["tokens"]
             text = self.tokenizer.decode(tokens)
@@ -237,6 +238,17 @@ class Transcription:
             self.segments.append(segment)
         if not options.condition_on_previous_text or outcome.temperature > options.prompt_reset_on_temperature:
             self._prompt_reset_since = len(self._all_tokens)
+
+    def _end_within_recording(self, pieces: list[dict[str, Any]]) -> None:
+        """No segment or word ends after the recording. A window's timestamps may run into the
+        padding after its audio (a trimmed clip cut at a longer neighbour's length reads some
+        of it as time); what lies past the end is the end. A piece wholly past it is then
+        empty, and dropped with the others that are."""
+        end = self.duration
+        for piece in pieces:
+            piece["start"], piece["end"] = min(piece["start"], end), min(piece["end"], end)
+            for word in piece.get("words", []):
+                word["start"], word["end"] = min(word["start"], end), min(word["end"], end)
 
     def _has_speech(self, start: float, end: float) -> bool:
         return self.speech is None or self.speech.meets(start, end)
