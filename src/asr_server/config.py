@@ -61,6 +61,14 @@ class SchedulerConfig(_Section):
         "nothing else is on the way.",
     )
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
+    max_step_s: float = Field(
+        4.0, ge=0, le=600,
+        description="How long one engine step may be expected to take: a batch holds as many windows "
+        "as fit at their measured cost (one at least, max_batch_size at most). A step cannot be "
+        "interrupted, so new work (a short clip, an interactive task) waits for the step under way; "
+        "on a GPU batches fill anyway, on a CPU this keeps that wait short. Raise it for throughput "
+        "on CPU-bound bulk work; 0 = no limit (batches fill to max_batch_size).",
+    )
     starvation_bound_s: float = Field(
         30.0, gt=0, le=3600,
         description="The longest a batch task's window is passed over for interactive work or "

@@ -204,3 +204,26 @@ def test_the_counters_say_windows_per_step_and_engine_time_by_priority(engine, t
     assert stats["batch_sizes"] == {"1": 1, "2": 1} and stats["mean_windows_per_step"] == 1.5
     # The live window leads the first step and takes a batch window with it.
     assert stats["engine_seconds_by_priority"] == {"batch": 1.5, "interactive": 0.5}
+
+
+def test_a_kind_of_window_not_measured_yet_runs_alone_then_as_many_as_fit(engine, tmp_path):
+    drive = Driver(engine, tmp_path)
+    drive.core.policy.max_step_s = 2.5  # each scripted step takes STEP_S = 1 s
+    for i in range(6):
+        drive.add(f"clip{i}", 3)
+    assert len(drive.step()) == 1  # nothing measured: one window, which measures the kind
+    assert len(drive.step()) == 2  # 1 s a window: two fit in 2.5 s
+
+
+def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
+    from asr_server.config import SchedulerConfig  # noqa: F401  (the defaults trim)
+
+    engine = ScriptedEngine(hf_tokenizer)
+    drive = Driver(engine, tmp_path)
+    drive.add("clip", 3)
+    drive.add("long", 95)
+    margin = 800
+    for task in drive.core.active:
+        task.transcription.trim_margin_frames = margin
+    steps = drive.run_out()
+    assert steps[0] == ["clip"] and steps[1] == ["long"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
+from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run, preparation_rank
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,16 @@ class W:
     deadline: float | None = None
     served: int = 0  # windows its task has had decoded
     waiting_since: float = 0.0
+    step_cost_s: float = 0.0  # its expected share of a step
 
 
 def names(plan) -> list[str]:
     return [w.name for w in plan.batch]
 
 
-def policy(max_batch_size: int = 4, max_wait_s: float = 3.0, starvation_bound_s: float = 30.0) -> BatchPolicy:
-    return BatchPolicy(max_batch_size, max_wait_s, starvation_bound_s)
+def policy(max_batch_size: int = 4, max_wait_s: float = 3.0, starvation_bound_s: float = 30.0,
+           max_step_s: float = 4.0) -> BatchPolicy:
+    return BatchPolicy(max_batch_size, max_wait_s, starvation_bound_s, max_step_s)
 
 
 def test_nothing_on_offer_is_idle():
@@ -120,3 +122,32 @@ def test_an_interactive_batch_is_never_held_back():
 def test_a_hold_never_runs_past_a_windows_deadline():
     window = W("a", deadline=11.5)
     assert policy(max_wait_s=3.0).schedule([window], preparing=5, now=10.0) == Hold([window], until=11.5)
+
+
+def test_claimed_tasks_are_prepared_interactive_first_then_smallest_then_earliest():
+    claims = {"long": (False, 5_000_000, 1), "clip": (False, 120_000, 14), "live": (True, 900_000, 15),
+              "twin": (False, 120_000, 16)}
+    assert sorted(claims, key=lambda name: preparation_rank(*claims[name])) == ["live", "clip", "twin", "long"]
+
+
+# -- step length -------------------------------------------------------------------------------
+
+
+def test_a_batch_holds_as_many_windows_as_fit_in_a_step():
+    windows = [W(str(i), step_cost_s=1.5) for i in range(4)]
+    assert names(policy(max_step_s=4.0).schedule(windows, preparing=0, now=0.0)) == ["0", "1"]
+
+
+def test_a_window_costlier_than_a_step_runs_alone_and_at_once():
+    windows = [W("whole", step_cost_s=9.0), W("other", step_cost_s=9.0)]
+    assert policy(max_step_s=4.0).schedule(windows, preparing=3, now=0.0) == Run([windows[0]])
+
+
+def test_cheap_windows_fill_the_batch_to_max_batch_size():
+    windows = [W(str(i), step_cost_s=0.01) for i in range(6)]
+    assert names(policy(max_batch_size=4, max_step_s=4.0).schedule(windows, preparing=0, now=0.0)) == ["0", "1", "2", "3"]
+
+
+def test_a_batch_that_no_more_windows_fit_is_full_and_not_held_back():
+    windows = [W("a", step_cost_s=2.5)]
+    assert policy(max_wait_s=3.0, max_step_s=4.0).schedule(windows, preparing=2, now=0.0) == Run(windows)

@@ -113,7 +113,7 @@ def test_a_short_recording_of_known_language_is_trimmed_to_its_length_and_margin
 def test_trimmed_windows_of_similar_length_are_cut_at_the_longer_ones_length(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (5, 6)]
-    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2)
+    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
     assert engine.encode_calls[0] == 2, "both in one batch"
     assert engine.trim_at[:2] == [1000, 1000]  # 5 s gains 1 s of silence: a quarter of its margin
 
@@ -121,7 +121,7 @@ def test_trimmed_windows_of_similar_length_are_cut_at_the_longer_ones_length(hf_
 def test_a_trimmed_window_never_gains_more_than_a_quarter_of_its_margin_from_its_batch(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (5, 7)]
-    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2)
+    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
     assert engine.encode_calls[0] == 2, "both in one batch"
     assert sorted(engine.trim_at[:2]) == [900, 1100]  # in the order their preparations ended
 
@@ -147,10 +147,10 @@ def test_a_short_recording_whose_language_is_to_be_detected_is_trimmed_and_detec
 
 def test_languages_of_windows_trimmed_at_different_lengths_are_detected_in_one_batch(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)  # as CTranslate2: one encoding length per call
-    jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (2, 9, 45)]
-    source = run(engine, jobs, trim_margin_s=4, max_wait_ms=5000, prepare_workers=3)
-    assert engine.encode_calls[0] == 3, "all three in one batch"
-    assert sorted(engine.trim_at[:3], key=str) == [1300, 600, None]
+    jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (2, 9)]
+    source = run(engine, jobs, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
+    assert engine.encode_calls[0] == 2, "both in one batch"
+    assert sorted(engine.trim_at[:2]) == [600, 1300]
     assert {r["language"] for r in source.results.values()} == {"en"} and not source.errors
 
 
@@ -208,12 +208,13 @@ def test_a_task_sent_with_pack_false_is_encoded_whole(hf_tokenizer, tmp_path):
     assert engine.trim_at[0] is None
 
 
-def test_trimmed_and_whole_windows_of_one_batch_are_decoded_in_a_generate_call_each(hf_tokenizer, tmp_path):
-    # CTranslate2 takes one encoding length per call.
+def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
+    # They would take an engine call each anyway (one encoding length per call), and the short
+    # clip would wait for the whole window's step.
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
-    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=2)
-    assert engine.encode_calls[0] == 2, "both in one batch"
+    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
+    assert engine.encode_calls[:2] == [1, 1]
     assert [len(call) for call in engine.generate_calls[:2]] == [1, 1]
 
 
@@ -298,6 +299,6 @@ def test_each_encoder_input_holds_one_tasks_audio_and_padding_alone(hf_tokenizer
 
     engine.encode = recording
     jobs = [Job(str(n), tone(tmp_path / f"{n}.wav", 3, loudness)) for n, loudness in enumerate((0.2, 0.4, 0.6, 0.8))]
-    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=4)
+    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=4, max_step_s=0)
     assert engine.encode_calls[0] == 4, "the four shared a batch"
     assert all(len(values) == 1 for values in inputs), inputs

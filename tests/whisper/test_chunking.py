@@ -32,7 +32,7 @@ def write_wav(path: Path, audio: np.ndarray) -> str:
 
 def transcribe(engine, paths: list[str], **options) -> tuple[dict[str, dict], Scheduler]:
     jobs = [Job(str(i), path) for i, path in enumerate(paths)]
-    source, scheduler = run_jobs(engine, jobs, SchedulerConfig(), DecodingOptions(vad_filter=True, **options))
+    source, scheduler = run_jobs(engine, jobs, SchedulerConfig(max_step_s=0), DecodingOptions(vad_filter=True, **options))
     return source.results, scheduler
 
 

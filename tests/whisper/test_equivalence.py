@@ -19,7 +19,7 @@ CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav
 
 
 def run_scheduler(engine, jobs: list[Job], max_batch_size: int, **options) -> tuple[ListSource, Scheduler]:
-    return run_jobs(engine, jobs, SchedulerConfig(max_batch_size=max_batch_size, trim_short_clips=False),
+    return run_jobs(engine, jobs, SchedulerConfig(max_batch_size=max_batch_size, trim_short_clips=False, max_step_s=0),
                     DecodingOptions(**options))
 
 

@@ -23,7 +23,7 @@ SHORT = [item for item in map(json.loads, (EVAL / "manifest.jsonl").read_text().
 
 
 def transcribe_all(engine, trim: bool):
-    config = SchedulerConfig(max_batch_size=8, max_wait_ms=10_000, trim_short_clips=trim)
+    config = SchedulerConfig(max_batch_size=8, max_wait_ms=10_000, trim_short_clips=trim, max_step_s=0)
     source, scheduler = run_jobs(engine, [Job(item["file"], str(EVAL / item["file"])) for item in SHORT], config,
                                  DecodingOptions())
     return source.results, scheduler.stats()

@@ -31,7 +31,7 @@ def words(text: str) -> list[str]:
 
 def transcribe_all(engine, names: list[str], trim: bool, language: str = "en"):
     # A long wait: every clip is in view at once however slow preparation is on a loaded machine.
-    config = SchedulerConfig(trim_short_clips=trim, max_batch_size=8, max_wait_ms=10_000)
+    config = SchedulerConfig(trim_short_clips=trim, max_batch_size=8, max_wait_ms=10_000, max_step_s=0)
     source, scheduler = run_jobs(engine, [Job(name, str(EVAL / name)) for name in names], config,
                                  DecodingOptions(language=language))
     return source.results, scheduler.stats()

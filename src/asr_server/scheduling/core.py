@@ -11,6 +11,7 @@ ended. No thread, no lock, no clock of its own: one owner calls it (the engine l
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Plan, Run
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.transcription import Transcription, Window
 from asr_server.whisper.units import Outcome
+
+
+COST_WEIGHT = 0.3  # how much the last step moves the running measure of a window's cost
 
 
 class Priority(StrEnum):
@@ -58,10 +62,14 @@ class Candidate:
     window: Window
     task: Task
 
+    step_cost_s: float = 0.0  # the window's expected share of a step (SchedulerCore.step_cost_s)
+
     @property
     def batch_key(self) -> tuple[Any, ...]:
-        """A batch never mixes models; within one, the window's own key."""
-        return (self.task.model, *self.window.batch_key)
+        """A batch never mixes models, nor trimmed windows with whole ones (they take separate
+        engine calls anyway, and a short clip would wait for the whole windows' step); within
+        that, the window's own key."""
+        return (self.task.model, self.window.encoder_frames is not None, *self.window.batch_key)
 
     @property
     def interactive(self) -> bool:
@@ -112,6 +120,10 @@ class SchedulerCore:
         self.cancelled: set[str] = set()  # being prepared: dropped when they arrive
         self.draining = False
         self.counters = Counters()
+        # A running measure of a window's share of a step's time, whole (False) or trimmed
+        # (True): what the policy fits into a step (``policy.BatchPolicy.max_step_s``). A kind
+        # not measured yet counts as filling a step, so its first step runs one window.
+        self.step_cost_s: dict[bool, float] = {False: math.inf, True: math.inf}
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -160,8 +172,9 @@ class SchedulerCore:
     # -- steps -------------------------------------------------------------------------------
 
     def candidates(self) -> list[Candidate]:
-        """Each active task's windows on offer."""
-        return [Candidate(window, task) for task in self.active for window in task.transcription.windows()]
+        """Each active task's windows on offer, with their expected cost."""
+        return [Candidate(window, task, self.step_cost_s[window.encoder_frames is not None])
+                for task in self.active for window in task.transcription.windows()]
 
     def schedule(self, now: float) -> Plan:
         """The next step: a batch of candidates to run, a hold, or nothing to do."""
@@ -214,6 +227,10 @@ class SchedulerCore:
         counters.windows_trimmed += sum(trimmed)
         counters.windows_retried_whole += sum(t and not o.trimmed for t, o in zip(trimmed, outcomes))
         counters.engine_seconds += seconds
+        kind = trimmed[0]  # a batch holds one kind (Candidate.batch_key)
+        share = seconds / len(batch)
+        before = self.step_cost_s[kind]
+        self.step_cost_s[kind] = share if math.isinf(before) else before + COST_WEIGHT * (share - before)
         for candidate in batch:  # a step's time shared by its windows
             counters.engine_seconds_by_priority[candidate.task.priority.value] += seconds / len(batch)
 

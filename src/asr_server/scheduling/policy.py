@@ -17,8 +17,13 @@ The rules:
 - **Selection.** The first window's batch key (the model, CTranslate2's one
   <|startoftranscript|> position, and one set of decoding parameters), and up to
   ``max_batch_size`` windows that share it, in that order.
-- **Full.** A batch of ``max_batch_size`` windows is full and runs at once: holding it back
-  would gain nothing.
+- **Step length.** A step is what new work waits for: a CTranslate2 call cannot be interrupted.
+  So a batch holds no more windows than fit in ``max_step_s`` at each window's expected cost
+  (the core's running measure for its kind, trimmed or whole), and at least one. On a GPU,
+  where a batch costs little more than one window, batches fill to ``max_batch_size``; on a CPU,
+  where cost grows with every window, steps stay short enough for a clip to be answered soon.
+- **Full.** A batch of ``max_batch_size`` windows, or as many as fit in a step, is full and
+  runs at once: holding it back would gain nothing.
 - **Hold back.** A batch that is not full is held only while other tasks are being prepared
   (their windows may join it), and for at most ``max_wait_s`` from when it was first held back,
   not from each arrival, so that a steady trickle cannot hold it longer. A lone request, with
@@ -47,6 +52,16 @@ class Batchable(Protocol):
     def served(self) -> int: ...
     @property
     def waiting_since(self) -> float: ...
+    @property
+    def step_cost_s(self) -> float: ...
+
+
+def preparation_rank(interactive: bool, audio_bytes: int, arrival: int) -> tuple[int, int, int]:
+    """The order claimed tasks are prepared in (lowest first): interactive ones, then the
+    smallest files, then the earliest claimed. A long file's preparation (decoding, features,
+    the speech guard) takes seconds; a short clip claimed behind a dozen of them would wait for
+    all of them before its window could be offered at all."""
+    return (0 if interactive else 1, audio_bytes, arrival)
 
 
 @dataclass(frozen=True)
@@ -76,10 +91,12 @@ class BatchPolicy:
     """The rules of the module docstring, and the one piece of state they need: when the
     current batch was first held back (``holding_since``, cleared when a batch runs)."""
 
-    def __init__(self, max_batch_size: int, max_wait_s: float, starvation_bound_s: float = math.inf) -> None:
+    def __init__(self, max_batch_size: int, max_wait_s: float, starvation_bound_s: float = math.inf,
+                 max_step_s: float = math.inf) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.starvation_bound_s = starvation_bound_s
+        self.max_step_s = max_step_s
         self.holding_since: float | None = None
 
     def order(self, windows: Sequence[Batchable], now: float) -> list[Any]:
@@ -96,10 +113,24 @@ class BatchPolicy:
     def select(self, windows: Sequence[Batchable], now: float) -> list[Any]:
         ordered = self.order(windows, now)
         key = ordered[0].batch_key
-        return [w for w in ordered if w.batch_key == key][: self.max_batch_size]
+        return self._fitting([w for w in ordered if w.batch_key == key])
 
-    def is_full(self, batch: Sequence[Any]) -> bool:
-        return len(batch) >= self.max_batch_size
+    def _fitting(self, windows: Sequence[Batchable]) -> list[Any]:
+        """The first windows that fit in one step: ``max_batch_size`` at most, and as many as
+        ``max_step_s`` holds at their expected cost (one at least)."""
+        batch: list[Any] = []
+        cost = 0.0
+        for window in windows[: self.max_batch_size]:
+            cost += window.step_cost_s
+            if batch and cost > self.max_step_s:
+                break
+            batch.append(window)
+        return batch
+
+    def is_full(self, batch: Sequence[Batchable]) -> bool:
+        if len(batch) >= self.max_batch_size:
+            return True
+        return sum(w.step_cost_s for w in batch) + min(w.step_cost_s for w in batch) > self.max_step_s
 
     def schedule(self, windows: Sequence[Batchable], preparing: int, now: float) -> Plan:
         """The plan for this step. ``preparing``: tasks whose audio is still being prepared."""

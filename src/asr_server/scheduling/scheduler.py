@@ -10,7 +10,10 @@ ended. What to batch, in what order and when to wait is the core's and its polic
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -21,7 +24,7 @@ from typing import Any, Protocol
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
 from asr_server.errors import Failure
 from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task
-from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
+from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run, preparation_rank
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
 from asr_server.whisper.units import Engine
@@ -41,6 +44,14 @@ class WorkSource(Protocol):
     def claim(self, limit: int) -> list[Job]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
     def fail(self, task_id: str, failure: Failure) -> None: ...
+
+
+def _size(path: str | None) -> int:
+    """The audio file's size in bytes: what ranks its preparation (0 when unknown)."""
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
 
 
 ProgressHook = Callable[[str, float, float], None]
@@ -81,11 +92,14 @@ class Scheduler:
         self._finalize = finalize
         # A task's decoding options: the service's rule, or the defaults with its overrides.
         self._options_for = options_for or (lambda options: apply_decoding(defaults, options))
-        policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000, config.starvation_bound_s)
+        policy = BatchPolicy(config.max_batch_size, config.max_wait_ms / 1000, config.starvation_bound_s,
+                             config.max_step_s or math.inf)
         self._core = SchedulerCore(policy, config.max_active_tasks)
         self._cv = threading.Condition()
         # The inbox, under _cv: what other threads tell the engine thread.
         self._arrived: deque[tuple[str, Task | None]] = deque()  # preparations that ended
+        self._to_prepare: list[tuple[tuple[int, int, int], Job]] = []  # a heap: claimed, not yet prepared
+        self._claims = 0
         self._cancel: set[str] = set()
         self._draining = False
         self._wake = False
@@ -162,8 +176,20 @@ class Scheduler:
         with self._cv:
             self._core.claimed([job.task_id for job in jobs])
             self._held = self._core.held
-        for job in jobs:
-            self._pool.submit(self._prepare, job)
+            for job in jobs:
+                self._claims += 1
+                interactive = (job.options or {}).get("priority") == Priority.INTERACTIVE
+                rank = preparation_rank(interactive, _size(job.audio_path), self._claims)
+                heapq.heappush(self._to_prepare, (rank, job))
+        for _ in jobs:
+            self._pool.submit(self._prepare_next)
+
+    def _prepare_next(self) -> None:
+        """Prepare the claimed task that ranks first (``policy.preparation_rank``) now, not the
+        one claimed first."""
+        with self._cv:
+            _, job = heapq.heappop(self._to_prepare)
+        self._prepare(job)
 
     def _prepare(self, job: Job) -> None:
         task: Task | None = None
