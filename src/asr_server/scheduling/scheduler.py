@@ -59,10 +59,12 @@ Finalize = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]  # (result
 
 
 class Scheduler:
-    """The engine thread around a ``SchedulerCore``: it claims work, prepares it in worker
-    threads, executes the core's plans and records what ended. The core is the engine thread's
-    alone; other threads reach it through the inbox below (arrivals, cancellations, drain),
-    which the loop hands to the core at the top of each step."""
+    """The threads around a ``SchedulerCore``: an intake thread claims work, worker threads
+    prepare it, and the engine thread executes the core's plans and records what ended. The
+    core's tasks are the engine thread's alone; other threads reach them through the inbox
+    below (arrivals, cancellations, drain), which the engine thread hands to the core at the
+    top of each step. The intake thread asks the core for room and tells it of claims under the
+    lock, which is where the engine thread hands it the inbox."""
 
     def __init__(
         self,
@@ -107,13 +109,16 @@ class Scheduler:
         self._held = 0  # the core's tasks, as of the engine thread's last look (under _cv)
         self._stats: dict[str, Any] = self._core.stats()
         self._thread: threading.Thread | None = None
+        self._claimer: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
+        self._claimer = threading.Thread(target=self._claim_loop, name="asr-intake", daemon=True)
         self._thread.start()
+        self._claimer.start()
 
     @property
     def running(self) -> bool:
@@ -148,8 +153,9 @@ class Scheduler:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._claimer, self._thread):
+            if thread is not None:
+                thread.join(timeout)
         # Preparations not started are dropped; those under way end before the source closes.
         self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -165,9 +171,27 @@ class Scheduler:
 
     # -- preparation (worker threads) ------------------------------------------------------
 
+    def _claim_loop(self) -> None:
+        """The intake thread: it claims work when told of some (an upload, a task that ended and
+        left room) and every poll interval, so that a task is claimed and prepared while the
+        engine runs a step, not after it."""
+        poll = self._config.poll_interval_ms / 1000
+        while True:
+            with self._cv:
+                if not self._wake and not self._stopping:
+                    self._cv.wait(poll)
+                if self._stopping:
+                    return
+                self._wake = False
+            try:
+                self._intake()
+            except Exception:
+                log.exception("claiming work failed; retrying")
+
     def _intake(self) -> None:
         """Claim as many tasks as the core has room for, and prepare them."""
-        room = self._core.room()
+        with self._cv:
+            room = 0 if self._draining else self._core.room()
         if room <= 0:
             return
         jobs = self._source.claim(room)
@@ -218,10 +242,6 @@ class Scheduler:
             with self._cv:
                 if self._stopping:
                     return
-            try:
-                self._intake()
-            except Exception:
-                log.exception("claiming work failed; retrying")
             released = self._take_inbox()
             for task in released:
                 task.release()
@@ -230,7 +250,7 @@ class Scheduler:
             plan = self._core.schedule(time.monotonic())
             if isinstance(plan, Idle):
                 with self._cv:
-                    if not self._stopping and not self._wake and not self._arrived:
+                    if not self._stopping and not self._arrived and not self._cancel:
                         self._cv.wait(poll)
             elif isinstance(plan, Hold):
                 self._hold(plan.until)  # then plan again, with whatever arrived
@@ -242,7 +262,6 @@ class Scheduler:
         released = []
         now = time.monotonic()
         with self._cv:
-            self._wake = False
             if self._draining:
                 self._core.drain()
             for task_id in self._cancel:
@@ -313,6 +332,8 @@ class Scheduler:
         with self._cv:
             self._held = self._core.held
             self._stats = self._core.stats()
+            self._wake = True  # room for more: the intake thread claims
+            self._cv.notify_all()
 
     def _fail(self, task_id: str, error: Failure) -> None:
         try:
