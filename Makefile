@@ -56,6 +56,7 @@ bench-all: bench
 	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency all --tag vad \
 	    --set ASR_DECODING__VAD_FILTER=true --set ASR_DECODING__WITHOUT_TIMESTAMPS=true
 	$(PY) benchmarks/peers.py --clients 16 --repeats 3
+	$(PY) benchmarks/short_behind_long.py
 	$(PY) benchmarks/memory.py --tasks 1000 --clients 16
 	$(PY) benchmarks/long_uploads.py --uploads 4 --hold-s 300
 	$(PY) benchmarks/speech_guard.py

@@ -69,6 +69,13 @@ class SchedulerConfig(_Section):
         "on a GPU batches fill anyway, on a CPU this keeps that wait short. Raise it for throughput "
         "on CPU-bound bulk work; 0 = no limit (batches fill to max_batch_size).",
     )
+    prompt_bucket_tokens: int = Field(
+        0, ge=0, le=223,
+        description="Cut each window's previous-text prompt to a multiple of this many tokens, dropping "
+        "the oldest as Whisper's own 223-token cap does, so that windows of different long recordings "
+        "share a prompt length and so a batch (CTranslate2 needs <|startoftranscript|> at one position). "
+        "0 = off: faster-whisper's prompts exactly (benchmarks/RESULTS.md, prompt buckets).",
+    )
     starvation_bound_s: float = Field(
         30.0, gt=0, le=3600,
         description="The longest a batch task's window is passed over for interactive work or "

@@ -45,9 +45,10 @@ class Driver:
         self.failed: dict[str, Failure] = {}
 
     def add(self, task_id: str, seconds: float, priority: Priority = Priority.BATCH, model: str = "",
-            deadline: float | None = None, loudness: float = 0.3) -> Task:
+            deadline: float | None = None, loudness: float = 0.3, prompt_bucket: int | None = None) -> Task:
         path = tone(self.tmp_path / f"{task_id}.wav", seconds, loudness)
-        task = Task(task_id, prepare(path, ENGLISH, self.engine), priority=priority, model=model, deadline=deadline)
+        transcription = prepare(path, ENGLISH, self.engine, prompt_bucket=prompt_bucket)
+        task = Task(task_id, transcription, priority=priority, model=model, deadline=deadline)
         self.core.claimed([task_id])
         assert self.core.prepared(task_id, task, self.now) is None
         return task
@@ -227,3 +228,14 @@ def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
         task.transcription.trim_margin_frames = margin
     steps = drive.run_out()
     assert steps[0] == ["clip"] and steps[1] == ["long"]
+
+
+@pytest.mark.parametrize("bucket, shared", [(None, False), (32, True)])
+def test_prompt_buckets_let_windows_of_different_prompt_lengths_share_a_batch(engine, tmp_path, bucket, shared):
+    drive = Driver(engine, tmp_path)
+    for task_id, told in (("a", 70), ("b", 90)):  # previous text of two recordings, in tokens
+        task = drive.add(task_id, 95, prompt_bucket=bucket)
+        task.transcription._all_tokens.extend([220] * told)
+    plan = drive.core.schedule(drive.now)
+    assert isinstance(plan, Run)
+    assert (len(plan.batch) == 2) == shared

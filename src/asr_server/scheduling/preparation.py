@@ -15,10 +15,12 @@ from asr_server.whisper.units import Engine
 
 def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
             trim_margin_frames: int | None = None, max_audio_seconds: float = 0,
-            trim_detection_below: float | None = None) -> Transcription | ChunkedTranscription:
+            trim_detection_below: float | None = None,
+            prompt_bucket: int | None = None) -> Transcription | ChunkedTranscription:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
     ``trim_margin_frames``, a recording shorter than one window is trimmed
-    (``Window.encoder_frames``), before its language is known too with ``trim_detection_below``."""
+    (``Window.encoder_frames``), before its language is known too with ``trim_detection_below``.
+    With ``prompt_bucket``, previous-text prompts are cut to a multiple of that many tokens."""
     pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
     try:
         if options.vad_filter:
@@ -28,7 +30,7 @@ def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
         features = engine.features_of(pcm)
         speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
         return Transcription(features, options, engine, speech=speech, trim_margin_frames=trim_margin_frames,
-                             trim_detection_below=trim_detection_below)
+                             trim_detection_below=trim_detection_below, prompt_bucket=prompt_bucket)
     finally:
         pcm.close()
 

@@ -223,7 +223,8 @@ class Scheduler:
             # then its window is encoded whole, never trimmed.
             margin = self._trim_margin_frames if options.get("pack", True) else None
             transcription = prepare(job.audio_path, self._options_for(options), self._engine, margin,
-                                    self._max_audio_seconds, self._trim_detection_below)
+                                    self._max_audio_seconds, self._trim_detection_below,
+                                    self._config.prompt_bucket_tokens or None)
             task = Task(job.task_id, transcription, options, Priority(options.get("priority", "batch")),
                         model=self._model)
         except Exception as exc:

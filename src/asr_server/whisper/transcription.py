@@ -105,6 +105,7 @@ class Transcription:
     trim_margin_frames: int | None = None  # None: never trimmed (see Window.encoder_frames)
     trim_detection_below: float | None = None  # None: its language is detected on a whole window
     speech: Speech | None = None  # where the speech guard found speech; None: no guard
+    prompt_bucket: int | None = None  # previous-text prompts cut to a multiple of this; None: whole
     _last_speech: float = 0.0
     _all_tokens: list[int] = field(default_factory=list)
     _prompt_reset_since: int = 0
@@ -190,6 +191,10 @@ class Transcription:
         size = min(self.engine.frames_per_window, self.content_frames - self.seek)
         previous = self._all_tokens[self._prompt_reset_since :]
         previous = previous[-(self.engine.max_length // 2 - 1) :] if previous else []
+        if self.prompt_bucket and len(previous) >= self.prompt_bucket:
+            # Cut to a multiple of the bucket, oldest tokens first, as Whisper's own cap cuts:
+            # windows of different recordings then share a prompt length, and so a batch.
+            previous = previous[len(previous) % self.prompt_bucket :]
         return Window(self, self.seek, size, previous, needs_language=self.language is None)
 
     def covers(self, window: Window, outcome: Outcome) -> bool:
