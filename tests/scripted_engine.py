@@ -4,6 +4,8 @@ recorded, and scripted tokens back, so that bookkeeping can be checked exactly."
 from __future__ import annotations
 
 import threading
+import wave
+from pathlib import Path
 
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
@@ -78,3 +80,15 @@ class ScriptedEngine:
                 end *= 2  # a closed segment with text to come: Whisper seeks to its end
             outputs.append(Generated([tok.timestamp_begin] + text + end, -0.1, 0.0))
         return outputs
+
+
+def tone(path: Path, seconds: float, loudness: float) -> str:
+    """A WAV file of a tone: what stands in for speech for the scripted engine, whose features
+    carry each recording's loudness."""
+    samples = (np.sin(np.arange(int(16000 * seconds)) / 5) * loudness * 32767).astype(np.int16)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(samples.tobytes())
+    return str(path)

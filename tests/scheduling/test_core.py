@@ -4,10 +4,8 @@ and hands the outcomes back, as the engine loop does."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from asr_server.config import DecodingOptions
@@ -16,20 +14,10 @@ from asr_server.scheduling.core import Priority, SchedulerCore, Task
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
-from scripted_engine import ScriptedEngine
+from scripted_engine import ScriptedEngine, tone
 
 ENGLISH = DecodingOptions(language="en", speech_guard=False)
 STEP_S = 1.0  # the scripted time of an engine step
-
-
-def tone(path: Path, seconds: float, loudness: float) -> str:
-    samples = (np.sin(np.arange(int(16000 * seconds)) / 5) * loudness * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(samples.tobytes())
-    return str(path)
 
 
 class Driver:

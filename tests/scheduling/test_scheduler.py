@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-import wave
-from pathlib import Path
 
-import numpy as np
 
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduling import preparation
 from asr_server.scheduling.scheduler import Scheduler
 from conftest import Job, ListSource
-from scripted_engine import ScriptedEngine
+from scripted_engine import ScriptedEngine, tone
 
 
 # Tones stand in for speech in these tests, so the speech guard (which would find none) is off.
 TONES = DecodingOptions(speech_guard=False)
-
-
-def tone(path: Path, seconds: float, loudness: float) -> str:
-    samples = (np.sin(np.arange(int(16000 * seconds)) / 5) * loudness * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(samples.tobytes())
-    return str(path)
 
 
 def run_scheduler(engine, jobs, decoding: DecodingOptions | None = None, **config) -> tuple[ListSource, Scheduler]:
