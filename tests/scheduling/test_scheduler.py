@@ -272,6 +272,7 @@ def test_a_cancelled_task_leaves_the_engine_at_the_next_step(hf_tokenizer, tmp_p
         scheduler.stop()
     assert steps == [1], "no step after the one under way"
     assert source.results == {} and source.errors == {}, "nothing is recorded for a cancelled task"
+    assert scheduler.stats()["active_tasks"] == 0, "the counters say so too"
 
 
 def test_each_encoder_input_holds_one_tasks_audio_and_padding_alone(hf_tokenizer, tmp_path):

@@ -274,6 +274,7 @@ class Scheduler:
                 if (dropped := self._core.prepared(task_id, arrived, now)) is not None:
                     released.append(dropped)
             self._held = self._core.held
+            self._stats = self._core.stats()
         return released
 
     def _hold(self, until: float) -> None:
