@@ -25,10 +25,11 @@ class ScriptedEngine:
     max_length = 448
     is_multilingual = True
 
-    def __init__(self, hf_tokenizer, fail_when=None, stops_short_when_trimmed=False) -> None:
+    def __init__(self, hf_tokenizer, fail_when=None, stops_short_when_trimmed=False, stops_short=False) -> None:
         self._hf = hf_tokenizer
         # True: a decoding on a trimmed encoding ends its segment at 0.2 s, so seek stops there.
         self.stops_short_when_trimmed = stops_short_when_trimmed
+        self.stops_short = stops_short  # True: every decoding does, whole ones too
         self.generate_calls: list[list[list[int]]] = []
         self.fail_when = fail_when
         self.lock = threading.Lock()
@@ -76,7 +77,7 @@ class ScriptedEngine:
             words = 1 + len(prompt) % 3  # vary the text length, hence the next prompt's length
             text = tok.encode(" loud" + f" {loudness:.2f}" * words)
             end = [tok.timestamp_begin + 10]
-            if self.stops_short_when_trimmed and len(enc) < 1500:
+            if self.stops_short or (self.stops_short_when_trimmed and len(enc) < 1500):
                 end *= 2  # a closed segment with text to come: Whisper seeks to its end
             outputs.append(Generated([tok.timestamp_begin] + text + end, -0.1, 0.0))
         return outputs

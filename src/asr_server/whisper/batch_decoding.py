@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from asr_server.whisper.transcription import Window
+from asr_server.whisper.transcription import Transcription, Window
 from asr_server.whisper.units import Engine, Outcome
 
 T = TypeVar("T")
@@ -27,104 +28,137 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data))
 
 
+@dataclass(eq=False)
+class _Decoding:
+    """One window's way through a batch: its input, its encoding and where that encoding is cut
+    (None: whole), and the input its language is detected on."""
+
+    window: Window
+    features: np.ndarray
+    cut: int | None
+    detect_input: np.ndarray | None = None  # faster-whisper's detection features, when they differ
+    encoding: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def owner(self) -> Transcription:
+        return self.window.owner
+
+
 def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: bool = False) -> list[Outcome]:
     """Encode, detect languages and decode a batch of windows that share a batch key; one
-    accepted outcome per window.
+    accepted outcome per window, in order. Four passes over one record per window:
 
-    Language detection runs on exactly the features faster-whisper uses, which for a recording
-    shorter than 30 s costs one more encoder pass; ``detect_on_window`` reuses the window's own
-    encoding instead (faster, and the same language but in rare near-ties). A trimmed window's
-    language is detected on its trimmed encoding; when the top language's probability is below
-    its owner's ``trim_detection_below``, it is detected again on an encoding ``RECHECK_FRAMES``
-    long (or whole, for a clip already trimmed that long), and the window is decoded on that
-    longer encoding. A trimmed window whose decoding stops before
-    its recording's end is encoded, detected and decoded again whole, as without trimming.
-    Temperature fallback is batched too: the windows that fail at one temperature are decoded
-    again together at the next, as faster-whisper does one window at a time.
+    1. ``_encode``: every window on its own cut (``trim_at``), with faster-whisper's detection
+       features beside a window whose language is to be detected exactly (not
+       ``detect_on_window``).
+    2. ``_detect``: languages on those features or on the window's own encoding; a trimmed
+       window whose top language is below its owner's ``trim_detection_below`` is encoded again
+       ``RECHECK_FRAMES`` long (whole for a clip already trimmed that long), detected and
+       decoded there.
+    3. ``_decode``: Whisper's temperature fallback, batched per temperature: the windows that
+       fail at one temperature are decoded again together at the next, as faster-whisper does one
+       window at a time.
+    4. ``_retry_uncovered``: a window still cut whose decoding stops before its recording's end
+       is encoded, detected and decoded again whole, exactly as faster-whisper decodes it; a
+       window already whole is never decoded twice.
+
+    ``Outcome.trimmed`` says which outcomes come from a cut encoding.
     """
     if len({w.batch_key for w in windows}) > 1:
         raise ValueError("windows of one batch must share a batch key")
-    inputs = [w.features() for w in windows]
-    undetected = [i for i, w in enumerate(windows) if w.needs_language]
-    detect_from = {i: i for i in undetected}
-    if not detect_on_window:
-        for i in undetected:
-            own = windows[i].detection_features()
-            if own is not None:
-                detect_from[i] = len(inputs)
-                inputs.append(own)
-    cuts = trim_at(windows)
-    encoded = engine.encode(inputs, cuts + [None] * (len(inputs) - len(windows)))
-    unsure: list[int] = []
-    whole_again: set[int] = set()  # trimmed windows decoded on a whole encoding after all
-    if undetected:
-        probabilities = _by_length(engine.detect_language, [encoded[detect_from[i]] for i in undetected])
-        for i, probs in zip(undetected, probabilities):
-            language, probability = probs[0]
-            below = windows[i].owner.trim_detection_below
-            if cuts[i] is not None and below is not None and probability < below:
-                unsure.append(i)  # detected again on a longer encoding
-                continue
-            windows[i].owner.set_language(language, probability)
-        if unsure:
-            # Decoded there too: these are the clips hardest to read.
-            recut = [RECHECK_FRAMES if cast(int, cuts[i]) < RECHECK_FRAMES else None for i in unsure]
-            _encode_again(engine, windows, inputs, encoded, unsure, recut, detect=unsure)
-            whole_again.update(i for i, cut in zip(unsure, recut) if cut is None)
-    prompts = [w.prompt() for w in windows]
-    outcomes = _decode(engine, windows, encoded, prompts, range(len(windows)))
-    # A trimmed window stands only when its decoding covers its recording, as a whole window's
-    # nearly always does; one that stops short (a clip ending mid-word, say) would be followed by
-    # a window over the few frames left, which Whisper fills with the text it just read. Such a
-    # window is decoded again whole, exactly as faster-whisper decodes it.
-    short = [i for i in range(len(windows))
-             if cuts[i] is not None and not windows[i].owner.covers(windows[i], outcomes[i])]
-    if short:
-        _encode_again(engine, windows, inputs, encoded, short, [None] * len(short),
-                      detect=[i for i in short if windows[i].needs_language])
-        for i in short:
-            prompts[i] = windows[i].prompt()
-        for i, outcome in zip(short, _decode(engine, windows, encoded, prompts, short)):
-            outcomes[i] = outcome
-        whole_again.update(short)
-    for i, cut in enumerate(cuts):
-        outcomes[i].trimmed = cut is not None and i not in whole_again
+    batch = [_Decoding(w, w.features(), cut) for w, cut in zip(windows, trim_at(windows))]
+    _encode(engine, batch, exact_detection=not detect_on_window)
+    _detect(engine, batch)
+    outcomes = _decode(engine, batch)
+    _retry_uncovered(engine, batch, outcomes)
+    for item, outcome in zip(batch, outcomes):
+        outcome.trimmed = item.cut is not None
     return outcomes
 
 
-def _encode_again(engine: Engine, windows: Sequence[Window], inputs: list[np.ndarray], encoded: list[np.ndarray],
-                  indices: Sequence[int], cuts: Sequence[int | None], detect: Sequence[int]) -> None:
-    """Encode the windows at ``indices`` again, cut at ``cuts`` (None: whole), in place of their
-    encodings, and detect the language of those in ``detect`` on their new encodings."""
-    for i, encoding in zip(indices, engine.encode([inputs[i] for i in indices], cuts)):
-        encoded[i] = encoding
+def _encode(engine: Engine, batch: list[_Decoding], exact_detection: bool) -> None:
+    """Pass 1: each window's encoding, and the detection inputs that differ from it."""
+    inputs = [item.features for item in batch]
+    cuts = [item.cut for item in batch]
+    detecting = [item for item in batch if item.window.needs_language and exact_detection]
+    for item in detecting:
+        if (own := item.window.detection_features()) is not None:
+            item.detect_input = own
+    extra = [item for item in detecting if item.detect_input is not None]
+    encoded = engine.encode(inputs + [item.detect_input for item in extra], cuts + [None] * len(extra))
+    for item, encoding in zip(batch, encoded):
+        item.encoding = encoding
+    for item, encoding in zip(extra, encoded[len(batch):]):
+        item.detect_input = encoding  # from here on, the encoding to detect on
+
+
+def _detect(engine: Engine, batch: list[_Decoding]) -> None:
+    """Pass 2: languages, with the unsure trimmed ones detected again on a longer encoding."""
+    undetected = [item for item in batch if item.window.needs_language]
+    if not undetected:
+        return
+    sources = [item.detect_input if item.detect_input is not None else item.encoding for item in undetected]
+    unsure = []
+    for item, probs in zip(undetected, _by_length(engine.detect_language, sources)):
+        language, probability = probs[0]
+        below = item.owner.trim_detection_below
+        if item.cut is not None and below is not None and probability < below:
+            unsure.append(item)  # detected again on a longer encoding, and decoded there
+        else:
+            item.owner.set_language(language, probability)
+    if unsure:
+        _encode_again(engine, unsure, [RECHECK_FRAMES if cast(int, i.cut) < RECHECK_FRAMES else None for i in unsure],
+                      detect=unsure)
+
+
+def _retry_uncovered(engine: Engine, batch: list[_Decoding], outcomes: list[Outcome]) -> None:
+    """Pass 4: a cut window stands only when its decoding covers its recording, as a whole
+    window's nearly always does; one that stops short (a clip ending mid-word, say) would be
+    followed by a window over the few frames left, which Whisper fills with the text it just
+    read. Such a window is decoded again whole, as faster-whisper decodes it."""
+    short = [i for i, item in enumerate(batch)
+             if item.cut is not None and not item.owner.covers(item.window, outcomes[i])]
+    if not short:
+        return
+    items = [batch[i] for i in short]
+    _encode_again(engine, items, [None] * len(items), detect=[item for item in items if item.window.needs_language])
+    for i, outcome in zip(short, _decode(engine, items)):
+        outcomes[i] = outcome
+
+
+def _encode_again(engine: Engine, items: list[_Decoding], cuts: Sequence[int | None],
+                  detect: Sequence[_Decoding]) -> None:
+    """Encode these windows again at ``cuts`` (None: whole), in place of their encodings, and
+    detect the language of those in ``detect`` on their new encodings."""
+    for item, cut, encoding in zip(items, cuts, engine.encode([item.features for item in items], cuts)):
+        item.cut, item.encoding = cut, encoding
     if detect:
-        for i, probs in zip(detect, _by_length(engine.detect_language, [encoded[i] for i in detect])):
-            windows[i].owner.set_language(*probs[0])
+        for item, probs in zip(detect, _by_length(engine.detect_language, [item.encoding for item in detect])):
+            item.owner.set_language(*probs[0])
 
 
-def _decode(engine: Engine, windows: Sequence[Window], encoded: list[np.ndarray], prompts: list[list[int]],
-            indices: Sequence[int]) -> list[Outcome]:
-    """The windows at ``indices`` decoded on their encodings with Whisper's temperature
-    fallback, batched per temperature; their accepted outcomes, in the order of ``indices``."""
-    lead = windows[indices[0]].owner
+def _decode(engine: Engine, items: Sequence[_Decoding]) -> list[Outcome]:
+    """Pass 3: the windows decoded on their encodings with Whisper's temperature fallback,
+    batched per temperature; their accepted outcomes, in order."""
+    prompts = [item.window.prompt() for item in items]
+    lead = items[0].owner
     temperatures = lead.options.temperatures
-    tried: dict[int, list[Outcome]] = {i: [] for i in indices}
+    tried: dict[int, list[Outcome]] = {i: [] for i in range(len(items))}
     accepted: dict[int, Outcome] = {}
-    pending = list(indices)
+    pending = list(range(len(items)))
     for temperature in temperatures:
         if not pending:
             break
         params = lead.generate_params(len(prompts[pending[0]]), temperature)
         generated = _by_length(lambda batch, rows: engine.generate(batch, rows, params),
-                               [encoded[i] for i in pending], [prompts[i] for i in pending])
+                               [items[i].encoding for i in pending], [prompts[i] for i in pending])
         still_pending = []
         for i, result in zip(pending, generated):
-            owner = windows[i].owner
+            owner = items[i].owner
             length = len(result.tokens)
             avg_logprob = result.score * (length ** owner.options.length_penalty) / (length + 1)
             ratio = compression_ratio(owner.tokenizer.decode(result.tokens).strip())
-            outcome = Outcome(result, avg_logprob, temperature, ratio, encoded[i])
+            outcome = Outcome(result, avg_logprob, temperature, ratio, items[i].encoding)
             tried[i].append(outcome)
             if owner.needs_fallback(outcome):
                 still_pending.append(i)
@@ -134,11 +168,11 @@ def _decode(engine: Engine, windows: Sequence[Window], encoded: list[np.ndarray]
     for i in pending:
         # Every temperature failed: keep the most probable decoding among those that were not
         # too repetitive (or among all), reported at the last temperature, as faster-whisper does.
-        threshold = windows[i].owner.options.compression_ratio_threshold
+        threshold = items[i].owner.options.compression_ratio_threshold
         candidates = [o for o in tried[i] if threshold is not None and o.compression_ratio <= threshold] or tried[i]
         best = max(candidates, key=lambda o: o.avg_logprob)
         accepted[i] = Outcome(best.generated, best.avg_logprob, temperatures[-1], best.compression_ratio, best.encoded)
-    return [accepted[i] for i in indices]
+    return [accepted[i] for i in range(len(items))]
 
 
 def trim_at(windows: Sequence[Window]) -> list[int | None]:

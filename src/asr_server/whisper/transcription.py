@@ -175,11 +175,6 @@ class Transcription:
         self.language_probability = probability
         self._tokenizer = self.engine.tokenizer(self.options.task, language)
 
-    @property
-    def prompted(self) -> bool:
-        """Whether its next window has a prompt (an initial prompt, or text before it)."""
-        return bool(self._all_tokens[self._prompt_reset_since :])
-
     def next_window(self) -> Window | None:
         """The window at the current seek position, or None when the recording is done. With
         the speech guard, windows without speech are passed over once the language is known."""
