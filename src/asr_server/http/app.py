@@ -26,6 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from asr_server.http import openai_routes, openapi
 from asr_server.http.auth import ApiKeyAuth, load_digests, request_owner
+from asr_server.http.lingering import LingeringClose
 from asr_server.logs import RequestId
 from asr_server.service.metrics import CONTENT_TYPE_LATEST, RequestTimer
 from asr_server.config import Settings
@@ -259,6 +260,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
         ],
         middleware=[
+            Middleware(LingeringClose),
             Middleware(RequestId),
             Middleware(RequestTimer, metrics=service.metrics),
             Middleware(ReplicaHeader, name=service.replica),
