@@ -227,6 +227,13 @@ class ServerConfig(_Section):
     max_upload_mb: float = Field(
         1000, gt=0, description="Largest request body accepted, in MB (10^6 bytes); larger ones get 413."
     )
+    min_free_disk_mb: float = Field(
+        200, ge=0,
+        description="Uploads are refused with 507 and Retry-After, before their body is read, while the "
+        "filesystem of data_dir has less than this free, in MB: the space left serves the results of the "
+        "tasks already accepted. An upload that still finds the disk full while it is written gets 507 "
+        "too, and leaves nothing behind. 0 = no check.",
+    )
     max_audio_seconds: float = Field(
         14_400, ge=0, description="Longest audio per task, in seconds; longer ends as error with the reason. 0 = no limit."
     )

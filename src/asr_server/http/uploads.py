@@ -10,6 +10,7 @@ worker thread, a buffer of ``WRITE_BYTES`` at a time, so that a slow disk never 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -207,6 +208,11 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
         await run_in_threadpool(collector.write_pending, True)
     except UploadError:
         collector.discard()
+        raise
+    except OSError as exc:
+        collector.discard()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UploadError(507, "The server's disk is full: the upload could not be stored; retry later") from None
         raise
     except MultipartParseError as exc:
         collector.discard()

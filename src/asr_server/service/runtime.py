@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import shutil
 import socket
 import threading
 import time
@@ -74,6 +75,11 @@ class Service:
     def ready(self) -> bool:
         return (self.scheduler is not None and self.scheduler.running and not self.draining
                 and self.audio_problem is None)
+
+    def disk_full(self) -> bool:
+        """The data directory's filesystem has less than ``server.min_free_disk_mb`` free."""
+        minimum = self.settings.server.min_free_disk_mb * 1_000_000
+        return minimum > 0 and shutil.disk_usage(self.data_dir).free < minimum
 
     def begin_drain(self) -> None:
         """Refuse new tasks and claim no more; see shutdown.py."""

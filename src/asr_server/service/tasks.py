@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from asr_server.engine.audio import stated_duration
 from asr_server.service.rate_limits import retry_after_s
 from asr_server.store.audio_store import AudioStoreUnavailable
-from asr_server.store.records import QueueFull, TaskRecord, TaskStatus, TaskSummary, address_account
+from asr_server.store.records import QueueFull, StorageFull, TaskRecord, TaskStatus, TaskSummary, address_account
 
 if TYPE_CHECKING:
     from asr_server.service.runtime import Service
@@ -52,6 +52,10 @@ def draining() -> Refusal:
 
 def queue_full(limit: int) -> Refusal:
     return Refusal(str(QueueFull(limit)), RETRY_AFTER_S)
+
+
+def disk_full() -> Refusal:
+    return Refusal("The server's disk is full; retry later", RETRY_AFTER_S, status=507)
 
 
 def audio_store_down() -> Refusal:
@@ -97,7 +101,7 @@ class Tasks:
     def admit(self, owner: str | None = None, address: str | None = None,
               overrides: dict[str, int] | None = None) -> None:
         """Refuse before the body is read, so that a flood costs the server little: the server
-        is draining or cannot reach its audio store, the key (or, with auth off, the client ``address``) made
+        is draining, cannot reach its audio store or has less than ``server.min_free_disk_mb`` free, the key (or, with auth off, the client ``address``) made
         ``limits.requests_per_minute`` requests in the last minute, ``server.max_queued_tasks``
         tasks wait, or the key (address) has ``limits.queued_tasks`` tasks waiting or running.
         A key's ``overrides`` (from the keys file) replace those two limits for it."""
@@ -105,6 +109,8 @@ class Tasks:
             raise draining()
         if self._service.audio_problem is not None:
             raise audio_store_down()
+        if self._service.disk_full():
+            raise disk_full()
         limits = self._service.settings.limits.model_copy(update=overrides or {})
         account = _account(owner, address)
         if limits.requests_per_minute:
@@ -129,6 +135,10 @@ class Tasks:
         except QueueFull:
             audio_path.unlink(missing_ok=True)
             raise queue_full(limit) from None
+        except StorageFull as exc:
+            audio_path.unlink(missing_ok=True)
+            log.error("an upload could not be stored: %s", exc)
+            raise disk_full() from None
         except AudioStoreUnavailable as exc:
             audio_path.unlink(missing_ok=True)
             log.error("an upload could not be stored: %s", exc)

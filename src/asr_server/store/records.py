@@ -102,6 +102,10 @@ class TaskStore(Protocol):
     def close(self) -> None: ...
 
 
+class StorageFull(Exception):
+    """``create`` refused: the store's disk (or memory) is full."""
+
+
 class QueueFull(Exception):
     """``create`` refused: ``max_queued`` tasks already wait. The message is the client's."""
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from asr_server.errors import ErrorKind, Failure
-from asr_server.store.records import PendingDelivery, QueueFull, TaskRecord, TaskStatus, TaskSummary, task_ids_from
+from asr_server.store.records import (PendingDelivery, QueueFull, StorageFull, TaskRecord, TaskStatus, TaskSummary,
+                                      task_ids_from)
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
@@ -112,6 +113,10 @@ class SqliteTaskStore:
                     break
                 except sqlite3.IntegrityError:  # taken (clock stepped back, or a restart)
                     continue
+                except sqlite3.OperationalError as exc:
+                    if "full" in str(exc):  # SQLITE_FULL: "database or disk is full"
+                        raise StorageFull(str(exc)) from None
+                    raise
             self._last_id = candidate
             return candidate
 
