@@ -228,7 +228,7 @@ class ServerConfig(_Section):
         1000, gt=0, description="Largest request body accepted, in MB (10^6 bytes); larger ones get 413."
     )
     min_free_disk_mb: float = Field(
-        200, ge=0,
+        50, ge=0,
         description="Uploads are refused with 507 and Retry-After, before their body is read, while the "
         "filesystem of data_dir has less than this free, in MB: the space left serves the results of the "
         "tasks already accepted. An upload that still finds the disk full while it is written gets 507 "
