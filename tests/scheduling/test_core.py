@@ -14,6 +14,7 @@ from asr_server.scheduling.core import Priority, SchedulerCore, Task
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
+from asr_server.whisper.transcription import TrimRule
 from scripted_engine import ScriptedEngine, tone
 
 ENGLISH = DecodingOptions(language="en", speech_guard=False)
@@ -211,9 +212,8 @@ def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
     drive = Driver(engine, tmp_path)
     drive.add("clip", 3)
     drive.add("long", 95)
-    margin = 800
     for task in drive.core.active:
-        task.transcription.trim_margin_frames = margin
+        task.transcription.trim = TrimRule(margin_frames=800)
     steps = drive.run_out()
     assert steps[0] == ["clip"] and steps[1] == ["long"]
 

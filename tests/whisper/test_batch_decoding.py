@@ -8,6 +8,7 @@ import pytest
 from asr_server.config import DecodingOptions
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
+from asr_server.whisper.transcription import TrimRule
 from scripted_engine import ScriptedEngine, tone
 
 DETECTED = DecodingOptions(speech_guard=False)
@@ -17,7 +18,8 @@ MARGIN = 400  # frames of padding kept after a trimmed clip
 
 def window(engine, path: str, options: DecodingOptions = ENGLISH, margin: int | None = MARGIN,
            detection_below: float | None = None):
-    return prepare(path, options, engine, margin, trim_detection_below=detection_below).next_window()
+    trim = TrimRule(margin, detection_below) if margin is not None else None
+    return prepare(path, options, engine, trim).next_window()
 
 
 def test_a_short_clip_is_encoded_on_its_cut_and_its_outcome_says_so(hf_tokenizer, tmp_path):

@@ -9,17 +9,16 @@ from asr_server.engine.audio import Pcm, decode_pcm, stated_duration
 from asr_server.errors import AudioTooLong, UndecodableAudio
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.speech_guard import find_speech
-from asr_server.whisper.transcription import Transcription
+from asr_server.whisper.transcription import Transcription, TrimRule
 from asr_server.whisper.units import Engine
 
 
 def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
-            trim_margin_frames: int | None = None, max_audio_seconds: float = 0,
-            trim_detection_below: float | None = None,
+            trim: TrimRule | None = None, max_audio_seconds: float = 0,
             prompt_bucket: int | None = None) -> Transcription | ChunkedTranscription:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
-    ``trim_margin_frames``, a recording shorter than one window is trimmed
-    (``Window.encoder_frames``), before its language is known too with ``trim_detection_below``.
+    ``trim``, a recording shorter than one window is trimmed by that rule
+    (``Window.encoder_frames``).
     With ``prompt_bucket``, previous-text prompts are cut to a multiple of that many tokens."""
     pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
     try:
@@ -29,8 +28,7 @@ def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
         # (engine.log_mel), so that its memory does not grow with its length.
         features = engine.features_of(pcm)
         speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
-        return Transcription(features, options, engine, speech=speech, trim_margin_frames=trim_margin_frames,
-                             trim_detection_below=trim_detection_below, prompt_bucket=prompt_bucket)
+        return Transcription(features, options, engine, speech=speech, trim=trim, prompt_bucket=prompt_bucket)
     finally:
         pcm.close()
 

@@ -27,6 +27,7 @@ from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run, preparation_rank
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
+from asr_server.whisper.transcription import TrimRule
 from asr_server.whisper.units import Engine
 
 log = logging.getLogger("asr_server.scheduling.scheduler")
@@ -82,11 +83,12 @@ class Scheduler:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         self._engine = engine
         self._model = model
-        self._trim_margin_frames = (round(config.trim_margin_s / engine.seconds_per_frame)
-                                    if config.trim_short_clips else None)
-        # Detection on a trimmed encoding needs the window's own encoding to detect on.
-        self._trim_detection_below = (config.trim_detection_below
-                                      if config.detect_on_window and config.trim_detection_below < 1 else None)
+        # The one trimming rule of every task that may be trimmed. Detection on a trimmed
+        # encoding needs the window's own encoding to detect on.
+        self._trim = TrimRule(
+            round(config.trim_margin_s / engine.seconds_per_frame),
+            config.trim_detection_below if config.detect_on_window and config.trim_detection_below < 1 else None,
+        ) if config.trim_short_clips else None
         self._on_batch = on_batch  # (windows, seconds, seconds by priority) after each step, for metrics
         self._source = source
         self._config = config
@@ -221,10 +223,9 @@ class Scheduler:
             options = job.options or {}
             # A task may ask for faster-whisper's exact computation (form field pack=false):
             # then its window is encoded whole, never trimmed.
-            margin = self._trim_margin_frames if options.get("pack", True) else None
-            transcription = prepare(job.audio_path, self._options_for(options), self._engine, margin,
-                                    self._max_audio_seconds, self._trim_detection_below,
-                                    self._config.prompt_bucket_tokens or None)
+            trim = self._trim if options.get("pack", True) else None
+            transcription = prepare(job.audio_path, self._options_for(options), self._engine, trim,
+                                    self._max_audio_seconds, self._config.prompt_bucket_tokens or None)
             task = Task(job.task_id, transcription, options, Priority(options.get("priority", "batch")),
                         model=self._model)
         except Exception as exc:

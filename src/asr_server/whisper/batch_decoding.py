@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from asr_server.whisper.transcription import Transcription, Window
+from asr_server.whisper.transcription import Transcription, TrimRule, Window
 from asr_server.whisper.units import Engine, Outcome
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
        features beside a window whose language is to be detected exactly (not
        ``detect_on_window``).
     2. ``_detect``: languages on those features or on the window's own encoding; a trimmed
-       window whose top language is below its owner's ``trim_detection_below`` is encoded again
+       window whose top language is below its owner's ``TrimRule.detection_below`` is encoded again
        ``RECHECK_FRAMES`` long (whole for a clip already trimmed that long), detected and
        decoded there.
     3. ``_decode``: Whisper's temperature fallback, batched per temperature: the windows that
@@ -101,7 +101,7 @@ def _detect(engine: Engine, batch: list[_Decoding]) -> None:
     unsure = []
     for item, probs in zip(undetected, _by_length(engine.detect_language, sources)):
         language, probability = probs[0]
-        below = item.owner.trim_detection_below
+        below = item.owner.trim.detection_below if item.owner.trim is not None else None
         if item.cut is not None and below is not None and probability < below:
             unsure.append(item)  # detected again on a longer encoding, and decoded there
         else:
@@ -186,7 +186,8 @@ def trim_at(windows: Sequence[Window]) -> list[int | None]:
     cut = None
     for i in sorted((i for i, f in enumerate(frames) if f is not None), key=lambda i: -frames[i]):
         own = frames[i]
-        if cut is None or cut - own > windows[i].owner.trim_margin_frames // 4:
+        margin = cast(TrimRule, windows[i].owner.trim).margin_frames  # trimmed: it has a rule
+        if cut is None or cut - own > margin // 4:
             cut = own
         out[i] = cut
     return out

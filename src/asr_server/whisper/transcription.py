@@ -28,6 +28,16 @@ PROMPT_LANGUAGE = "en"  # builds the tokenizer that encodes an initial prompt be
 TRIM_GRID_FRAMES = 100  # trimmed encodings are whole seconds long, so that batches share a length
 
 
+@dataclass(frozen=True)
+class TrimRule:
+    """How a recording shorter than one window is trimmed (``Window.encoder_frames``): one rule
+    for every recording a scheduler trims."""
+
+    margin_frames: int  # padding kept after the audio
+    detection_below: float | None = None  # None: a clip whose language is unknown is encoded whole;
+    # else it is trimmed too, and detected again longer when the top language is below this
+
+
 @dataclass
 class Window:
     """One 30 s window of one transcription, ready to be batched."""
@@ -55,21 +65,22 @@ class Window:
     def encoder_frames(self) -> int | None:
         """How far this window is encoded when it is trimmed, or None to encode it whole.
 
-        A recording shorter than one window is trimmed: encoded over its own frames and
-        ``trim_margin_frames`` of the padding after them (rounded up to a second), and decoded on that encoding alone (``WhisperEngine.encode``). Both the encoder
-        and the decoder's cross-attention then cost a fraction of a 30 s window's, and nothing
-        of any other recording is in the computation. With word timestamps, or without a
-        margin (``scheduler.trim_short_clips`` off, or a task sent with ``pack=false``), the
-        window is encoded whole, exactly as faster-whisper does. A window whose language is
-        still to be detected is trimmed only with ``trim_detection_below`` (see
-        ``batch_decoding.decode_windows``)."""
+        A recording shorter than one window is trimmed by its owner's ``TrimRule``: encoded over
+        its own frames and the rule's margin of the padding after them (rounded up to a second),
+        and decoded on that encoding alone (``WhisperEngine.encode``). Both the encoder and the
+        decoder's cross-attention then cost a fraction of a 30 s window's, and nothing of any
+        other recording is in the computation. With word timestamps, or without a rule
+        (``scheduler.trim_short_clips`` off, or a task sent with ``pack=false``), the window is
+        encoded whole, exactly as faster-whisper does. A window whose language is still to be
+        detected is trimmed only when the rule says below what probability to detect it again
+        (see ``batch_decoding.decode_windows``)."""
         owner = self.owner
-        margin = owner.trim_margin_frames
-        if margin is None or self.seek != 0 or owner.options.word_timestamps:
+        rule = owner.trim
+        if rule is None or self.seek != 0 or owner.options.word_timestamps:
             return None
-        if self.needs_language and owner.trim_detection_below is None:
+        if self.needs_language and rule.detection_below is None:
             return None
-        frames = int(np.ceil((owner.content_frames + margin) / TRIM_GRID_FRAMES) * TRIM_GRID_FRAMES)
+        frames = int(np.ceil((owner.content_frames + rule.margin_frames) / TRIM_GRID_FRAMES) * TRIM_GRID_FRAMES)
         return frames if frames < owner.engine.frames_per_window else None
 
     def detection_features(self) -> np.ndarray | None:
@@ -102,8 +113,7 @@ class Transcription:
     language: str | None = None
     language_probability: float = 1.0
     segments: list[dict[str, Any]] = field(default_factory=list)
-    trim_margin_frames: int | None = None  # None: never trimmed (see Window.encoder_frames)
-    trim_detection_below: float | None = None  # None: its language is detected on a whole window
+    trim: TrimRule | None = None  # None: never trimmed (see Window.encoder_frames)
     speech: Speech | None = None  # where the speech guard found speech; None: no guard
     prompt_bucket: int | None = None  # previous-text prompts cut to a multiple of this; None: whole
     _last_speech: float = 0.0
