@@ -56,6 +56,27 @@ def test_no_more_than_max_bytes_are_read_before_the_answer_goes_out():
     assert events == ["read 10", "read 10", "http.response.start", "http.response.body"]
 
 
+def test_a_client_that_stops_sending_is_answered_after_the_idle_bound():
+    events: list[str] = []
+
+    async def receive():
+        if events:
+            await asyncio.sleep(60)  # the client waits for the answer before it sends more
+        events.append("read")
+        return {"type": "http.request", "body": b"a", "more_body": True}
+
+    async def send(message):
+        events.append(message["type"])
+
+    async def refusing_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+    scope = {"type": "http", "headers": [(b"transfer-encoding", b"chunked")]}
+    asyncio.run(LingeringClose(refusing_app, idle_seconds=0.05)(scope, receive, send))
+    assert events == ["read", "http.response.start", "http.response.body"]
+
+
 def test_a_client_that_expects_100_continue_is_answered_at_once():
     headers = [(b"content-length", b"30"), (b"expect", b"100-continue")]
     assert run_refusing_app([b"a" * 30], headers) == ["http.response.start", "http.response.body"]

@@ -6,8 +6,9 @@ key over its limits, a declared size over the limit). Answered at once, the conn
 closes while the client is still sending; clients that write the whole body before reading
 (Python's urllib, among others) see a broken pipe or a reset instead of the 4xx or 5xx and its
 ``Retry-After``. So the answer to a request whose body is still coming waits while the rest is
-read and thrown away, up to ``max_bytes`` and ``max_seconds``: past either, the answer goes out
-and the connection closes as before. A client that sent ``Expect: 100-continue`` and nothing
+read and thrown away, up to ``max_bytes`` and ``max_seconds``, and while the client keeps sending
+(``idle_seconds`` between reads): past any of them, the answer goes out and the connection
+closes as before. A client that sent ``Expect: 100-continue`` and nothing
 yet is answered at once: it waits for the answer before sending its body.
 """
 
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LINGER_BYTES = 32 << 20  # at most this much of a refused body is read and discarded
 LINGER_S = 10.0  # for at most this long
+LINGER_IDLE_S = 2.0  # and no longer than this after the client stops sending (it waits to read)
 
 
 def _has_body(scope: Scope) -> bool:
@@ -31,10 +33,12 @@ def _has_body(scope: Scope) -> bool:
 class LingeringClose:
     """ASGI middleware: an error answer waits until the request's body has been read (bounded)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = LINGER_BYTES, max_seconds: float = LINGER_S) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int = LINGER_BYTES, max_seconds: float = LINGER_S,
+                 idle_seconds: float = LINGER_IDLE_S) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
+        self.idle_seconds = idle_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _has_body(scope):
@@ -74,7 +78,7 @@ class LingeringClose:
             if left <= 0:
                 return
             try:
-                message = await asyncio.wait_for(receive(), left)
+                message = await asyncio.wait_for(receive(), min(left, self.idle_seconds))
             except asyncio.TimeoutError:
                 return
             discarded += len(message.get("body", b""))
