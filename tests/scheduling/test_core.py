@@ -71,23 +71,24 @@ def engine(hf_tokenizer) -> ScriptedEngine:
     return ScriptedEngine(hf_tokenizer)
 
 
-def test_a_short_clip_behind_long_files_runs_at_the_next_step(engine, tmp_path):
+def clip_after_long_files(engine, tmp_path, steps: int) -> Driver:
+    """Thirteen long files, ``steps`` steps of one window, then a 4 s clip."""
     drive = Driver(engine, tmp_path, max_batch_size=1)
     for i in range(13):
         drive.add(f"long{i}", 95, loudness=0.1 + i / 20)
-    for _ in range(20):
+    for _ in range(steps):
         drive.step()
     drive.add("clip", 4)
+    return drive
+
+
+def test_a_short_clip_behind_long_files_runs_at_the_next_step(engine, tmp_path):
+    drive = clip_after_long_files(engine, tmp_path, steps=20)
     assert drive.step() == ["clip"]
 
 
 def test_a_new_task_waits_only_for_the_tasks_that_have_had_nothing_yet(engine, tmp_path):
-    drive = Driver(engine, tmp_path, max_batch_size=1)
-    for i in range(13):
-        drive.add(f"long{i}", 95, loudness=0.1 + i / 20)
-    for _ in range(8):
-        drive.step()
-    drive.add("clip", 4)
+    drive = clip_after_long_files(engine, tmp_path, steps=8)
     assert [drive.step()[0] for _ in range(6)] == [f"long{i}" for i in range(8, 13)] + ["clip"]
 
 

@@ -88,6 +88,14 @@ class Candidate:
         return self.task.waiting_since
 
 
+def priority_shares(batch: Sequence[Candidate], seconds: float) -> dict[str, float]:
+    """A step's engine time by the priority of the work it served, shared by its windows."""
+    shares: Counter[str] = Counter()
+    for candidate in batch:
+        shares[candidate.task.priority.value] += seconds / len(batch)
+    return dict(shares)
+
+
 @dataclass
 class Ended:
     """A task that left the engine: finished (``failure`` None) or failed."""
@@ -231,8 +239,7 @@ class SchedulerCore:
         share = seconds / len(batch)
         before = self.step_cost_s[kind]
         self.step_cost_s[kind] = share if math.isinf(before) else before + COST_WEIGHT * (share - before)
-        for candidate in batch:  # a step's time shared by its windows
-            counters.engine_seconds_by_priority[candidate.task.priority.value] += seconds / len(batch)
+        counters.engine_seconds_by_priority.update(priority_shares(batch, seconds))
 
     def stats(self) -> dict[str, Any]:
         counters = self.counters

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
 from asr_server.errors import Failure
-from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task
+from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task, priority_shares
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run, preparation_rank
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
@@ -302,8 +302,7 @@ class Scheduler:
         with self._cv:
             self._stats = self._core.stats()
         if self._on_batch is not None:
-            shares = Counter(c.task.priority.value for c in plan.batch)
-            self._on_batch(len(windows), elapsed, {p: elapsed * n / len(windows) for p, n in shares.items()})
+            self._on_batch(len(windows), elapsed, priority_shares(plan.batch, elapsed))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decoded %d windows in %.2f s; %d tasks active, %d being prepared",
                       len(windows), elapsed, len(self._core.active), len(self._core.preparing))
