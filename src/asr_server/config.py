@@ -63,11 +63,12 @@ class SchedulerConfig(_Section):
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
     max_step_s: float = Field(
         4.0, ge=0, le=600,
-        description="How long one engine step may be expected to take: a batch holds as many windows "
-        "as fit at their measured cost (one at least, max_batch_size at most). A step cannot be "
-        "interrupted, so new work (a short clip, an interactive task) waits for the step under way; "
-        "on a GPU batches fill anyway, on a CPU this keeps that wait short. Raise it for throughput "
-        "on CPU-bound bulk work; 0 = no limit (batches fill to max_batch_size).",
+        description="How long one engine step of whole windows (a long recording's) may be expected "
+        "to take: such a batch holds as many windows as fit at their measured cost (one at least, "
+        "max_batch_size at most). A step cannot be interrupted, so new work (a short clip, an "
+        "interactive task) waits for the step under way; on a GPU batches fill anyway, on a CPU this "
+        "keeps that wait short. Trimmed short clips always fill to max_batch_size: a newcomer would "
+        "queue behind them anyway. Raise it for throughput on CPU-bound long files; 0 = no limit.",
     )
     prompt_bucket_tokens: int = Field(
         0, ge=0, le=223,

@@ -34,9 +34,10 @@ class Driver:
         self.failed: dict[str, Failure] = {}
 
     def add(self, task_id: str, seconds: float, priority: Priority = Priority.BATCH, model: str = "",
-            deadline: float | None = None, loudness: float = 0.3, prompt_bucket: int | None = None) -> Task:
+            deadline: float | None = None, loudness: float = 0.3, prompt_bucket: int | None = None,
+            trim: TrimRule | None = None) -> Task:
         path = tone(self.tmp_path / f"{task_id}.wav", seconds, loudness)
-        transcription = prepare(path, ENGLISH, self.engine, prompt_bucket=prompt_bucket)
+        transcription = prepare(path, ENGLISH, self.engine, trim=trim, prompt_bucket=prompt_bucket)
         task = Task(task_id, transcription, priority=priority, model=model, deadline=deadline)
         self.core.claimed([task_id])
         assert self.core.prepared(task_id, task, self.now) is None
@@ -197,13 +198,21 @@ def test_the_counters_say_windows_per_step_and_engine_time_by_priority(engine, t
     assert stats["engine_seconds_by_priority"] == {"batch": 1.5, "interactive": 0.5}
 
 
-def test_a_kind_of_window_not_measured_yet_runs_alone_then_as_many_as_fit(engine, tmp_path):
+def test_whole_windows_not_measured_yet_run_alone_then_as_many_as_fit(engine, tmp_path):
     drive = Driver(engine, tmp_path)
     drive.core.policy.max_step_s = 2.5  # each scripted step takes STEP_S = 1 s
     for i in range(6):
-        drive.add(f"clip{i}", 3)
+        drive.add(f"long{i}", 95, loudness=0.1 + i / 20)
     assert len(drive.step()) == 1  # nothing measured: one window, which measures the kind
     assert len(drive.step()) == 2  # 1 s a window: two fit in 2.5 s
+
+
+def test_trimmed_windows_fill_a_batch_whatever_the_step_budget(engine, tmp_path):
+    drive = Driver(engine, tmp_path)
+    drive.core.policy.max_step_s = 0.5  # below one scripted step
+    for i in range(6):
+        drive.add(f"clip{i}", 3, trim=TrimRule(margin_frames=800))
+    assert len(drive.step()) == 6  # a newcomer would queue behind these short clips anyway
 
 
 def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
@@ -211,10 +220,8 @@ def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
 
     engine = ScriptedEngine(hf_tokenizer)
     drive = Driver(engine, tmp_path)
-    drive.add("clip", 3)
-    drive.add("long", 95)
-    for task in drive.core.active:
-        task.transcription.trim = TrimRule(margin_frames=800)
+    drive.add("clip", 3, trim=TrimRule(margin_frames=800))
+    drive.add("long", 95, trim=TrimRule(margin_frames=800))
     steps = drive.run_out()
     assert steps[0] == ["clip"] and steps[1] == ["long"]
 

@@ -62,7 +62,7 @@ class Candidate:
     window: Window
     task: Task
 
-    step_cost_s: float = 0.0  # the window's expected share of a step (SchedulerCore.step_cost_s)
+    step_cost_s: float = 0.0  # the window's expected share of a step (SchedulerCore.candidates)
 
     @property
     def batch_key(self) -> tuple[Any, ...]:
@@ -128,10 +128,10 @@ class SchedulerCore:
         self.cancelled: set[str] = set()  # being prepared: dropped when they arrive
         self.draining = False
         self.counters = Counters()
-        # A running measure of a window's share of a step's time, whole (False) or trimmed
-        # (True): what the policy fits into a step (``policy.BatchPolicy.max_step_s``). A kind
-        # not measured yet counts as filling a step, so its first step runs one window.
-        self.step_cost_s: dict[bool, float] = {False: math.inf, True: math.inf}
+        # A running measure of a whole window's share of a step's time: what the policy fits
+        # into a step (``policy.BatchPolicy.max_step_s``). Not measured yet, a window counts as
+        # filling a step, so the first step of whole windows runs one.
+        self.whole_window_cost_s = math.inf
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -180,8 +180,14 @@ class SchedulerCore:
     # -- steps -------------------------------------------------------------------------------
 
     def candidates(self) -> list[Candidate]:
-        """Each active task's windows on offer, with their expected cost."""
-        return [Candidate(window, task, self.step_cost_s[window.encoder_frames is not None])
+        """Each active task's windows on offer, with their expected cost.
+
+        Only whole windows count against the step budget. A trimmed window is a short clip's
+        whole recording: a short clip that arrives while a step of them runs would queue
+        behind them anyway (it has been served no more than they have), so capping their
+        steps would protect nobody and would cost a burst of short clips its batching. The
+        budget is for long recordings, whose later windows a newcomer overtakes."""
+        return [Candidate(window, task, 0.0 if window.encoder_frames is not None else self.whole_window_cost_s)
                 for task in self.active for window in task.transcription.windows()]
 
     def schedule(self, now: float) -> Plan:
@@ -235,10 +241,9 @@ class SchedulerCore:
         counters.windows_trimmed += sum(trimmed)
         counters.windows_retried_whole += sum(t and not o.trimmed for t, o in zip(trimmed, outcomes))
         counters.engine_seconds += seconds
-        kind = trimmed[0]  # a batch holds one kind (Candidate.batch_key)
-        share = seconds / len(batch)
-        before = self.step_cost_s[kind]
-        self.step_cost_s[kind] = share if math.isinf(before) else before + COST_WEIGHT * (share - before)
+        if not trimmed[0]:  # a batch holds one kind (Candidate.batch_key)
+            share, before = seconds / len(batch), self.whole_window_cost_s
+            self.whole_window_cost_s = share if math.isinf(before) else before + COST_WEIGHT * (share - before)
         counters.engine_seconds_by_priority.update(priority_shares(batch, seconds))
 
     def stats(self) -> dict[str, Any]:

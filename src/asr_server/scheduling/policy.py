@@ -19,9 +19,10 @@ The rules:
   ``max_batch_size`` windows that share it, in that order.
 - **Step length.** A step is what new work waits for: a CTranslate2 call cannot be interrupted.
   So a batch holds no more windows than fit in ``max_step_s`` at each window's expected cost
-  (the core's running measure for its kind, trimmed or whole), and at least one. On a GPU,
-  where a batch costs little more than one window, batches fill to ``max_batch_size``; on a CPU,
-  where cost grows with every window, steps stay short enough for a clip to be answered soon.
+  (``step_cost_s``, which the core measures for a long recording's whole windows and sets to
+  zero for trimmed short clips), and at least one. On a GPU, where a batch costs little more
+  than one window, batches fill to ``max_batch_size``; on a CPU, where cost grows with every
+  window, steps of long files stay short enough for a clip to be answered soon.
 - **Full.** A batch of ``max_batch_size`` windows, or as many as fit in a step, is full and
   runs at once: holding it back would gain nothing.
 - **Hold back.** A batch that is not full is held only while other tasks are being prepared
