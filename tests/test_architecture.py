@@ -13,7 +13,7 @@ MAX_LINES = 450
 
 # What each layer may import besides itself. "base" is config, errors and logs, which every
 # layer may use; the entry points (cli, client, __main__) sit on top and may use anything.
-BASE = {"config", "config_loading", "errors", "logs", "__init__", "__version__"}
+BASE = {"config", "config_loading", "model_config", "errors", "logs", "__init__", "__version__"}
 MAY_IMPORT = {
     "http": {"service", "store.records", "text"},
     "service": {"scheduling", "store", "engine", "text"},

@@ -13,7 +13,7 @@ from asr_server.config_loading import ConfigError, load_settings
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["cpu-int8.toml", "gpu-fp16.toml", "gpu-int8.toml"])
+@pytest.mark.parametrize("name", ["cpu-int8.toml", "gpu-fp16.toml", "gpu-int8.toml", "two-models.toml"])
 def test_shipped_configs_are_valid(name):
     settings = load_settings(REPO / "configs" / name, environ={})
     assert settings.model.name == "base"
@@ -89,3 +89,26 @@ def test_an_environment_value_is_json_where_it_parses():
                                             "ASR_SERVER__HOST": "0.0.0.0"})
     assert settings.decoding.language is None and settings.decoding.vad_filter is True
     assert settings.server.host == "0.0.0.0"
+
+
+def test_several_models_are_listed_by_id_the_default_first(tmp_path):
+    path = tmp_path / "two.toml"
+    path.write_text('[model]\nname = "base"\n\n[[models]]\nname = "tiny.en"\nload = "first_use"\n'
+                    '\n[[models]]\nid = "mine"\nname = "/srv/models/whisper-small-ct2"\n')
+    settings = load_settings(path, environ={})
+    assert list(settings.all_models) == ["base", "tiny.en", "mine"]
+    assert settings.all_models["tiny.en"].is_english_only and not settings.all_models["base"].is_english_only
+
+
+def test_two_models_with_one_id_are_refused_by_name(tmp_path):
+    path = tmp_path / "dup.toml"
+    path.write_text('[[models]]\nname = "/srv/other/base"\n')
+    with pytest.raises(ConfigError, match=r"models\[0\]\.id = 'base' names another model already"):
+        load_settings(path, environ={})
+
+
+def test_an_unknown_key_of_a_listed_model_is_refused_by_name(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[models]]\nname = "tiny.en"\ncolour = "blue"\n')
+    with pytest.raises(ConfigError, match=r"models\.0\.colour"):
+        load_settings(path, environ={})

@@ -56,6 +56,9 @@ def test_the_configuration_reference_is_generated_from_the_models():
 def test_every_configuration_key_has_a_description():
     from asr_server.config import Settings
 
-    missing = [f"{section}.{key}" for section, field in Settings.model_fields.items()
+    sections = {name: field for name, field in Settings.model_fields.items() if name != "models"}
+    missing = [f"{section}.{key}" for section, field in sections.items()
                for key, sub in field.annotation.model_fields.items() if not sub.description]
+    if not Settings.model_fields["models"].description:
+        missing.append("models")
     assert not missing, missing

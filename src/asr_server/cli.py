@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--zh-script", choices=["simplified", "traditional", "as-is"],
                             help="script of Chinese results (default: the config's, simplified)")
     transcribe.add_argument("--output-dir", help="write <name>.<format> files here instead of stdout")
+    transcribe.add_argument("--model", help="the id of one of the configured models (default: [model])")
 
     submit = commands.add_parser("submit", help="send files to a running server and optionally wait for them")
     submit.add_argument("files", nargs="+")
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     hash_key = commands.add_parser("hash-key", help="print the SHA-256 digest of an API key, for auth.api_key_hashes")
     hash_key.add_argument("key", nargs="?", help="the key (default: read one line from stdin)")
 
-    provision = commands.add_parser("provision", help="assemble or fetch the configured model once")
+    provision = commands.add_parser("provision", help="assemble or fetch every configured model once")
     provision.add_argument("--config")
     return parser
 
@@ -96,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "provision":
         from asr_server.engine.models import resolve_model
 
-        model = settings.model
-        print(resolve_model(model.name, model.resolved_cache_dir()))
+        for model in settings.all_models.values():  # one directory a line, the default first
+            print(resolve_model(model.name, model.resolved_cache_dir()))
         return 0
     return _transcribe(settings, args)
 
@@ -125,15 +126,19 @@ def _serve(settings: Settings, log_level: str) -> int:
 def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from asr_server.engine.whisper_engine import WhisperEngine
     from asr_server.scheduling.memory_source import Job, ListSource
-    from asr_server.engine.models import resolve_model
     from asr_server.scheduling.scheduler import Scheduler
-    from asr_server.service.task_options import decoding_for, finalizer
+    from asr_server.service.model_loading import model_pool
+    from asr_server.service.task_options import OptionError, choose_model, decoding_for, finalizer
 
-    model = settings.model
-    engine = WhisperEngine(resolve_model(model.name, model.resolved_cache_dir()), model)
-    source = ListSource([Job(str(i), path) for i, path in enumerate(args.files)])
+    try:
+        model = choose_model(args.model or "", settings.all_models,
+                             {"language": settings.decoding.language, "task": settings.decoding.task})
+    except OptionError as exc:
+        print(f"asr-server: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    options = {"model": model} if args.model else {}
+    source = ListSource([Job(str(i), path, dict(options)) for i, path in enumerate(args.files)])
     progress: dict[str, tuple[float, float]] = {}
     bar = tqdm(total=len(args.files), unit="file", file=sys.stderr, dynamic_ncols=True)
 
@@ -142,9 +147,10 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
         done = sum(f * d for f, d in progress.values())
         bar.set_postfix_str(f"{done:.0f} s of audio transcribed")
 
-    scheduler = Scheduler(engine, source, settings.scheduler, settings.decoding, on_progress=on_progress,
-                          finalize=finalizer(settings.output),
-                          options_for=decoding_for(settings.decoding, settings.output))
+    scheduler = Scheduler(model_pool(settings), source, settings.scheduler, settings.decoding,
+                          on_progress=on_progress, finalize=finalizer(settings.output),
+                          options_for=decoding_for(settings.decoding, settings.output),
+                          model=settings.model.model_id)
     scheduler.start()
     finished = 0
     while not source.done.wait(0.2):

@@ -14,40 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
+from asr_server.model_config import ModelConfig, _Section
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Section):
-    """Which Whisper model to load, and how."""
-
-    name: str = Field(
-        "base",
-        description="A bundled model ('base', 'small'), a local CTranslate2 model directory, "
-        "or a faster-whisper model name fetched from the Hugging Face hub.",
-    )
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the model runs: 'cpu', 'cuda' or 'auto'.")
-    compute_type: Literal[
-        "default", "auto", "int8", "int8_float16", "int8_float32", "int8_bfloat16",
-        "float16", "bfloat16", "float32",
-    ] = Field("int8", description="CTranslate2 precision: 'int8' on CPU; 'float16' or 'int8_float16' on GPU.")
-    cpu_threads: int = Field(
-        0, ge=0, description="CTranslate2 intra_threads; 0 = its default. Keep it at or below the core count.",
-    )
-    device_index: int = Field(0, ge=0, description="Which GPU, with device = 'cuda'.")
-    encode_batch_size: int = Field(
-        1, ge=1, le=256,
-        description="Windows per encoder call. On CPU the encoder gains nothing from batching "
-        "(docs/decisions.md); on GPU it does.",
-    )
-    cache_dir: str = Field("", description="Where bundled models are assembled; '' = ~/.cache/asr-server.")
-
-    def resolved_cache_dir(self) -> Path:
-        if self.cache_dir:
-            return Path(self.cache_dir).expanduser()
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "asr-server"
+__all__ = ["ModelConfig", "Settings"]  # ModelConfig lives in model_config.py; most import it from here
 
 
 class SchedulerConfig(_Section):
@@ -61,6 +30,10 @@ class SchedulerConfig(_Section):
         "nothing else is on the way.",
     )
     max_active_tasks: int = Field(32, ge=1, description="Tasks decoded and held in memory at once.")
+    max_loaded_models: int = Field(
+        0, ge=0, description="Models loaded at once: loading one more first unloads the least recently "
+        "used model that no task holds, and waits for one when every loaded model is in use. 0 = no limit.",
+    )
     max_step_s: float = Field(
         4.0, ge=0, le=600,
         description="How long one engine step of whole windows (a long recording's) may be expected "
@@ -402,6 +375,11 @@ class OpenAIConfig(_Section):
 
 class Settings(_Section):
     model: ModelConfig = ModelConfig()
+    models: list[ModelConfig] = Field(
+        default_factory=list,
+        description="More models, each chosen per task by its id ([[models]] tables with the keys of "
+        "[model]); [model] is the default one.",
+    )
     scheduler: SchedulerConfig = SchedulerConfig()
     decoding: DecodingOptions = DecodingOptions()
     output: OutputOptions = OutputOptions()
@@ -426,6 +404,21 @@ class Settings(_Section):
             raise ValueError("audio_store.kind = 'local' with store.kind = 'redis' needs audio_store.dir, "
                              "a directory every replica mounts")
         return self
+
+    @model_validator(mode="after")
+    def _model_ids_are_unique(self) -> "Settings":
+        seen: set[str] = set()
+        for where, model in [("model", self.model), *((f"models[{i}]", m) for i, m in enumerate(self.models))]:
+            if model.model_id in seen or model.model_id == "whisper-1":
+                raise ValueError(f"{where}.id = {model.model_id!r} names another model already; "
+                                 "give each model its own id ('whisper-1' means the default model)")
+            seen.add(model.model_id)
+        return self
+
+    @property
+    def all_models(self) -> dict[str, ModelConfig]:
+        """Every configured model by id, the default ([model]) first."""
+        return {model.model_id: model for model in (self.model, *self.models)}
 
     @property
     def audio_kind(self) -> str:

@@ -206,3 +206,27 @@ def test_a_file_dropped_on_the_page_becomes_a_task(browser, server):
     dropped.locator('.status:text("done")').wait_for(timeout=DONE_TIMEOUT_MS)
     assert "ask not what your country" in dropped.locator(".segments").inner_text()
     context.close()
+
+
+def test_a_server_of_one_model_offers_no_model_choice(browser, server):
+    context = browser.new_context()
+    watched = Watched(context, server.url + "/")
+    watched.page.wait_for_load_state("networkidle")
+    assert watched.page.locator("#model-choice").is_hidden()
+    context.close()
+
+
+def test_on_a_server_of_several_models_the_chosen_model_transcribes(browser, server_factory):
+    two = server_factory(extra_env={"ASR_MODELS": '[{"name": "tiny.en"}]'}).start()
+    context = browser.new_context()
+    watched = Watched(context, two.url + "/")
+    choice = watched.page.locator("#model-choice")
+    choice.wait_for(state="visible", timeout=10_000)
+    assert watched.page.locator("#model option").all_inner_texts() == ["base", "tiny.en"]
+    watched.page.select_option("#model", "tiny.en")
+    watched.page.set_input_files("#files", [str(AUDIO / "jfk.flac")])
+    jfk = row(watched, "jfk.flac")
+    jfk.locator('.status:text("done")').wait_for(timeout=DONE_TIMEOUT_MS)
+    task_id = jfk.get_attribute("data-task-id")
+    context.close()
+    assert httpx.get(f"{two.url}/api/v1/asr/task/{task_id}", timeout=10).json()["result"]["model"] == "tiny.en"

@@ -134,6 +134,7 @@ def test_windows_of_different_models_never_share_a_batch(engine, tmp_path):
     for step in drive.run_out():
         assert len({task_id[0] for task_id in step}) == 1, step
     assert sorted(drive.finished) == sorted(f"{m}{i}" for m in "ab" for i in range(3))
+    assert set(drive.core.stats()["steps_by_model"]) == {"base", "tiny.en"}  # no "base+tiny.en"
 
 
 def test_a_failed_engine_call_fails_only_the_tasks_of_its_batch(engine, tmp_path):
@@ -235,3 +236,22 @@ def test_prompt_buckets_let_windows_of_different_prompt_lengths_share_a_batch(en
     plan = drive.core.schedule(drive.now)
     assert isinstance(plan, Run)
     assert (len(plan.batch) == 2) == shared
+
+
+def test_models_take_turns_when_a_burst_for_one_is_waiting(engine, tmp_path):
+    drive = Driver(engine, tmp_path, max_batch_size=2)
+    for i in range(8):
+        drive.add(f"a{i}", 3, model="base")
+    assert drive.step() == ["a0", "a1"]
+    drive.add("b0", 3, model="tiny.en")
+    assert [drive.step() for _ in range(3)] == [["a2", "a3"], ["b0"], ["a4", "a5"]]
+
+
+def test_a_model_idle_for_a_while_earns_no_credit_for_it(engine, tmp_path):
+    drive = Driver(engine, tmp_path, max_batch_size=1)
+    drive.add("a", 95, model="base")
+    for _ in range(2):
+        drive.step()  # base alone has had 2 s of the engine
+    drive.add("b", 95, model="tiny.en")
+    # tiny.en starts level with base (not 2 s behind): they alternate, the less served first.
+    assert [drive.step()[0] for _ in range(4)] == ["b", "a", "b", "a"]

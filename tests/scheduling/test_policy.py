@@ -19,6 +19,7 @@ class W:
     served: int = 0  # windows its task has had decoded
     waiting_since: float = 0.0
     step_cost_s: float = 0.0  # its expected share of a step
+    model_time: float = 0.0  # its model's engine time so far
 
 
 def names(plan) -> list[str]:

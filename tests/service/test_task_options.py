@@ -90,3 +90,39 @@ def test_an_unknown_priority_is_refused_naming_the_field():
     with pytest.raises(OptionError) as refused:
         parse_task_options({"priority": "urgent"})
     assert refused.value.field == "priority" and "interactive" in str(refused.value)
+
+
+def models(*ids: str) -> dict:
+    from asr_server.config import ModelConfig
+
+    return {model_id: ModelConfig(name=model_id) for model_id in ids}
+
+
+def test_a_model_is_chosen_by_its_id_and_recorded_on_a_server_of_several():
+    assert parse_task_options({"model": "tiny.en"}, models=models("base", "tiny.en")) == {"model": "tiny.en"}
+    assert parse_task_options({}, models=models("base", "tiny.en")) == {"model": "base"}
+
+
+def test_whisper_1_names_the_default_model():
+    assert parse_task_options({"model": "whisper-1"}, models=models("base", "tiny.en")) == {"model": "base"}
+
+
+def test_a_server_of_one_model_records_no_model():
+    assert parse_task_options({"model": "base"}, models=models("base")) == {}
+
+
+def test_an_unknown_model_is_refused_naming_the_models_there_are():
+    with pytest.raises(OptionError, match="Invalid 'model': unknown model 'large'; this server has: base, tiny.en"):
+        parse_task_options({"model": "large"}, models=models("base", "tiny.en"))
+
+
+@pytest.mark.parametrize("fields, field", [({"language": "de"}, "language"), ({"task": "translate"}, "task")])
+def test_an_english_only_model_refuses_other_languages_and_translation(fields, field):
+    with pytest.raises(OptionError, match=f"Invalid '{field}': the model 'tiny.en' knows English only") as caught:
+        parse_task_options({"model": "tiny.en", **fields}, models=models("base", "tiny.en"))
+    assert caught.value.field == field
+
+
+def test_an_english_only_model_takes_english():
+    options = parse_task_options({"model": "tiny.en", "language": "en"}, models=models("base", "tiny.en"))
+    assert options["model"] == "tiny.en"

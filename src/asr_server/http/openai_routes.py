@@ -46,13 +46,14 @@ def openai_error(message: str, status: int, param: str | None = None, kind: str 
 
 
 def model_ids(settings: Settings) -> list[str]:
-    """The names ``model`` may take: OpenAI's ``whisper-1`` and the configured model's own."""
-    name = settings.model.name
-    return [DEFAULT_MODEL] + ([name] if name != DEFAULT_MODEL else [])
+    """The names ``model`` may take: OpenAI's ``whisper-1`` (the default model) and each
+    configured model's id."""
+    return [DEFAULT_MODEL, *settings.all_models]
 
 
-def model_not_found(model: str) -> JSONResponse:
-    return openai_error(f"The model '{model}' does not exist", 404, "model", code="model_not_found")
+def model_not_found(model: str, settings: Settings) -> JSONResponse:
+    return openai_error(f"The model '{model}' does not exist; this server has: {', '.join(model_ids(settings))}",
+                        404, "model", code="model_not_found")
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -116,8 +117,10 @@ async def _transcribe(request: Request, task: str) -> Response:
         for extra in ("pack", "speech_guard", "priority"):  # this server's own extra fields (docs/api.md)
             if extra in fields:
                 form[extra] = fields[extra]
+        if fields.get("model", "").strip() in model_ids(service.settings):  # else lenient: the default
+            form["model"] = fields["model"].strip()
         try:
-            options = parse_task_options(form)
+            options = parse_task_options(form, models=service.settings.all_models)
         except OptionError as exc:
             problem = (str(exc), "prompt" if exc.field == "initial_prompt" else exc.field)
     if problem is not None:
@@ -156,7 +159,7 @@ def _model_refused(fields: dict[str, str], settings: Settings) -> JSONResponse |
     if not model:
         return openai_error("You must provide a model parameter", 400, "model")
     if model not in model_ids(settings):
-        return model_not_found(model)
+        return model_not_found(model, settings)
     return None
 
 
@@ -219,21 +222,28 @@ def _answer(result: dict[str, Any], response_format: str, task: str, headers: di
     return JSONResponse(body, headers=headers)
 
 
-def _model_object(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": "asr-server"}
+def _model_objects(request: Request) -> dict[str, dict[str, Any]]:
+    """OpenAI's model objects by id, with whether each is loaded now (``whisper-1`` stands for
+    the default model)."""
+    service = request.app.state.service
+    status = service.models_status()
+    default = next(iter(status))
+    return {model_id: {"id": model_id, "object": "model", "created": 0, "owned_by": "asr-server",
+                       "loaded": status[default if model_id == DEFAULT_MODEL else model_id]["loaded"]}
+            for model_id in model_ids(service.settings)}
 
 
 async def models(request: Request) -> JSONResponse:
-    ids = model_ids(request.app.state.service.settings)
-    return JSONResponse({"object": "list", "data": [_model_object(i) for i in ids]})
+    return JSONResponse({"object": "list", "data": list(_model_objects(request).values())})
 
 
 async def model(request: Request) -> JSONResponse:
     """``GET /v1/models/{model}``: one model, or OpenAI's 404 ``model_not_found``."""
+    objects = _model_objects(request)
     model_id = request.path_params["model"]
-    if model_id not in model_ids(request.app.state.service.settings):
-        return model_not_found(model_id)
-    return JSONResponse(_model_object(model_id))
+    if model_id not in objects:
+        return model_not_found(model_id, request.app.state.service.settings)
+    return JSONResponse(objects[model_id])
 
 
 ROUTES = [

@@ -46,6 +46,7 @@ class Task:
     priority: Priority = Priority.BATCH
     deadline: float | None = None  # on the caller's clock
     model: str = ""
+    engine: Any = None  # the model's engine, which decodes its windows
     served: int = 0  # windows decoded so far
     waiting_since: float = 0.0  # when its windows on offer were offered
 
@@ -63,6 +64,7 @@ class Candidate:
     task: Task
 
     step_cost_s: float = 0.0  # the window's expected share of a step (SchedulerCore.candidates)
+    model_time: float = 0.0  # its model's share of engine time so far (SchedulerCore.model_time)
 
     @property
     def batch_key(self) -> tuple[Any, ...]:
@@ -115,6 +117,8 @@ class Counters:
     audio_seconds_done: float = 0.0
     engine_seconds: float = 0.0  # time spent in the engine's steps
     engine_seconds_by_priority: Counter[str] = field(default_factory=Counter)
+    # steps by the models of their windows ("a+b" would be a batch that mixed two: never)
+    steps_by_model: Counter[str] = field(default_factory=Counter)
 
 
 class SchedulerCore:
@@ -132,6 +136,11 @@ class SchedulerCore:
         # into a step (``policy.BatchPolicy.max_step_s``). Not measured yet, a window counts as
         # filling a step, so the first step of whole windows runs one.
         self.whole_window_cost_s = math.inf
+        # Engine seconds each model has had while it had work: the policy serves the model
+        # with the least first, so that models share the engine equally while both have work.
+        # A model that gets work after having none starts level with the least of those
+        # that have work, not at what it had before: idle time earns no credit.
+        self.model_time: dict[str, float] = {}
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -154,6 +163,9 @@ class SchedulerCore:
             return task
         if task is not None:
             task.waiting_since = now
+            if all(other.model != task.model for other in self.active):
+                busy = [self.model_time.get(other.model, 0.0) for other in self.active]
+                self.model_time[task.model] = max(self.model_time.get(task.model, 0.0), min(busy, default=0.0))
             self.active.append(task)
         return None
 
@@ -187,7 +199,8 @@ class SchedulerCore:
         behind them anyway (it has been served no more than they have), so capping their
         steps would protect nobody and would cost a burst of short clips its batching. The
         budget is for long recordings, whose later windows a newcomer overtakes."""
-        return [Candidate(window, task, 0.0 if window.encoder_frames is not None else self.whole_window_cost_s)
+        return [Candidate(window, task, 0.0 if window.encoder_frames is not None else self.whole_window_cost_s,
+                          self.model_time.get(task.model, 0.0))
                 for task in self.active for window in task.transcription.windows()]
 
     def schedule(self, now: float) -> Plan:
@@ -245,6 +258,10 @@ class SchedulerCore:
             share, before = seconds / len(batch), self.whole_window_cost_s
             self.whole_window_cost_s = share if math.isinf(before) else before + COST_WEIGHT * (share - before)
         counters.engine_seconds_by_priority.update(priority_shares(batch, seconds))
+        models = sorted({c.task.model for c in batch})
+        counters.steps_by_model["+".join(models)] += 1
+        for model in models:
+            self.model_time[model] = self.model_time.get(model, 0.0) + seconds
 
     def stats(self) -> dict[str, Any]:
         counters = self.counters
@@ -259,6 +276,7 @@ class SchedulerCore:
             "mean_windows_per_step": round(counters.windows_decoded / max(1, counters.batch_sizes.total()), 3),
             "engine_seconds": round(counters.engine_seconds, 3),
             "engine_seconds_by_priority": {k: round(v, 3) for k, v in sorted(counters.engine_seconds_by_priority.items())},
+            "steps_by_model": dict(sorted(counters.steps_by_model.items())),
         }
 
 

@@ -9,7 +9,9 @@ The rules:
 
 - **Order.** Windows are served in this order: first a batch window that has waited
   ``starvation_bound_s`` or longer (so that no batch task is passed over for longer than that,
-  whatever else arrives); then interactive windows (a client is waiting on them live); then the
+  whatever else arrives); then interactive windows (a client is waiting on them live); then,
+  where several models have work, the model that has had the least engine time while it had
+  work (so that a burst for one model cannot starve another: they take turns); then the
   earliest deadline; then the task that has had the fewest windows decoded so far; then the
   window that has waited longest. Serving the least-served task first (foreground-background
   scheduling) is what keeps a short clip from waiting behind long files: a new task has had
@@ -55,6 +57,8 @@ class Batchable(Protocol):
     def waiting_since(self) -> float: ...
     @property
     def step_cost_s(self) -> float: ...
+    @property
+    def model_time(self) -> float: ...
 
 
 def preparation_rank(interactive: bool, audio_bytes: int, arrival: int) -> tuple[int, int, int]:
@@ -103,11 +107,11 @@ class BatchPolicy:
     def order(self, windows: Sequence[Batchable], now: float) -> list[Any]:
         """The windows in the order they are served (stable: equals keep their given order)."""
 
-        def rank(window: Batchable) -> tuple[int, float, int, float]:
+        def rank(window: Batchable) -> tuple[int, float, float, int, float]:
             starving = not window.interactive and now - window.waiting_since >= self.starvation_bound_s
             klass = 0 if starving else 1 if window.interactive else 2
             deadline = window.deadline if window.deadline is not None else math.inf
-            return klass, deadline, window.served, window.waiting_since
+            return klass, window.model_time, deadline, window.served, window.waiting_since
 
         return sorted(windows, key=rank)
 

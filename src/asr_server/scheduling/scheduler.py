@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
 from asr_server.errors import Failure
 from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task, priority_shares
+from asr_server.scheduling.model_pool import ModelPool, PoolClosed
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run, preparation_rank
 from asr_server.scheduling.preparation import prepare
 from asr_server.whisper.batch_decoding import decode_windows
@@ -69,7 +70,7 @@ class Scheduler:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | ModelPool,
         source: WorkSource,
         config: SchedulerConfig,
         defaults: DecodingOptions,
@@ -81,14 +82,10 @@ class Scheduler:
         model: str = "",
     ) -> None:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
-        self._engine = engine
+        # The models, by id; ``model`` is the one a task that names none uses. One engine
+        # stands for a pool of that one model.
+        self._models = engine if isinstance(engine, ModelPool) else ModelPool.of(engine, model)
         self._model = model
-        # The one trimming rule of every task that may be trimmed. Detection on a trimmed
-        # encoding needs the window's own encoding to detect on.
-        self._trim = TrimRule(
-            round(config.trim_margin_s / engine.seconds_per_frame),
-            config.trim_detection_below if config.detect_on_window and config.trim_detection_below < 1 else None,
-        ) if config.trim_short_clips else None
         self._on_batch = on_batch  # (windows, seconds, seconds by priority) after each step, for metrics
         self._source = source
         self._config = config
@@ -155,6 +152,7 @@ class Scheduler:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
+        self._models.close()  # a preparation waiting for a model stops waiting
         for thread in (self._claimer, self._thread):
             if thread is not None:
                 thread.join(timeout)
@@ -187,6 +185,7 @@ class Scheduler:
                 self._wake = False
             try:
                 self._intake()
+                self._models.unload_idle()
             except Exception:
                 log.exception("claiming work failed; retrying")
 
@@ -217,18 +216,35 @@ class Scheduler:
             _, job = heapq.heappop(self._to_prepare)
         self._prepare(job)
 
+    def _trim_rule(self, engine: Engine) -> TrimRule | None:
+        """The one trimming rule of every task that may be trimmed. Detection on a trimmed
+        encoding needs the window's own encoding to detect on."""
+        config = self._config
+        if not config.trim_short_clips:
+            return None
+        below = config.trim_detection_below if config.detect_on_window and config.trim_detection_below < 1 else None
+        return TrimRule(round(config.trim_margin_s / engine.seconds_per_frame), below)
+
     def _prepare(self, job: Job) -> None:
         task: Task | None = None
+        held: str | None = None  # the model this preparation holds
         try:
             options = job.options or {}
+            model = options.get("model") or self._model
+            engine = self._models.acquire(model)  # may wait for the model to load
+            held = model
             # A task may ask for faster-whisper's exact computation (form field pack=false):
             # then its window is encoded whole, never trimmed.
-            trim = self._trim if options.get("pack", True) else None
-            transcription = prepare(job.audio_path, self._options_for(options), self._engine, trim,
+            trim = self._trim_rule(engine) if options.get("pack", True) else None
+            transcription = prepare(job.audio_path, self._options_for(options), engine, trim,
                                     self._max_audio_seconds, self._config.prompt_bucket_tokens or None)
             task = Task(job.task_id, transcription, options, Priority(options.get("priority", "batch")),
-                        model=self._model)
+                        model=model, engine=engine)
+        except PoolClosed:
+            log.info("task %s left unprepared: the server is stopping", job.task_id, extra={"task_id": job.task_id})
         except Exception as exc:
+            if held is not None:
+                self._models.release(held)
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, Failure.of(exc))
         finally:
@@ -246,7 +262,7 @@ class Scheduler:
                     return
             released = self._take_inbox()
             for task in released:
-                task.release()
+                self._let_go(task)
                 log.info("task cancelled: its windows leave the engine", extra={"task_id": task.task_id})
             self._record(self._core.take_finished())
             plan = self._core.schedule(time.monotonic())
@@ -287,11 +303,17 @@ class Scheduler:
                     return
                 self._cv.wait(left)
 
+    def _let_go(self, task: Task) -> None:
+        """A task leaves the engine: its features and its hold on its model go."""
+        task.release()
+        self._models.release(task.model)
+
     def _step(self, plan: Run) -> None:
         windows = [candidate.window for candidate in plan.batch]
+        engine = plan.batch[0].task.engine  # a batch holds one model (Candidate.batch_key)
         started = time.perf_counter()
         try:
-            outcomes = decode_windows(self._engine, windows, self._config.detect_on_window)
+            outcomes = decode_windows(engine, windows, self._config.detect_on_window)
         except Exception as exc:
             log.exception("a batch of %d windows failed", len(windows))
             self._record(self._core.update_failed(plan, Failure.of(exc)))
@@ -318,7 +340,7 @@ class Scheduler:
         if not ended:
             return
         for end in ended:
-            end.task.release()
+            self._let_go(end.task)
             if end.failure is not None:
                 self._fail(end.task.task_id, end.failure)
                 continue
@@ -326,6 +348,8 @@ class Scheduler:
                 result = end.task.transcription.result()
                 if self._finalize is not None:
                     result = self._finalize(result, end.task.options)
+                if "model" in end.task.options:  # a task that chose its model learns which ran
+                    result = {**result, "model": end.task.model}
                 self._source.finish(end.task.task_id, result)
             except Exception as exc:
                 log.exception("could not record the result of task %s", end.task.task_id,

@@ -19,7 +19,7 @@ from typing import Any
 
 from asr_server.config import Settings
 from asr_server.service.metrics import Metrics
-from asr_server.engine.models import resolve_model
+from asr_server.service.model_loading import model_pool
 from asr_server.scheduling.scheduler import Scheduler
 from asr_server.store.audio_store import AudioStore, LocalAudioStore
 from asr_server.store.records import TaskStore
@@ -51,6 +51,7 @@ class Service:
         self.max_upload_bytes = int(limit_mb * 1_000_000)
         self.store: TaskStore | None = None
         self.scheduler: Scheduler | None = None
+        self.model_pool = model_pool(settings)
         self.load_error: str | None = None
         self._lock_file: Any = None
         self._loader: threading.Thread | None = None
@@ -183,17 +184,33 @@ class Service:
         self._loader = threading.Thread(target=self._load_engine, name="asr-loader", daemon=True)
         self._loader.start()
 
-    def _load_engine(self) -> None:
-        from asr_server.engine.whisper_engine import WhisperEngine  # heavy import, off the start-up path
+    def models_status(self) -> dict[str, dict[str, Any]]:
+        """Each configured model, the default first: loaded or not, and why its last load failed."""
+        return self.model_pool.status()
 
+    def _load_startup_models(self) -> None:
+        """Load the models configured to load at start-up, the default first: a default that
+        fails leaves the server unready; another one's failure is in its status, and its tasks
+        try again."""
+        for model_id, config in self.settings.all_models.items():
+            if config.load != "startup":
+                continue
+            try:
+                self.model_pool.acquire(model_id)
+            except Exception:
+                if model_id == self.settings.model.model_id:
+                    raise
+                continue
+            self.model_pool.release(model_id)
+
+    def _load_engine(self) -> None:
         try:
+            self._load_startup_models()
             model = self.settings.model
-            model_dir = resolve_model(model.name, model.resolved_cache_dir())
-            engine = WhisperEngine(model_dir, model)
             assert self.store is not None
             self.notifier = Notifier(self.settings.webhooks, self.store, self._webhook_body)
             scheduler = Scheduler(
-                engine,
+                self.model_pool,
                 TaskEvents(self.store, self.notifier, self.metrics, self.waiters, self.settings.store.max_attempts),
                 self.settings.scheduler,
                 self.settings.decoding,
@@ -202,13 +219,13 @@ class Service:
                 options_for=decoding_for(self.settings.decoding, self.settings.output),
                 on_batch=self.metrics.observe_batch,
                 max_audio_seconds=self.settings.server.max_audio_seconds,
-                model=model.name,
+                model=model.model_id,
             )
             scheduler.start()
             self.scheduler = scheduler
             if hasattr(self.store, "on_lease_lost"):  # shared stores tell of tasks deleted or taken elsewhere
                 self.store.on_lease_lost = scheduler.cancel
-            log.info("model %s loaded from %s; scheduler running", model.name, model_dir)
+            log.info("scheduler running; models: %s", ", ".join(self.settings.all_models))
         except Exception as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.exception("the model could not be loaded")

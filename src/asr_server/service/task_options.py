@@ -7,13 +7,13 @@ know are ignored, so clients written for other Whisper servers keep working.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from asr_server.config import DecodingOptions, OutputOptions, apply_decoding
+from asr_server.config import DecodingOptions, ModelConfig, OutputOptions, apply_decoding
 from asr_server.scheduling.core import Priority
 from asr_server.service.webhook_targets import Network, TargetRefused, check_literal
 from asr_server.text.zh_script import apply_zh_script, steer_decoding
@@ -32,13 +32,18 @@ DECODING_FIELDS = {
 }
 
 
-FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority")  # every option a task takes
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "model")  # every option a task takes
 PACK_DESCRIPTION = ("false gives this task faster-whisper's exact computation: a recording shorter "
                     "than 30 s is encoded as a whole 30 s window, not trimmed to its own length "
                     "(scheduler.trim_short_clips).")
 PRIORITY_DESCRIPTION = ("interactive: a client waits on this task live, and its windows run before batch "
                         "work; batch (the default): file work, never passed over for longer than "
                         "scheduler.starvation_bound_s.")
+
+
+DEFAULT_MODEL_ALIAS = "whisper-1"  # OpenAI's name for its Whisper model: here, the default model
+MODEL_DESCRIPTION = ("The id of one of the server's models (GET /v1/models); absent or whisper-1: the default model. "
+                     "On a server with several models the result names the model that made it.")
 
 
 def form_schema() -> dict[str, dict[str, Any]]:
@@ -55,6 +60,8 @@ def form_schema() -> dict[str, dict[str, Any]]:
         elif name == "priority":
             schema = {"type": "string", "enum": [p.value for p in Priority], "default": Priority.BATCH.value,
                       "description": PRIORITY_DESCRIPTION}
+        elif name == "model":
+            schema = {"type": "string", "description": MODEL_DESCRIPTION}
         elif name == "temperature":
             schema = {"type": "string", "description": "One temperature, or several separated by commas: "
                       "the fallback order."}
@@ -109,9 +116,11 @@ def _validated(model: type[BaseModel], values: dict[str, Any], field_of: dict[st
         raise OptionError(field_of.get(key, key), error["msg"].removeprefix("Value error, ")) from None
 
 
-def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Network] = ()) -> dict[str, Any]:
+def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Network] = (),
+                       models: Mapping[str, ModelConfig] | None = None) -> dict[str, Any]:
     """The task options named by ``fields``; raises OptionError naming a bad field.
-    ``allowed_networks``: where a callback_url may point besides public addresses."""
+    ``allowed_networks``: where a callback_url may point besides public addresses; ``models``:
+    the server's models by id, the default first (``Settings.all_models``)."""
     options: dict[str, Any] = {}
     output = {name: fields[name] for name in OUTPUT_FIELDS if fields.get(name, "") != ""}
     if output:
@@ -137,7 +146,27 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
             raise OptionError("priority", f"expected one of {', '.join(Priority)}")
         if priority != Priority.BATCH:
             options["priority"] = priority
+    if models is not None:
+        model = choose_model(fields.get("model", "").strip(), models, options.get("decoding", {}))
+        if len(models) > 1:
+            options["model"] = model  # on a server of several models, the record says which
     return options
+
+
+def choose_model(model: str, models: Mapping[str, ModelConfig], decoding: Mapping[str, Any]) -> str:
+    """The id of the model a task asked for ('' for the default), checked against what the
+    task asks of it: an English-only model neither translates nor reads another language."""
+    default = next(iter(models))
+    model = default if model in ("", DEFAULT_MODEL_ALIAS) else model
+    if model not in models:
+        raise OptionError("model", f"unknown model '{model}'; this server has: {', '.join(models)}")
+    if models[model].is_english_only:
+        if decoding.get("task") == "translate":
+            raise OptionError("task", f"the model '{model}' knows English only and cannot translate")
+        language = decoding.get("language")
+        if language not in (None, "en"):
+            raise OptionError("language", f"the model '{model}' knows English only, not '{language}'")
+    return model
 
 
 def decoding_for(decoding: DecodingOptions, output: OutputOptions) -> Callable[[dict[str, Any]], DecodingOptions]:

@@ -1,5 +1,5 @@
 // The page uses only the public API: POST /api/v1/asr/task, GET /api/v1/asr/task/{id}
-// (?progress=true while it runs, ?format= for downloads). Audio stays in the browser for playback.
+// (?progress=true while it runs, ?format= for downloads), GET /v1/models for the model choice. Audio stays in the browser for playback.
 "use strict";
 
 const POLL_MS = 1000;
@@ -60,7 +60,7 @@ async function submit(file) {
 
   const form = new FormData();
   form.append("file", file, file.name);
-  for (const name of ["language", "task"]) {
+  for (const name of ["language", "task", "model"]) {
     const value = $(`#${name}`).value;
     if (value) form.append(name, value);
   }
@@ -239,4 +239,22 @@ document.addEventListener("DOMContentLoaded", () => {
   const key = $("#api_key");
   key.value = sessionStorage.getItem("asr-api-key") || "";
   key.addEventListener("change", () => sessionStorage.setItem("asr-api-key", key.value));
+  listModels();
 });
+
+// A server of several models offers them; the first listed after whisper-1 is its default.
+async function listModels() {
+  let body;
+  try {
+    const response = await fetch("/v1/models", { headers: authHeaders() });
+    if (!response.ok) return;
+    body = await response.json();
+  } catch {
+    return;
+  }
+  const ids = (body.data || []).map((m) => m.id).filter((id) => id !== "whisper-1");
+  if (ids.length < 2) return;
+  const select = $("#model");
+  select.replaceChildren(...ids.map((id) => new Option(id, id)));
+  $("#model-choice").hidden = false;
+}
