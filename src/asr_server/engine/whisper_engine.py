@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import ctranslate2
 import numpy as np
@@ -125,7 +125,7 @@ class WhisperEngine:
         results = self.model.detect_language(_storage(encoded))
         return [[(token[2:-2], prob) for token, prob in result] for result in results]
 
-    def add_word_timestamps(self, segments: list[list[dict]], tokenizer: Tokenizer, encoded: np.ndarray,
+    def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
                             num_frames: int, prepend: str, append: str, last_speech: float) -> float:
         """faster-whisper's word timing for one window's segments (adds "words", adjusts edges)."""
         return self._whisper.add_word_timestamps(segments, tokenizer, _storage([encoded]), num_frames,

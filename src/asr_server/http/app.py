@@ -95,6 +95,7 @@ async def get_task(request: Request) -> Response:
                             status_code=400)
     record = await read_task(service, task_id, request_owner(request.scope), wait)
     if record is not None and record.status == TaskStatus.DONE and fmt != "json":
+        assert record.result is not None  # a task done has its result
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
     status, body = task_body(task_id, record, service.settings.server.expose_tracebacks)
@@ -141,7 +142,7 @@ async def list_tasks(request: Request) -> JSONResponse:
     if not 1 <= limit <= MAX_PAGE:
         return JSONResponse({"error": f"Invalid 'limit': expected an integer from 1 to {MAX_PAGE}"}, status_code=400)
     after = request.query_params.get("after") or None
-    statuses = STATUSES[status] if status else [None]
+    statuses: list[TaskStatus | None] = STATUSES[status] if status else [None]
     page, following = await run_in_threadpool(service.tasks.list, statuses, after, limit, request_owner(request.scope))
     return JSONResponse({
         "tasks": [{"task_id": row.task_id, "status": _public_status(row.status)} for row in page],

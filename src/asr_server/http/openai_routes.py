@@ -98,9 +98,9 @@ async def _transcribe(request: Request, task: str) -> Response:
     except UploadError as exc:
         return openai_error(exc.message, exc.status, "file")
     fields = upload.fields
-    if (refusal := _model_refused(fields, service.settings)) is not None:
+    if (refused := _model_refused(fields, service.settings)) is not None:
         upload.path.unlink(missing_ok=True)
-        return refusal
+        return refused
     response_format = fields.get("response_format", "json") or "json"
     problem = _check(fields, response_format)
     if problem is None and upload.size == 0:
@@ -144,6 +144,7 @@ async def _transcribe(request: Request, task: str) -> Response:
         response = _failed(failure)
         response.headers.update(headers)
         return response
+    assert record.result is not None  # done, not failed: the task has its result
     return _answer(record.result, response_format, task, headers, duration)
 
 

@@ -12,7 +12,7 @@ ended. No thread, no lock, no clock of its own: one owner calls it (the engine l
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -90,7 +90,7 @@ class Candidate:
 
 def priority_shares(batch: Sequence[Candidate], seconds: float) -> dict[str, float]:
     """A step's engine time by the priority of the work it served, shared by its windows."""
-    shares: Counter[str] = Counter()
+    shares: defaultdict[str, float] = defaultdict(float)
     for candidate in batch:
         shares[candidate.task.priority.value] += seconds / len(batch)
     return dict(shares)

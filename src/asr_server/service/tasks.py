@@ -160,7 +160,7 @@ class Tasks:
             return record
         return None
 
-    def counts(self) -> dict[TaskStatus, int]:
+    def counts(self) -> dict[str, int]:
         """Tasks in the store by status (every replica's, with Redis); empty before it opens."""
         return self._store.counts() if self._service.store is not None else {}
 

@@ -132,9 +132,9 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow
     of its host (the one checked), following no redirect."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
-    port = parts.port or (443 if https else 80)
-    address = str(resolve_allowed(parts.hostname or "", port, allowed_networks))
-    connection = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address, timeout_s)
+    host, port = parts.hostname or "", parts.port or (443 if https else 80)
+    address = str(resolve_allowed(host, port, allowed_networks))
+    connection = (_PinnedHTTPS if https else _PinnedHTTP)(host, port, address, timeout_s)
     try:
         connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
         return connection.getresponse().status

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -96,7 +98,7 @@ class TaskStore(Protocol):
     def queue_position(self, task_id: str) -> int: ...
     def queued(self) -> int: ...
     def unfinished(self, owner: str) -> int: ...
-    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]: ...
+    def take_deliveries(self, limit: int, lease_s: float) -> builtins.list[PendingDelivery]: ...
     def delivery_done(self, task_id: str) -> None: ...
     def delivery_retry(self, task_id: str, attempt: int, delay_s: float) -> None: ...
     def close(self) -> None: ...
@@ -123,7 +125,7 @@ def parse_task_id(task_id: str) -> datetime:
     return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc)
 
 
-def task_ids_from(last_id: str):
+def task_ids_from(last_id: str) -> Iterator[str]:
     """Candidate ids for the next task, in order: now's, or the microsecond after ``last_id``
     when the clock has not passed it (two uploads in one microsecond, a clock stepped back);
     a store takes the first one no task holds."""

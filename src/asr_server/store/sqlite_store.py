@@ -7,6 +7,7 @@ process are queued again when the store is opened.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -267,7 +268,7 @@ class SqliteTaskStore:
 
     # -- webhook deliveries -------------------------------------------------------------------
 
-    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]:
+    def take_deliveries(self, limit: int, lease_s: float) -> builtins.list[PendingDelivery]:
         """Up to ``limit`` deliveries that are due, each put off by ``lease_s`` while it is made
         (a process that dies meanwhile leaves it due again after that)."""
         now = time.time()

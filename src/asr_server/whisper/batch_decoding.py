@@ -85,7 +85,8 @@ def _encode(engine: Engine, batch: list[_Decoding], exact_detection: bool) -> No
         if (own := item.window.detection_features()) is not None:
             item.detect_input = own
     extra = [item for item in detecting if item.detect_input is not None]
-    encoded = engine.encode(inputs + [item.detect_input for item in extra], cuts + [None] * len(extra))
+    detect_inputs = [cast(np.ndarray, item.detect_input) for item in extra]  # each set just above
+    encoded = engine.encode(inputs + detect_inputs, cuts + [None] * len(extra))
     for item, encoding in zip(batch, encoded):
         item.encoding = encoding
     for item, encoding in zip(extra, encoded[len(batch):]):
@@ -181,11 +182,11 @@ def trim_at(windows: Sequence[Window]) -> list[int | None]:
     call and a decoder batch; a window joins a longer one's length only while the silence it
     gains is at most a quarter of its own margin. With much more silence after it than its
     margin, a short clip was seen to end its text early (docs/decisions.md)."""
-    frames = [w.encoder_frames for w in windows]
+    trimmed = {i: frames for i, w in enumerate(windows) if (frames := w.encoder_frames) is not None}
     out: list[int | None] = [None] * len(windows)
     cut = None
-    for i in sorted((i for i, f in enumerate(frames) if f is not None), key=lambda i: -frames[i]):
-        own = frames[i]
+    for i in sorted(trimmed, key=lambda i: -trimmed[i]):
+        own = trimmed[i]
         margin = cast(TrimRule, windows[i].owner.trim).margin_frames  # trimmed: it has a rule
         if cut is None or cut - own > margin // 4:
             cut = own

@@ -81,7 +81,7 @@ class ChunkedTranscription:
         return [w for w in (part.next_window() for part in self.parts) if w is not None]
 
     def result(self) -> dict[str, Any]:
-        segments = []
+        segments: list[dict[str, Any]] = []
         for group, part in zip(self.groups, self.parts):
             for segment in part.segments:
                 moved = {
