@@ -24,13 +24,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from asr_server.config import Settings
-from asr_server.http.auth import request_owner
 from asr_server.errors import ErrorKind, Failure
-from asr_server.text.formats import render
-from asr_server.service.task_options import OptionError, parse_task_options
-from asr_server.service.tasks import Refusal
+from asr_server.http.auth import request_owner
 from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, client_address, receive_task_upload
+from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.service.tasks import Refusal
+from asr_server.text.formats import render
 
 log = logging.getLogger("asr_server.http.openai_routes")
 PREFIX = "/v1/"

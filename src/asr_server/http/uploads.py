@@ -194,7 +194,7 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
                 chunk = await asyncio.wait_for(chunks.__anext__(), idle_timeout_s)
             except StopAsyncIteration:
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise UploadError(408, f"Upload stalled: no data received for {idle_timeout_s:g} s") from None
             except ClientDisconnect:  # nobody will read the answer; not a server error
                 raise UploadError(400, "The client disconnected before the upload ended") from None

@@ -24,7 +24,6 @@ from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.transcription import Transcription, Window
 from asr_server.whisper.units import Outcome
 
-
 COST_WEIGHT = 0.3  # how much the last step moves the running measure of a window's cost
 
 
@@ -194,7 +193,7 @@ class SchedulerCore:
         batch: list[Candidate] = plan.batch
         self._count(batch, outcomes, seconds)
         ended: list[Ended] = []
-        for candidate, outcome in zip(batch, outcomes):
+        for candidate, outcome in zip(batch, outcomes, strict=True):
             task = candidate.task
             if task not in self.active:
                 continue  # another of its windows failed in this step
@@ -233,7 +232,7 @@ class SchedulerCore:
         counters.windows_decoded += len(batch)
         trimmed = [c.window.encoder_frames is not None for c in batch]
         counters.windows_trimmed += sum(trimmed)
-        counters.windows_retried_whole += sum(t and not o.trimmed for t, o in zip(trimmed, outcomes))
+        counters.windows_retried_whole += sum(t and not o.trimmed for t, o in zip(trimmed, outcomes, strict=True))
         counters.engine_seconds += seconds
         kind = trimmed[0]  # a batch holds one kind (Candidate.batch_key)
         share = seconds / len(batch)
@@ -253,7 +252,9 @@ class SchedulerCore:
             "batch_sizes": {str(size): count for size, count in sorted(counters.batch_sizes.items())},
             "mean_windows_per_step": round(counters.windows_decoded / max(1, counters.batch_sizes.total()), 3),
             "engine_seconds": round(counters.engine_seconds, 3),
-            "engine_seconds_by_priority": {k: round(v, 3) for k, v in sorted(counters.engine_seconds_by_priority.items())},
+            "engine_seconds_by_priority": {
+                k: round(v, 3) for k, v in sorted(counters.engine_seconds_by_priority.items())
+            },
         }
 
 

@@ -31,8 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from asr_server.config import WebhookConfig
-from asr_server.store.records import PendingDelivery, TaskStore
 from asr_server.service.webhook_targets import TargetRefused, resolve_allowed
+from asr_server.store.records import PendingDelivery, TaskStore
 
 log = logging.getLogger("asr_server.service.webhooks")
 SIGNATURE_HEADER = "X-ASR-Signature"
@@ -56,7 +56,8 @@ class Notifier:
     POLL_S = 0.5  # how often the store is looked at for deliveries that others (or retries) made due
     BATCH = 16
 
-    def __init__(self, config: WebhookConfig, store: TaskStore, body_of: Callable[[str], dict[str, Any] | None]) -> None:
+    def __init__(self, config: WebhookConfig, store: TaskStore,
+                 body_of: Callable[[str], dict[str, Any] | None]) -> None:
         self._config = config
         self._store = store
         self._body_of = body_of

@@ -14,10 +14,11 @@ between replicas. Keys (under ``key_prefix``):
 - ``deliveries``  sorted set of the ids of ended tasks whose webhook is still to be made, by due time (ms)
 
 A replica that claims a task takes a lease on it: a token ``{replica}/{id}/{attempt}`` stored
-in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the leases of the tasks it holds.
-When a replica dies its leases run out after ``visibility_timeout_s`` and the next ``claim`` by
-any replica takes those tasks again. A result is written only under the lease that is current,
-so a task ends once, even if a replica that was presumed dead wakes up and finishes it late.
+in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the
+leases of the tasks it holds. When a replica dies its leases run out after
+``visibility_timeout_s`` and the next ``claim`` by any replica takes those tasks again. A result
+is written only under the lease that is current, so a task ends once, even if a replica that was
+presumed dead wakes up and finishes it late.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class RedisTaskStore:
             for task_id in ids:
                 pipe.hmget(self._task(task_id), ["status", "owner"])
             gone = []
-            for task_id, (raw, task_owner) in zip(ids, pipe.execute()):
+            for task_id, (raw, task_owner) in zip(ids, pipe.execute(), strict=True):
                 if raw is None:
                     gone.append(task_id)
                 elif (status is None or raw.decode() == status) and (
@@ -225,7 +226,8 @@ class RedisTaskStore:
                         self._leases.pop(task_id, None)
                     continue
                 if not found:  # deleted between the claim and now
-                    self.fail(task_id, Failure.told(ErrorKind.AUDIO_GONE, "the task's audio is gone (the task was deleted)"))
+                    gone = Failure.told(ErrorKind.AUDIO_GONE, "the task's audio is gone (the task was deleted)")
+                    self.fail(task_id, gone)
                     continue
                 path = str(spooled)
             records.append(TaskRecord(task_id, RUNNING, path, options, None, None, attempts, owner=owner))

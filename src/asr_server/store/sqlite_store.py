@@ -1,8 +1,8 @@
 """The embedded task store: durable task records and the queue of pending work.
 
-``SqliteTaskStore`` is the embedded default, one SQLite file in WAL mode in the data directory. A task is committed before
-its id is returned, so an accepted task survives ``kill -9``; tasks left ``running`` by a dead
-process are queued again when the store is opened.
+``SqliteTaskStore`` is the embedded default, one SQLite file in WAL mode in the data directory.
+A task is committed before its id is returned, so an accepted task survives ``kill -9``; tasks
+left ``running`` by a dead process are queued again when the store is opened.
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from asr_server.errors import ErrorKind, Failure
-from asr_server.store.records import (PendingDelivery, QueueFull, StorageFull, TaskRecord, TaskStatus, TaskSummary,
-                                      task_ids_from)
+from asr_server.store.records import (
+    PendingDelivery,
+    QueueFull,
+    StorageFull,
+    TaskRecord,
+    TaskStatus,
+    TaskSummary,
+    task_ids_from,
+)
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
@@ -55,8 +62,9 @@ class SqliteTaskStore:
 
     Every call is short (an indexed read or write), so callers on the event loop run it in a
     worker thread and the lock costs little. Reads go through a connection of their own per
-    thread: in WAL mode they never wait for a write, so GETs stay fast under a flood of uploads. ``synchronous=FULL`` makes every commit durable
-    across power loss too, not only across a crash of the process.
+    thread: in WAL mode they never wait for a write, so GETs stay fast under a flood of uploads.
+    ``synchronous=FULL`` makes every commit durable across power loss too, not only across a
+    crash of the process.
     """
 
     def __init__(self, path: Path) -> None:

@@ -82,7 +82,7 @@ class ChunkedTranscription:
 
     def result(self) -> dict[str, Any]:
         segments: list[dict[str, Any]] = []
-        for group, part in zip(self.groups, self.parts):
+        for group, part in zip(self.groups, self.parts, strict=True):
             for segment in part.segments:
                 moved = {
                     **segment,
