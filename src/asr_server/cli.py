@@ -125,9 +125,9 @@ def _serve(settings: Settings, log_level: str) -> int:
 def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from asr_server.engine.models import resolve_model
     from asr_server.engine.whisper_engine import WhisperEngine
     from asr_server.scheduling.memory_source import Job, ListSource
-    from asr_server.engine.models import resolve_model
     from asr_server.scheduling.scheduler import Scheduler
     from asr_server.service.task_options import decoding_for, finalizer
 
