@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install provision run test test-fast test-deps screenshots bench bench-all clean
+.PHONY: install provision run lint test test-fast test-deps screenshots bench bench-all clean
 
 # Debian packages the tests drive for real: nginx in front of two replicas, redis-server when the
 # machine runs no Redis on 127.0.0.1:6379, chromium for the web page. Installed only when absent.
@@ -35,7 +35,12 @@ test-deps:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: provision test-deps
+# ruff over every Python file here and mypy over src/, as pyproject.toml configures them; seconds.
+lint: install
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/mypy
+
+test: lint provision test-deps
 	$(PY) -m pytest -q
 
 # The fast lane: unit tests only (no model, no subprocess), for the edit-test loop.

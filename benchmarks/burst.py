@@ -7,10 +7,11 @@ Single runs of a burst differ by seconds (which clips end up side by side depend
 the settings are run in turn, ``--rounds`` times each, each on a fresh server
 (configs/cpu-int8.toml, language given) with long-polling clients. A setting is a
 space-separated list of ENV=VALUE for the server ('' = the defaults). Per run it prints the wall
-time, windows decoded and trimmed, the engine's batch sizes, and how long the engine was busy (in its steps) and idle (the rest of
-the wall time: waiting for uploads and their preparation, and for the clients to learn of the
-last result); then the means per setting. Idle time shows a scheduling change apart from the
-luck of which clips were batched together, which moves the wall time by seconds.
+time, windows decoded and trimmed, the engine's batch sizes, and how long the engine was busy
+(in its steps) and idle (the rest of the wall time: waiting for uploads and their preparation,
+and for the clients to learn of the last result); then the means per setting. Idle time shows
+a scheduling change apart from the luck of which clips were batched together, which moves the
+wall time by seconds.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def main() -> int:
     for _ in range(args.rounds):
         for setting in settings:
             env = dict(pair.split("=", 1) for pair in setting.split())
-            server = Server(str(REPO / "configs" / "cpu-int8.toml"), {"ASR_DECODING__LANGUAGE": json.dumps("en"), **env})
+            env = {"ASR_DECODING__LANGUAGE": json.dumps("en"), **env}
+            server = Server(str(REPO / "configs" / "cpu-int8.toml"), env)
             try:
                 before = server.stats()
                 start = time.perf_counter()

@@ -41,8 +41,8 @@ def main() -> int:
     from faster_whisper.audio import pad_or_trim
 
     from asr_server.config_loading import load_settings
-    from asr_server.engine.whisper_engine import WhisperEngine
     from asr_server.engine.models import resolve_model
+    from asr_server.engine.whisper_engine import WhisperEngine
 
     settings = load_settings(args.config)
     model_config = settings.model
@@ -81,7 +81,8 @@ def main() -> int:
                      for i in range(0, n, half)]
         ),
     }
-    print(f"{n} windows of {windows[0].shape[-1]} frames, {model_config.compute_type} on {model_config.device}, cpu_threads={model_config.cpu_threads}")
+    print(f"{n} windows of {windows[0].shape[-1]} frames, {model_config.compute_type} on {model_config.device}, "
+          f"cpu_threads={model_config.cpu_threads}")
     for key, value in figures.items():
         print(f"  {key:28s} {value:6.2f}")
     print(f"  encoder batching speed-up  {figures['encode_one_by_one_s'] / figures['encode_one_call_s']:.2f}x")

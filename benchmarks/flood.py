@@ -21,14 +21,14 @@ import queue
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import DEFAULT_MANIFEST, HERE, Server, load_workload, machine  # noqa: E402
+from throughput import DEFAULT_MANIFEST, HERE, Server, load_workload, machine
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         result["server_peak_rss_mb"] = round(server.peak_rss_mb(), 1)
     finally:
         server.stop()
-    result.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), machine=machine(), env=env)
+    result.update(date=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine(), env=env)
 
     print(f"uploads {result['uploads']}: accepted {result['accepted']}, refused 503 {result['refused_503']} "
           f"(Retry-After {result['retry_after']}), other {result['other_statuses']}")

@@ -32,6 +32,7 @@ from asr_server.http.auth import hash_key
 from throughput import DEFAULT_MANIFEST, REPO, Server, error_rate, load_workload, machine
 from word_attribution import foreign_words
 
+
 def transcribe_all(server: Server, items: Iterable[dict[str, Any]], keys: list[str],
                    **fields: str) -> dict[str, str]:
     """Every clip uploaded at once, each by its own long-polling client, the n-th with the

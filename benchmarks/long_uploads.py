@@ -19,7 +19,7 @@ import argparse
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
 
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(), "set": args.set, "uploads": args.uploads, "seconds_each": args.seconds,
         "upload_mb": round(audio.stat().st_size / 1e6, 1), "uploaded_s": round(uploaded_s, 1),
         "every_task_prepared_after_s": prepared_all, "tasks_held_at_end": stats.get("active_tasks"),

@@ -15,7 +15,7 @@ import itertools
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     after_warmup = min((s for s in samples if s[0] >= args.warmup), key=lambda s: s[0])
     final = samples[-1]
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "tasks": args.tasks, "clients": args.clients, "distinct_clips": len(items),
         "rss_after_warmup_mb": after_warmup[1], "warmup_tasks": after_warmup[0],

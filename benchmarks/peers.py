@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from throughput import (DEFAULT_MANIFEST, REPO, Server, baseline_model, error_rate, free_port,  # noqa: E402
-                        load_workload, machine, run_sequential)
+from throughput import (  # noqa: E402
+    DEFAULT_MANIFEST,
+    REPO,
+    Server,
+    baseline_model,
+    error_rate,
+    free_port,
+    load_workload,
+    machine,
+    run_sequential,
+)
 
 DESIGNS = ("lock", "pipeline")
 
@@ -106,7 +115,7 @@ class StandIn:
                 return
             except httpx.HTTPError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"the {design} stand-in exited")
+                    raise RuntimeError(f"the {design} stand-in exited") from None
                 time.sleep(0.2)
         raise TimeoutError(f"the {design} stand-in is not ready")
 
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} files, {audio_s:.0f} s of audio, {args.clients} clients, language detected", flush=True)
     results: dict[str, Any] = {"files": len(items), "audio_s": audio_s, "clients": args.clients,
                                "machine": machine(), "runs": [],
-                               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "date": datetime.now(UTC).isoformat(timespec="seconds"),
                                "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
     if not args.no_sequential:
         settings = load_settings(args.config, environ={})

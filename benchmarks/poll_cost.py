@@ -47,7 +47,8 @@ def main() -> int:
             run, = run_server_sweep(server, items, [len(items)], poll)
             wall = time.perf_counter() - start
             stats = server.stats()
-            print(f"| {'long-poll' if poll is None else f'{poll:g}'} | {wall:.1f} | {cpu_seconds(server.proc.pid) - server_before:.1f} | "
+            print(f"| {'long-poll' if poll is None else f'{poll:g}'} | {wall:.1f} | "
+                  f"{cpu_seconds(server.proc.pid) - server_before:.1f} | "
                   f"{stats['engine_seconds'] - stats_before['engine_seconds']:.1f} | "
                   f"{stats['windows_decoded'] - stats_before['windows_decoded']} | {run['trimmed']} | "
                   f"{own_cpu_seconds() - client_before:.1f} |", flush=True)

@@ -28,7 +28,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from object_store import CREDENTIALS, SeaweedS3  # noqa: E402
-from throughput import DEFAULT_MANIFEST, HERE, REPO, Server, error_rate, load_workload, machine  # noqa: E402
+from object_store import CREDENTIALS, SeaweedS3
+from throughput import DEFAULT_MANIFEST, HERE, REPO, Server, error_rate, load_workload, machine
 
 
 def start_nginx(ports: list[int], workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -65,7 +65,8 @@ def start_nginx(ports: list[int], workdir: Path) -> tuple[subprocess.Popen[bytes
 
 def redis_totals(client: redis.Redis) -> tuple[int, int]:
     stats = client.info("stats")
-    return int(stats["total_commands_processed"]), int(stats["total_net_input_bytes"]) + int(stats["total_net_output_bytes"])
+    traffic = int(stats["total_net_input_bytes"]) + int(stats["total_net_output_bytes"])
+    return int(stats["total_commands_processed"]), traffic
 
 
 def run(url: str, items: list[dict[str, Any]], poll_s: float) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     client = redis.Redis.from_url(args.redis_url)
     print(f"{len(items)} clips, {audio:.1f} s of audio; {cores} cores", flush=True)
-    results: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
                                "machine": machine(), "clips": len(items), "audio_s": audio, "runs": []}
 
     reference = Server(None, {"ASR_SCHEDULER__MAX_ACTIVE_TASKS": "16"})
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds_before = engine_seconds(servers)
             outcome = run(url, items, args.poll)
             commands2, bytes2 = redis_totals(client)
-            busy = [round(a - b, 1) for a, b in zip(engine_seconds(servers), seconds_before)]
+            busy = [round(a - b, 1) for a, b in zip(engine_seconds(servers), seconds_before, strict=True)]
         finally:
             nginx.terminate()
             for server in servers:
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         per_task = (f"{r['redis_commands_per_task']} cmds, {r['redis_kb_per_task']} KB"
                     if "redis_commands_per_task" in r else "-")
         print(f"| {r['setup']} | {r['audio_s_per_s']:.2f} | {r['audio_s_per_s'] / base:.2f}x | {r['wall_s']:.1f} s"
-              f" | {r['latency_p50_s']:.1f} / {r['latency_p95_s']:.1f} s | {r.get('wer', float('nan')):.2f}% | {per_task} |")
+              f" | {r['latency_p50_s']:.1f} / {r['latency_p95_s']:.1f} s"
+              f" | {r.get('wer', float('nan')):.2f}% | {per_task} |")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "replicas.json"
     for r in results["runs"]:

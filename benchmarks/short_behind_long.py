@@ -105,7 +105,8 @@ def run(server: Server, longs: list[str], delay: float) -> dict[str, Any]:
         thread.start()
     time.sleep(delay)
     clips = [threading.Thread(target=one, args=("short", str(EVAL / SHORT))),
-             threading.Thread(target=one, args=("interactive", str(EVAL / INTERACTIVE)), kwargs={"priority": "interactive"})]
+             threading.Thread(target=one, args=("interactive", str(EVAL / INTERACTIVE)),
+                              kwargs={"priority": "interactive"})]
     for thread in clips:
         thread.start()
     for thread in threads + clips:
@@ -118,7 +119,8 @@ def run(server: Server, longs: list[str], delay: float) -> dict[str, Any]:
     return {
         "alone_s": {"short": round(alone[SHORT], 2), "interactive": round(alone[INTERACTIVE], 2)},
         "behind_long_s": {"short": round(short, 2), "interactive": round(interactive, 2)},
-        "target_s": {"short": round(max(10.0, 4 * alone[SHORT]), 2), "interactive": round(max(5.0, 2 * alone[INTERACTIVE]), 2)},
+        "target_s": {"short": round(max(10.0, 4 * alone[SHORT]), 2),
+                     "interactive": round(max(5.0, 2 * alone[INTERACTIVE]), 2)},
         "last_long_file_s": round(max(v for k, v in ended.items() if k.startswith("long")), 2),
         "engine_steps": steps,
         "mean_windows_per_step": round(windows / max(1, steps), 2),

@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     hour_audio_s, hour_vad_s = vad_seconds(hour) if hour else (0.0, 0.0)
 
     result = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
         "clips": len(items), "audio_s": round(corpus_audio_s, 1),
         "wall_s": {"guard": round(guarded_s, 1), "raw": round(raw_s, 1)},
         "vad_s_per_hour": {"corpus": round(3600 * corpus_vad_s / corpus_audio_s, 1),

@@ -43,7 +43,7 @@ import threading
 import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,8 @@ def run_sequential(model: Any, items: list[dict[str, Any]], language: str | None
     return {"wall_s": time.perf_counter() - start, "texts": texts, "file_s": times}
 
 
-def run_batched_pipeline(model: Any, items: list[dict[str, Any]], language: str | None, batch_size: int) -> dict[str, Any]:
+def run_batched_pipeline(model: Any, items: list[dict[str, Any]], language: str | None,
+                         batch_size: int) -> dict[str, Any]:
     from faster_whisper import BatchedInferencePipeline
 
     pipeline = BatchedInferencePipeline(model)
@@ -264,9 +265,9 @@ def run_server_sweep(server: Server, items: list[dict[str, Any]], concurrencies:
 
         def one(item: dict[str, Any], client: httpx.Client) -> None:
             text, latency = server.transcribe(client, item["path"], poll_s=poll_s)
-            with lock:
-                texts[item["file"]] = text
-                latencies.append(latency)
+            with lock:  # noqa: B023  (`one` runs within this iteration only)
+                texts[item["file"]] = text  # noqa: B023
+                latencies.append(latency)  # noqa: B023
 
         start = time.perf_counter()
         with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency + 4)) as client:
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "src"))
     from asr_server.config_loading import load_settings
 
-    languages = {l for l in args.languages.split(",") if l} or None
+    languages = {code for code in args.languages.split(",") if code} or None
     if args.language == "known" and languages is None:
         languages = {"en"}
     items = load_workload(args.manifest, args.workload, languages, args.limit)
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"workload": args.workload, "language": args.language, "files": len(items),
                                "audio_s": audio_s, "machine": machine(), "server_env": server_env,
-                               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "date": datetime.now(UTC).isoformat(timespec="seconds"),
                                "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
     lone = min(items, key=lambda i: abs(i["duration_s"] - 11))
     sizes = [int(s) for s in args.batched_sizes.split(",") if s]
@@ -394,10 +395,12 @@ def main(argv: list[str] | None = None) -> int:
             run.update(throughput=audio_s / run["wall_s"], **error_rate(items, run["texts"]))
             run["per_language"] = per_language(items, run["texts"])
             run["speedup_vs_sequential"] = run["throughput"] / results["sequential"]["throughput"]
-            run["speedup_vs_fastest_sequential"] = run["throughput"] / max(b["sequential"]["throughput"] for b in baselines)
+            fastest_sequential = max(b["sequential"]["throughput"] for b in baselines)
+            run["speedup_vs_fastest_sequential"] = run["throughput"] / fastest_sequential
             pipelines = [p["throughput"] for b in baselines for p in b["batched_pipeline"]]
             if pipelines:
-                run["speedup_vs_batched_pipeline"] = run["throughput"] / max(p["throughput"] for p in results["batched_pipeline"])
+                own_pipeline = max(p["throughput"] for p in results["batched_pipeline"])
+                run["speedup_vs_batched_pipeline"] = run["throughput"] / own_pipeline
                 run["speedup_vs_fastest_batched_pipeline"] = run["throughput"] / max(pipelines)
         results["server"] = sweep
         results["server_summary"] = summarise(sweep)
@@ -441,7 +444,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"| sequential WhisperModel.transcribe, {label} | {b_seq['wall_s']:.1f} | | {b_seq['throughput']:.2f} | "
               f"{b_seq['throughput'] / seq['throughput']:.2f}x | | | {score(b_seq)} | |")
         for b in baseline["batched_pipeline"]:
-            print(f"| BatchedInferencePipeline bs={b['batch_size']}, {label} | {b['wall_s']:.1f} | | {b['throughput']:.2f} | "
+            print(f"| BatchedInferencePipeline bs={b['batch_size']}, {label} | {b['wall_s']:.1f} | "
+                  f"| {b['throughput']:.2f} | "
                   f"{b['throughput'] / seq['throughput']:.2f}x | | | {score(b)} | |")
     for r in results.get("server", []):
         again = f", run {r['repeat']}" if r.get("repeat", 1) > 1 else ""

@@ -100,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             accuracy += f"; language not the manifest's for {len(wrong)}" + (f" ({', '.join(wrong)})" if wrong else "")
         busy = seconds["encode"] + seconds["detect_language"] + seconds["generate"] + seconds["fallback"]
         print(f"| {margin or 'off'} | {wall:.1f} | {seconds['encode']:.1f} | {seconds['detect_language']:.1f} | "
-              f"{seconds['generate']:.1f} | {seconds['fallback']:.1f} | {wall - busy:.1f} | {seconds['features_of']:.1f} | "
+              f"{seconds['generate']:.1f} | {seconds['fallback']:.1f} | {wall - busy:.1f} | "
+              f"{seconds['features_of']:.1f} | "
               f"{stats['windows_decoded']} / {stats['windows_trimmed']} / {stats['windows_retried_whole']} | "
-              f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {accuracy} | {per_language or '-'} |",
+              f"{', '.join(f'{k}: {v}' for k, v in stats['batch_sizes'].items())} | {accuracy} | "
+              f"{per_language or '-'} |",
               flush=True)
     return 0
 

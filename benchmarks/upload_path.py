@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,11 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from object_store import CREDENTIALS, SeaweedS3  # noqa: E402
-from replicas import redis_totals  # noqa: E402
-from throughput import HERE, machine  # noqa: E402
-
-from asr_server.store.redis_store import RedisTaskStore  # noqa: E402
-from asr_server.store.s3_audio_store import S3AudioStore  # noqa: E402
+from asr_server.store.redis_store import RedisTaskStore
+from asr_server.store.s3_audio_store import S3AudioStore
+from object_store import CREDENTIALS, SeaweedS3
+from replicas import redis_totals
+from throughput import HERE, machine
 
 
 def measure(store: RedisTaskStore, client: redis.Redis, source: Path, tasks: int, workdir: Path) -> dict[str, Any]:
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
               f" | {r['redis_commands_per_task']} cmds, {r['redis_kb_per_task']} KB |")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "upload_path.json"
-    path.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    path.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"),
                                 "machine": machine(), "tasks": args.tasks, "rows": rows}, indent=2))
     print(f"\nwrote {path}")
     return 0

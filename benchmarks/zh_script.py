@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from throughput import DEFAULT_MANIFEST, HERE, REPO, error_rate, load_workload, machine, model_dir
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| way | CER |\n|-|-|")
     for name, value in rows:
         print(f"| {name} | {value:.2f}% |")
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
               "files": [i["file"] for i in items], "prompt": args.prompt, "cer": dict(rows),
               "decode_seconds": seconds, "texts": texts}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -19,11 +19,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-
 import httpx
 import pytest
 
-from asr_server.scheduling.memory_source import Job, ListSource  # noqa: F401  (tests import them from here)
+from asr_server.scheduling.memory_source import Job, ListSource  # tests import them from here too
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -65,8 +64,8 @@ def hf_tokenizer():
 @pytest.fixture(scope="session")
 def engine():
     from asr_server.config import ModelConfig
-    from asr_server.engine.whisper_engine import WhisperEngine
     from asr_server.engine.models import resolve_model
+    from asr_server.engine.whisper_engine import WhisperEngine
 
     config = ModelConfig()
     return WhisperEngine(resolve_model(config.name, config.resolved_cache_dir()), config)
@@ -96,7 +95,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
-    def start(self, wait_ready: bool = True) -> "ServerProcess":
+    def start(self, wait_ready: bool = True) -> ServerProcess:
         env = {**os.environ, **self.extra_env}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -162,7 +161,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     yield from serving(tmp_path_factory.mktemp("server") / "data")
 
 
-def wait_for_task(url: str, task_id: str, timeout: float = 120, headers: dict[str, str] | None = None) -> httpx.Response:
+def wait_for_task(url: str, task_id: str, timeout: float = 120,
+                  headers: dict[str, str] | None = None) -> httpx.Response:
     """Poll a task until it is no longer processing; return the last response."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -44,7 +44,7 @@ class SeaweedS3:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 60) -> "SeaweedS3":
+    def start(self, timeout_s: float = 60) -> SeaweedS3:
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                 raise RuntimeError(f"127.0.0.1:{self.port} is taken: the object store needs it")
@@ -57,7 +57,8 @@ class SeaweedS3:
                                                  "filer.grpc", "s3.grpc")}
         command = [
             weed_binary(), "server", "-dir", str(self.workdir), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
-            "-master.telemetry=false", "-master.volumeSizeLimitMB=256", "-volume.max=32", "-s3", f"-s3.port={self.port}", f"-s3.config={config}",
+            "-master.telemetry=false", "-master.volumeSizeLimitMB=256", "-volume.max=32",
+            "-s3", f"-s3.port={self.port}", f"-s3.config={config}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             *(f"-{name.replace('.grpc', '.port.grpc') if 'grpc' in name else name + '.port'}={port}"
               for name, port in ports.items()),

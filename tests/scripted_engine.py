@@ -54,7 +54,7 @@ class ScriptedEngine:
         self.encode_calls.append(len(windows))
         trim_at = list(trim_at or [None] * len(windows))
         self.trim_at.extend(trim_at)
-        return [w[:, : (frames or 3000) // 2].T.copy() for w, frames in zip(windows, trim_at)]
+        return [w[:, : (frames or 3000) // 2].T.copy() for w, frames in zip(windows, trim_at, strict=True)]
 
     def detect_language(self, encoded):
         assert len({len(enc) for enc in encoded}) == 1, "CTranslate2 takes one encoding length per call"
@@ -72,7 +72,7 @@ class ScriptedEngine:
             raise RuntimeError("scripted engine failure")
         tok = self.tokenizer("transcribe", "en")
         outputs = []
-        for enc, prompt in zip(encoded, prompts):
+        for enc, prompt in zip(encoded, prompts, strict=True):
             loudness = round(float(enc[0, 0]), 2)
             words = 1 + len(prompt) % 3  # vary the text length, hence the next prompt's length
             text = tok.encode(" loud" + f" {loudness:.2f}" * words)

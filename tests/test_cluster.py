@@ -42,7 +42,7 @@ class Nginx:
         self.conf.write_text(text)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen([nginx, "-c", str(self.conf), "-g", "daemon off;"])
         deadline = time.monotonic() + 20
@@ -128,7 +128,7 @@ def test_tasks_survive_a_replica_killed_mid_work_and_every_answer_comes_through_
                 results[task_id] = response
         time.sleep(0.2)
 
-    for task_id, response in results.items():
+    for response in results.values():
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["status"] == "done" and body["result"]["text"].strip(), body

@@ -50,7 +50,8 @@ def test_the_configuration_reference_is_generated_from_the_models():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     committed = (REPO / "docs" / "configuration.md").read_text()
-    assert committed == module.render(), "docs/configuration.md is stale: run .venv/bin/python docs/configuration.py > docs/configuration.md"
+    assert committed == module.render(), (
+        "docs/configuration.md is stale: run .venv/bin/python docs/configuration.py > docs/configuration.md")
 
 
 def test_every_configuration_key_has_a_description():

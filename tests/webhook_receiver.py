@@ -18,7 +18,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.posts.append((self.path, dict(self.headers), body, time.monotonic()))
                 failing = len([p for p in receiver.posts if p[0] == self.path]) <= fail_first

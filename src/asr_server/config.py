@@ -7,12 +7,10 @@ flags) is ``config_loading``'s business. Nothing reads the environment at import
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from asr_server.model_config import ModelConfig, _Section
 
@@ -123,11 +121,19 @@ class DecodingOptions(_Section):
     )
     initial_prompt: str | None = Field(None, description="Text to condition the first window on.")
     suppress_blank: bool = Field(True, description="Suppress a blank at the start of the text.")
-    suppress_tokens: tuple[int, ...] = Field((-1,), description="Token ids never generated; -1 = Whisper's default set.")
+    suppress_tokens: tuple[int, ...] = Field(
+        (-1,), description="Token ids never generated; -1 = Whisper's default set."
+    )
     without_timestamps: bool = Field(False, description="Decode text only, no timestamp tokens.")
-    max_initial_timestamp: float = Field(1.0, ge=0, description="The latest a window's first timestamp may be, seconds.")
-    max_new_tokens: int | None = Field(None, ge=1, description="At most this many tokens per window; None = the model's limit.")
-    word_timestamps: bool = Field(False, description="Add Whisper's `words` (word, start, end, probability) to each segment.")
+    max_initial_timestamp: float = Field(
+        1.0, ge=0, description="The latest a window's first timestamp may be, seconds."
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="At most this many tokens per window; None = the model's limit."
+    )
+    word_timestamps: bool = Field(
+        False, description="Add Whisper's `words` (word, start, end, probability) to each segment."
+    )
     prepend_punctuations: str = Field(
         "\"'“¿([{-", description="With word timestamps: punctuation merged into the next word.",
     )
@@ -181,8 +187,8 @@ class DecodingOptions(_Section):
 
 
 def apply_decoding(decoding: DecodingOptions, options: dict[str, Any]) -> DecodingOptions:
-    """The config's decoding options with a task's overrides (its stored ``decoding`` options), validated again (stored JSON
-    holds lists where the model wants tuples)."""
+    """The config's decoding options with a task's overrides (its stored ``decoding`` options),
+    validated again (stored JSON holds lists where the model wants tuples)."""
     overrides = options.get("decoding", {})
     if not overrides:
         return decoding
@@ -209,7 +215,8 @@ class ServerConfig(_Section):
         "too, and leaves nothing behind. 0 = no check.",
     )
     max_audio_seconds: float = Field(
-        14_400, ge=0, description="Longest audio per task, in seconds; longer ends as error with the reason. 0 = no limit."
+        14_400, ge=0,
+        description="Longest audio per task, in seconds; longer ends as error with the reason. 0 = no limit.",
     )
     upload_idle_timeout_s: float = Field(
         30, gt=0, le=3600, description="An upload that sends no data for this long gets 408 and is dropped."
@@ -392,7 +399,7 @@ class Settings(_Section):
     openai: OpenAIConfig = OpenAIConfig()
 
     @model_validator(mode="after")
-    def _audio_store_fits_the_store(self) -> "Settings":
+    def _audio_store_fits_the_store(self) -> Settings:
         audio, kind = self.audio_store.kind, self.store.kind
         if kind == "sqlite" and audio not in ("auto", "local"):
             raise ValueError(f"audio_store.kind = {audio!r} needs store.kind = 'redis' (the embedded "
@@ -406,7 +413,7 @@ class Settings(_Section):
         return self
 
     @model_validator(mode="after")
-    def _model_ids_are_unique(self) -> "Settings":
+    def _model_ids_are_unique(self) -> Settings:
         seen: set[str] = set()
         for where, model in [("model", self.model), *((f"models[{i}]", m) for i, m in enumerate(self.models))]:
             if model.model_id in seen or model.model_id == "whisper-1":

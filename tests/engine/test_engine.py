@@ -7,13 +7,13 @@ from pathlib import Path
 from unittest.mock import MagicMock
 
 import numpy as np
-from conftest import EVAL
 from faster_whisper.audio import pad_or_trim
 
+from asr_server.config import ModelConfig
 from asr_server.engine import whisper_engine as engine_module
 from asr_server.engine.audio import decode
-from asr_server.config import ModelConfig
 from asr_server.engine.whisper_engine import WhisperEngine
+from conftest import EVAL
 
 
 def test_engine_creates_its_model_on_a_thread_that_has_ended_when_it_returns(monkeypatch) -> None:

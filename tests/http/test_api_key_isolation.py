@@ -19,7 +19,7 @@ from asr_server.http.auth import hash_key
 from conftest import REPO, serving
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from word_attribution import words  # noqa: E402
+from word_attribution import words
 
 ALICE, BOB = "alice-isolation-key-0123", "bob-isolation-key-4567"
 # Each key's clips say words no clip of the other key says.
@@ -89,6 +89,6 @@ def test_clips_of_two_api_keys_carry_none_of_each_others_words(two_key_server, t
     rare = {key: {w for text in SPOKEN[key] for w in words(text)} - {w for other in SPOKEN if other != key
                                                                        for text in SPOKEN[other] for w in words(text)}
             for key in SPOKEN}
-    for (key, _), text in zip(uploads, texts):
+    for (key, _), text in zip(uploads, texts, strict=True):
         others = set().union(*(rare[other] for other in rare if other != key))
         assert not set(words(text)) & others, (key, text)

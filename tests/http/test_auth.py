@@ -99,7 +99,7 @@ def test_tracebacks_are_replaced_by_a_short_error_when_the_switch_is_off(server_
 def test_a_missing_keys_file_is_refused_naming_it(tmp_path):
     from asr_server.http.auth import KeysFileError
 
-    with pytest.raises(KeysFileError, match="keys.txt"):
+    with pytest.raises(KeysFileError, match=r"keys\.txt"):
         load_digests([], str(tmp_path / "keys.txt"))
 
 

@@ -8,8 +8,8 @@ import httpx
 from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 
-from asr_server.http.app import create_app
 from asr_server.config import Settings
+from asr_server.http.app import create_app
 from asr_server.http.openapi import spec
 
 

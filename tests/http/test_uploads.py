@@ -48,7 +48,8 @@ def test_a_file_under_another_name_is_not_kept(tmp_path):
 def test_a_body_cut_short_is_rejected_and_leaves_no_file(tmp_path):
     body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
             b"Content-Type: audio/wav\r\n\r\n" + b"0" * 5000)
-    response = make_client(tmp_path).post("/", content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    response = make_client(tmp_path).post("/", content=body, headers=headers)
     assert response.status_code == 400 and "Malformed multipart body" in response.json()["error"]
     assert list(tmp_path.iterdir()) == []
 

@@ -58,7 +58,7 @@ def test_an_unknown_model_is_refused():
 def test_a_model_that_fails_to_load_fails_its_acquire_and_the_next_one_tries_again():
     broken = Loader("broken", fail=True)
     pool = ModelPool({"broken": ModelSpec(broken)})
-    with pytest.raises(ModelUnavailable, match="The model 'broken' could not be loaded: broken/model.bin"):
+    with pytest.raises(ModelUnavailable, match=r"The model 'broken' could not be loaded: broken/model\.bin"):
         pool.acquire("broken")
     assert pool.status()["broken"]["error"] == "FileNotFoundError: broken/model.bin"
     broken.fail = False

@@ -146,7 +146,8 @@ def test_a_window_costlier_than_a_step_runs_alone_and_at_once():
 
 def test_cheap_windows_fill_the_batch_to_max_batch_size():
     windows = [W(str(i), step_cost_s=0.01) for i in range(6)]
-    assert names(policy(max_batch_size=4, max_step_s=4.0).schedule(windows, preparing=0, now=0.0)) == ["0", "1", "2", "3"]
+    plan = policy(max_batch_size=4, max_step_s=4.0).schedule(windows, preparing=0, now=0.0)
+    assert names(plan) == ["0", "1", "2", "3"]
 
 
 def test_a_batch_that_no_more_windows_fit_is_full_and_not_held_back():

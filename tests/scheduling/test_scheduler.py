@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 import time
 
-
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduling import preparation
 from asr_server.scheduling.scheduler import Scheduler
 from conftest import Job, ListSource
 from scripted_engine import ScriptedEngine, tone
-
 
 # Tones stand in for speech in these tests, so the speech guard (which would find none) is off.
 TONES = DecodingOptions(speech_guard=False)

@@ -112,7 +112,7 @@ def test_a_server_of_one_model_records_no_model():
 
 
 def test_an_unknown_model_is_refused_naming_the_models_there_are():
-    with pytest.raises(OptionError, match="Invalid 'model': unknown model 'large'; this server has: base, tiny.en"):
+    with pytest.raises(OptionError, match=r"Invalid 'model': unknown model 'large'; this server has: base, tiny\.en"):
         parse_task_options({"model": "large"}, models=models("base", "tiny.en"))
 
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-import time
 import threading
-from datetime import datetime, timezone
+import time
+from datetime import UTC, datetime
 
-from asr_server.store import records as store_module
 from asr_server.errors import ErrorKind, Failure
+from asr_server.store import records as store_module
 from asr_server.store.records import format_task_id
 from asr_server.store.sqlite_store import SqliteTaskStore
 
 
 def test_task_id_is_utc_timestamp_with_microseconds():
-    moment = datetime(2025, 3, 31, 22, 23, 1, 719319, tzinfo=timezone.utc)
+    moment = datetime(2025, 3, 31, 22, 23, 1, 719319, tzinfo=UTC)
     assert format_task_id(moment) == "20250331222301719319"
 
 
@@ -30,7 +30,7 @@ def freeze_clock(monkeypatch, frozen: datetime) -> None:
 
 
 def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
-    freeze_clock(monkeypatch, datetime(2025, 3, 31, 22, 23, 1, 999998, tzinfo=timezone.utc))
+    freeze_clock(monkeypatch, datetime(2025, 3, 31, 22, 23, 1, 999998, tzinfo=UTC))
     store = SqliteTaskStore(tmp_path / "t.db")
     ids = [store.create(f"/x/{i}", {}) for i in range(5)]
     assert ids == ["20250331222301999998", "20250331222301999999",
@@ -38,7 +38,7 @@ def test_ids_are_unique_when_the_clock_stands_still(tmp_path, monkeypatch):
 
 
 def test_ids_stay_unique_across_a_restart_with_a_clock_that_stepped_back(tmp_path, monkeypatch):
-    freeze_clock(monkeypatch, datetime(2025, 1, 1, tzinfo=timezone.utc))
+    freeze_clock(monkeypatch, datetime(2025, 1, 1, tzinfo=UTC))
     first = SqliteTaskStore(tmp_path / "t.db")
     a = [first.create("/x", {}) for _ in range(3)]
     first.close()

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from faster_whisper.audio import decode_audio
 
-from asr_server.whisper.chunking import group_speech
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduling.scheduler import Scheduler
+from asr_server.whisper.chunking import group_speech
 from conftest import AUDIO, EVAL, Job, run_jobs
 
 
@@ -32,7 +32,8 @@ def write_wav(path: Path, audio: np.ndarray) -> str:
 
 def transcribe(engine, paths: list[str], **options) -> tuple[dict[str, dict], Scheduler]:
     jobs = [Job(str(i), path) for i, path in enumerate(paths)]
-    source, scheduler = run_jobs(engine, jobs, SchedulerConfig(max_step_s=0), DecodingOptions(vad_filter=True, **options))
+    decoding = DecodingOptions(vad_filter=True, **options)
+    source, scheduler = run_jobs(engine, jobs, SchedulerConfig(max_step_s=0), decoding)
     return source.results, scheduler
 
 
@@ -53,7 +54,10 @@ def test_times_map_back_across_removed_silence(engine, tmp_path):
     starts = [s["start"] for s in segments]
     assert starts == sorted(starts)
     assert first_jfk - 0.5 <= starts[0] < first_jfk + 1.5
-    in_speech = lambda t: first_jfk - 0.5 <= t <= first_jfk + 11.5 or second_jfk - 0.5 <= t <= second_jfk + 11.5
+
+    def in_speech(t: float) -> bool:
+        return first_jfk - 0.5 <= t <= first_jfk + 11.5 or second_jfk - 0.5 <= t <= second_jfk + 11.5
+
     outside = [(s["start"], s["end"], s["text"], s["temperature"]) for s in segments
                if not (in_speech(s["start"]) and in_speech(s["end"]))]
     assert outside == [], "no time falls in removed silence"

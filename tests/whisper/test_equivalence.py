@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from asr_server.config import DecodingOptions, SchedulerConfig
-from asr_server.scheduling.scheduler import Scheduler
 from asr_server.engine.audio import decode_pcm
 from asr_server.engine.log_mel import LogMel, features_of
+from asr_server.scheduling.scheduler import Scheduler
 from conftest import AUDIO, Job, ListSource, run_jobs
 
 CLIPS = ["jfk.flac", "hotwords.mp3", "multilingual.mp3", "stereo_diarization.wav"]

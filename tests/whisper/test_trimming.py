@@ -15,7 +15,7 @@ from asr_server.config import DecodingOptions, SchedulerConfig
 from conftest import EVAL, REPO, Job, run_jobs
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from word_attribution import foreign_words  # noqa: E402
+from word_attribution import foreign_words
 
 UNRELATED = [  # short English clips from different corpora and speakers
     "en_jfk_inaugural.flac", "en_timit_LDC93S1.wav", "en_cmuarctic_a0024.wav",
@@ -89,7 +89,7 @@ def test_a_trimmed_clips_fields_are_whispers_own_for_its_decoding(trimmed_and_wh
         if [s["text"] for s in ours] != [s["text"] for s in theirs]:
             continue  # a different reading: its figures measure different text
         compared += 1
-        for mine, exact in zip(ours, theirs):
+        for mine, exact in zip(ours, theirs, strict=True):
             assert (mine["id"], mine["seek"], mine["temperature"]) == (exact["id"], exact["seek"], exact["temperature"])
             assert mine["compression_ratio"] == exact["compression_ratio"], "the same text, the same ratio"
             text_tokens = [t for t in mine["tokens"] if t < 50257]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import IO
 
 import av
 import numpy as np
@@ -58,7 +59,7 @@ class Pcm:
     def __init__(self, in_memory: int | None = None) -> None:
         self._in_memory = IN_MEMORY_SAMPLES if in_memory is None else in_memory
         self._chunks: list[np.ndarray] = []
-        self._file: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._file: IO[bytes] | None = None
         self.count = 0
 
     @property
@@ -70,7 +71,7 @@ class Pcm:
         chunk = np.ascontiguousarray(chunk, dtype=np.int16)
         self.count += len(chunk)
         if self._file is None and self.count > self._in_memory:
-            self._file = tempfile.TemporaryFile(prefix="asr-pcm-")  # type: ignore[assignment]
+            self._file = tempfile.TemporaryFile(prefix="asr-pcm-")
             for held in self._chunks:
                 self._file.write(held.tobytes())
             self._chunks = []
@@ -122,7 +123,7 @@ def stated_duration(path: str | None) -> float | None:
     """The duration the container states, in seconds, read without decoding; None when it
     states none or cannot be opened (decoding will then say what is wrong)."""
     try:
-        with av.open(path) as container:
+        with av.open(path, "r") as container:
             return container.duration / av.time_base if container.duration else None
     except Exception:
         return None
@@ -146,7 +147,7 @@ def _grouped(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame]:
     for frame in frames:
         frame.pts = None
         fifo.write(frame)
-        if fifo.samples >= GROUP_SAMPLES:
-            yield fifo.read()
-    if fifo.samples > 0:
-        yield fifo.read()
+        if fifo.samples >= GROUP_SAMPLES and (group := fifo.read()) is not None:
+            yield group
+    if (rest := fifo.read()) is not None:  # None: the fifo is empty
+        yield rest

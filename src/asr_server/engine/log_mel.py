@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import IO
 
 import numpy as np
 from faster_whisper.feature_extractor import FeatureExtractor
@@ -32,7 +33,7 @@ class LogMel:
     """The features of one recording, read by frame range like the array faster-whisper
     builds: ``features.shape[-1]`` frames, ``features[:, start:stop]`` a (mels, frames) array."""
 
-    def __init__(self, mels: int, frames: int, file: tempfile._TemporaryFileWrapper[bytes], loudest: float) -> None:
+    def __init__(self, mels: int, frames: int, file: IO[bytes], loudest: float) -> None:
         self.shape = (mels, frames)
         self._file = file
         self._floor = np.float32(loudest) - np.float32(8.0)

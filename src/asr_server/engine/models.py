@@ -54,7 +54,9 @@ def resolve_model(name: str, cache_dir: Path) -> Path:
     try:
         return Path(download_model(name, cache_dir=str(cache_dir / "hub")))
     except Exception as exc:  # the hub raises many kinds of errors when offline
-        raise ModelError(f"model {name!r} is neither bundled, a local directory, nor reachable on the hub: {exc}") from exc
+        raise ModelError(
+            f"model {name!r} is neither bundled, a local directory, nor reachable on the hub: {exc}"
+        ) from exc
 
 
 def _package_root(package: str) -> Path:

@@ -8,10 +8,11 @@ it computes, so the event loop and audio decoding keep running beside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import ctranslate2
 import numpy as np
@@ -108,7 +109,7 @@ class WhisperEngine:
         out: list[np.ndarray] = [np.empty(0)] * len(windows)
         for frames in sorted(set(heads)):
             indices = [i for i, head in enumerate(heads) if head == frames]
-            for i, encoding in zip(indices, self._encode([windows[i][:, :frames] for i in indices])):
+            for i, encoding in zip(indices, self._encode([windows[i][:, :frames] for i in indices]), strict=True):
                 out[i] = encoding
         return out
 
@@ -125,7 +126,7 @@ class WhisperEngine:
         results = self.model.detect_language(_storage(encoded))
         return [[(token[2:-2], prob) for token, prob in result] for result in results]
 
-    def add_word_timestamps(self, segments: list[list[dict]], tokenizer: Tokenizer, encoded: np.ndarray,
+    def add_word_timestamps(self, segments: list[list[dict[str, Any]]], tokenizer: Tokenizer, encoded: np.ndarray,
                             num_frames: int, prepend: str, append: str, last_speech: float) -> float:
         """faster-whisper's word timing for one window's segments (adds "words", adjusts edges)."""
         return self._whisper.add_word_timestamps(segments, tokenizer, _storage([encoded]), num_frames,

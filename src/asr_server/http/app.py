@@ -19,27 +19,26 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.staticfiles import StaticFiles
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
+from asr_server.config import Settings
 from asr_server.http import openai_routes, openapi
 from asr_server.http.auth import ApiKeyAuth, load_digests, request_owner
 from asr_server.http.lingering import LingeringClose
-from asr_server.logs import RequestId
-from asr_server.service.metrics import CONTENT_TYPE_LATEST, RequestTimer
-from asr_server.config import Settings
-from asr_server.text.formats import FORMATS, MEDIA_TYPES, render
-from asr_server.service.runtime import Service
-from asr_server.store.records import TaskStatus
-from asr_server.service.bodies import not_found, task_body
-from asr_server.service.task_options import OptionError, parse_task_options
-from asr_server.service.tasks import Refusal
 from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, client_address, receive_task_upload
+from asr_server.logs import RequestId
+from asr_server.service.bodies import not_found, task_body
+from asr_server.service.metrics import CONTENT_TYPE_LATEST, RequestTimer
+from asr_server.service.runtime import Service
+from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.service.tasks import Refusal
 from asr_server.service.waiters import MAX_WAIT_S
-
+from asr_server.store.records import TaskStatus
+from asr_server.text.formats import FORMATS, MEDIA_TYPES, render
 
 log = logging.getLogger("asr_server.http.app")
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -96,6 +95,7 @@ async def get_task(request: Request) -> Response:
                             status_code=400)
     record = await read_task(service, task_id, request_owner(request.scope), wait)
     if record is not None and record.status == TaskStatus.DONE and fmt != "json":
+        assert record.result is not None  # a task done has its result
         return Response(render(record.result, fmt), media_type=MEDIA_TYPES[fmt],
                         headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt}"'})
     status, body = task_body(task_id, record, service.settings.server.expose_tracebacks)
@@ -142,7 +142,7 @@ async def list_tasks(request: Request) -> JSONResponse:
     if not 1 <= limit <= MAX_PAGE:
         return JSONResponse({"error": f"Invalid 'limit': expected an integer from 1 to {MAX_PAGE}"}, status_code=400)
     after = request.query_params.get("after") or None
-    statuses = STATUSES[status] if status else [None]
+    statuses: list[TaskStatus | None] = STATUSES[status] if status else [None]
     page, following = await run_in_threadpool(service.tasks.list, statuses, after, limit, request_owner(request.scope))
     return JSONResponse({
         "tasks": [{"task_id": row.task_id, "status": _public_status(row.status)} for row in page],

@@ -79,6 +79,6 @@ class LingeringClose:
                 return
             try:
                 message = await asyncio.wait_for(receive(), min(left, self.idle_seconds))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
             discarded += len(message.get("body", b""))

@@ -30,4 +30,5 @@ async def read_task(service: Service, task_id: str, owner: str | None, wait_s: f
                 return record
             if gone is not None and await gone():
                 return record
+            assert ended is not None  # left > 0, so wait_s > 0 and the task is watched
             await wait_once(ended, min(left, RECHECK_S))

@@ -24,13 +24,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from asr_server.config import Settings
-from asr_server.http.auth import request_owner
 from asr_server.errors import ErrorKind, Failure
-from asr_server.text.formats import render
-from asr_server.service.task_options import OptionError, parse_task_options
-from asr_server.service.tasks import Refusal
+from asr_server.http.auth import request_owner
 from asr_server.http.long_polling import read_task
 from asr_server.http.uploads import UploadError, client_address, receive_task_upload
+from asr_server.service.task_options import OptionError, parse_task_options
+from asr_server.service.tasks import Refusal
+from asr_server.text.formats import render
 
 log = logging.getLogger("asr_server.http.openai_routes")
 PREFIX = "/v1/"
@@ -99,9 +99,9 @@ async def _transcribe(request: Request, task: str) -> Response:
     except UploadError as exc:
         return openai_error(exc.message, exc.status, "file")
     fields = upload.fields
-    if (refusal := _model_refused(fields, service.settings)) is not None:
+    if (refused := _model_refused(fields, service.settings)) is not None:
         upload.path.unlink(missing_ok=True)
-        return refusal
+        return refused
     response_format = fields.get("response_format", "json") or "json"
     problem = _check(fields, response_format)
     if problem is None and upload.size == 0:
@@ -147,6 +147,7 @@ async def _transcribe(request: Request, task: str) -> Response:
         response = _failed(failure)
         response.headers.update(headers)
         return response
+    assert record.result is not None  # done, not failed: the task has its result
     return _answer(record.result, response_format, task, headers, duration)
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from asr_server import __version__
-from asr_server.text.formats import FORMATS
 from asr_server.service.task_options import form_schema
 from asr_server.service.waiters import MAX_WAIT_S
+from asr_server.text.formats import FORMATS
 
 TASK_ID = {"type": "string", "pattern": "^[0-9]{20}$", "example": "20251124101501123456"}
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
@@ -133,7 +133,8 @@ def spec() -> dict[str, Any]:
                     "summary": "Remove a task, its audio and its result.",
                     "parameters": [task_id_param],
                     "responses": {
-                        "200": _json({"type": "object", "properties": {"task_id": TASK_ID, "status": {"const": "deleted"}}},
+                        "200": _json({"type": "object",
+                                      "properties": {"task_id": TASK_ID, "status": {"const": "deleted"}}},
                                      "Deleted."),
                         "404": _json(_seed("Task not found", {"const": ""}), "No such task."),
                     },
@@ -164,7 +165,8 @@ def spec() -> dict[str, Any]:
                 "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": _json({"type": "object"}, "OpenAI's model object."),
                               "404": _json(OPENAI_ERROR, "No such model (code `model_not_found`).")}}},
-            "/healthz": {"get": {"summary": "The process is up.", "responses": {"200": _json({"type": "object"}, "Up.")}}},
+            "/healthz": {"get": {"summary": "The process is up.",
+                                 "responses": {"200": _json({"type": "object"}, "Up.")}}},
             "/readyz": {"get": {"summary": "The model is loaded and the scheduler runs.", "responses": {
                 "200": _json({"type": "object"}, "Ready, with scheduler counters."),
                 "503": _json({"type": "object"}, "Loading, failed, or draining before a shutdown.")}}},

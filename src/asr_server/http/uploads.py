@@ -15,7 +15,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -24,6 +24,9 @@ from starlette.requests import ClientDisconnect, Request
 
 from asr_server.http.auth import request_limits, request_owner
 from asr_server.service.runtime import Service
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks  # defined for type checkers only
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024
@@ -69,7 +72,7 @@ class _PartCollector:
         self._name = ""
         self._value = bytearray()
 
-    def callbacks(self) -> dict[str, object]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,
@@ -191,7 +194,7 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int | Non
                 chunk = await asyncio.wait_for(chunks.__anext__(), idle_timeout_s)
             except StopAsyncIteration:
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise UploadError(408, f"Upload stalled: no data received for {idle_timeout_s:g} s") from None
             except ClientDisconnect:  # nobody will read the answer; not a server error
                 raise UploadError(400, "The client disconnected before the upload ended") from None

@@ -12,7 +12,7 @@ ended. No thread, no lock, no clock of its own: one owner calls it (the engine l
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,7 +23,6 @@ from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Plan, Run
 from asr_server.whisper.chunking import ChunkedTranscription
 from asr_server.whisper.transcription import Transcription, Window
 from asr_server.whisper.units import Outcome
-
 
 COST_WEIGHT = 0.3  # how much the last step moves the running measure of a window's cost
 
@@ -92,7 +91,7 @@ class Candidate:
 
 def priority_shares(batch: Sequence[Candidate], seconds: float) -> dict[str, float]:
     """A step's engine time by the priority of the work it served, shared by its windows."""
-    shares: Counter[str] = Counter()
+    shares: defaultdict[str, float] = defaultdict(float)
     for candidate in batch:
         shares[candidate.task.priority.value] += seconds / len(batch)
     return dict(shares)
@@ -213,7 +212,7 @@ class SchedulerCore:
         batch: list[Candidate] = plan.batch
         self._count(batch, outcomes, seconds)
         ended: list[Ended] = []
-        for candidate, outcome in zip(batch, outcomes):
+        for candidate, outcome in zip(batch, outcomes, strict=True):
             task = candidate.task
             if task not in self.active:
                 continue  # another of its windows failed in this step
@@ -252,7 +251,7 @@ class SchedulerCore:
         counters.windows_decoded += len(batch)
         trimmed = [c.window.encoder_frames is not None for c in batch]
         counters.windows_trimmed += sum(trimmed)
-        counters.windows_retried_whole += sum(t and not o.trimmed for t, o in zip(trimmed, outcomes))
+        counters.windows_retried_whole += sum(t and not o.trimmed for t, o in zip(trimmed, outcomes, strict=True))
         counters.engine_seconds += seconds
         if not trimmed[0]:  # a batch holds one kind (Candidate.batch_key)
             share, before = seconds / len(batch), self.whole_window_cost_s
@@ -275,7 +274,9 @@ class SchedulerCore:
             "batch_sizes": {str(size): count for size, count in sorted(counters.batch_sizes.items())},
             "mean_windows_per_step": round(counters.windows_decoded / max(1, counters.batch_sizes.total()), 3),
             "engine_seconds": round(counters.engine_seconds, 3),
-            "engine_seconds_by_priority": {k: round(v, 3) for k, v in sorted(counters.engine_seconds_by_priority.items())},
+            "engine_seconds_by_priority": {
+                k: round(v, 3) for k, v in sorted(counters.engine_seconds_by_priority.items())
+            },
             "steps_by_model": dict(sorted(counters.steps_by_model.items())),
         }
 

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -35,15 +35,21 @@ log = logging.getLogger("asr_server.scheduling.scheduler")
 
 
 class Job(Protocol):
-    task_id: str
-    audio_path: str | None
-    options: dict[str, Any]
+    """What the scheduler reads of a claimed task (read-only, so that a store's ``TaskRecord``
+    and ``memory_source.Job``, whose path is never None, both are one)."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def audio_path(self) -> str | None: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
 
 
 class WorkSource(Protocol):
     """The scheduler's view of the task store."""
 
-    def claim(self, limit: int) -> list[Job]: ...
+    def claim(self, limit: int) -> Sequence[Job]: ...
     def finish(self, task_id: str, result: dict[str, Any]) -> None: ...
     def fail(self, task_id: str, failure: Failure) -> None: ...
 

@@ -20,5 +20,6 @@ def task_body(task_id: str, record: TaskRecord | None, expose_tracebacks: bool =
     if record.status == TaskStatus.DONE:
         return 200, {"task_id": task_id, "status": "done", "result": record.result}
     if (failure := record.failure) is not None:
-        return 500, {"task_id": task_id, "status": "error", "result": failure.text if expose_tracebacks else failure.summary}
+        text = failure.text if expose_tracebacks else failure.summary
+        return 500, {"task_id": task_id, "status": "error", "result": text}
     return 202, {"task_id": task_id, "status": "processing", "result": ""}

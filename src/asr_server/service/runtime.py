@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from asr_server.config import Settings
+from asr_server.scheduling.scheduler import Scheduler
+from asr_server.service.bodies import task_body
 from asr_server.service.metrics import Metrics
 from asr_server.service.model_loading import model_pool
-from asr_server.scheduling.scheduler import Scheduler
-from asr_server.store.audio_store import AudioStore, LocalAudioStore
-from asr_server.store.records import TaskStore
-from asr_server.store.sqlite_store import SqliteTaskStore
-from asr_server.service.bodies import task_body
 from asr_server.service.rate_limits import RequestLimiter
 from asr_server.service.task_events import TaskEvents
 from asr_server.service.task_options import decoding_for, finalizer
 from asr_server.service.tasks import Tasks
 from asr_server.service.waiters import TaskWaiters
 from asr_server.service.webhooks import Notifier
+from asr_server.store.audio_store import AudioStore, LocalAudioStore
+from asr_server.store.records import TaskStore
+from asr_server.store.sqlite_store import SqliteTaskStore
 
 log = logging.getLogger("asr_server.service.runtime")
 

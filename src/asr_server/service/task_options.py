@@ -32,7 +32,8 @@ DECODING_FIELDS = {
 }
 
 
-FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "model")  # every option a task takes
+# every option a task takes
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "model")
 PACK_DESCRIPTION = ("false gives this task faster-whisper's exact computation: a recording shorter "
                     "than 30 s is encoded as a whole 30 s window, not trimmed to its own length "
                     "(scheduler.trim_short_clips).")

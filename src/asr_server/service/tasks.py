@@ -101,9 +101,10 @@ class Tasks:
     def admit(self, owner: str | None = None, address: str | None = None,
               overrides: dict[str, int] | None = None) -> None:
         """Refuse before the body is read, so that a flood costs the server little: the server
-        is draining, cannot reach its audio store or has less than ``server.min_free_disk_mb`` free, the key (or, with auth off, the client ``address``) made
-        ``limits.requests_per_minute`` requests in the last minute, ``server.max_queued_tasks``
-        tasks wait, or the key (address) has ``limits.queued_tasks`` tasks waiting or running.
+        is draining, cannot reach its audio store or has less than ``server.min_free_disk_mb``
+        free, the key (or, with auth off, the client ``address``) made ``limits.requests_per_minute``
+        requests in the last minute, ``server.max_queued_tasks`` tasks wait, or the key (address)
+        has ``limits.queued_tasks`` tasks waiting or running.
         A key's ``overrides`` (from the keys file) replace those two limits for it."""
         if self._service.draining:
             raise draining()
@@ -160,7 +161,7 @@ class Tasks:
             return record
         return None
 
-    def counts(self) -> dict[TaskStatus, int]:
+    def counts(self) -> dict[str, int]:
         """Tasks in the store by status (every replica's, with Redis); empty before it opens."""
         return self._store.counts() if self._service.store is not None else {}
 

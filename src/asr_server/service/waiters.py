@@ -78,6 +78,6 @@ async def wait_once(event: asyncio.Event, seconds: float) -> None:
     """Wait for the event for at most ``seconds``, then clear it for the next round."""
     try:
         await asyncio.wait_for(event.wait(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     event.clear()

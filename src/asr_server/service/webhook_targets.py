@@ -60,7 +60,7 @@ def resolve_allowed(host: str, port: int, allowed_networks: Sequence[Network] = 
     """At delivery: the address to connect to. Every address the host resolves to must be
     allowed (one bad answer refuses the URL: which one a connection would take is not ours to
     choose); TargetRefused otherwise, OSError when the name does not resolve."""
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0])
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
                  for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
     for address in addresses:
         if not is_allowed(address, allowed_networks):

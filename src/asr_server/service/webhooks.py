@@ -31,8 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from asr_server.config import WebhookConfig
-from asr_server.store.records import PendingDelivery, TaskStore
 from asr_server.service.webhook_targets import TargetRefused, resolve_allowed
+from asr_server.store.records import PendingDelivery, TaskStore
 
 log = logging.getLogger("asr_server.service.webhooks")
 SIGNATURE_HEADER = "X-ASR-Signature"
@@ -56,7 +56,8 @@ class Notifier:
     POLL_S = 0.5  # how often the store is looked at for deliveries that others (or retries) made due
     BATCH = 16
 
-    def __init__(self, config: WebhookConfig, store: TaskStore, body_of: Callable[[str], dict[str, Any] | None]) -> None:
+    def __init__(self, config: WebhookConfig, store: TaskStore,
+                 body_of: Callable[[str], dict[str, Any] | None]) -> None:
         self._config = config
         self._store = store
         self._body_of = body_of
@@ -132,9 +133,9 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float, allow
     of its host (the one checked), following no redirect."""
     parts = urlsplit(url)
     https = parts.scheme == "https"
-    port = parts.port or (443 if https else 80)
-    address = str(resolve_allowed(parts.hostname or "", port, allowed_networks))
-    connection = (_PinnedHTTPS if https else _PinnedHTTP)(parts.hostname, port, address, timeout_s)
+    host, port = parts.hostname or "", parts.port or (443 if https else 80)
+    address = str(resolve_allowed(host, port, allowed_networks))
+    connection = (_PinnedHTTPS if https else _PinnedHTTP)(host, port, address, timeout_s)
     try:
         connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body, headers)
         return connection.getresponse().status

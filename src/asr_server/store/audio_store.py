@@ -19,7 +19,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import redis
 
@@ -117,7 +117,7 @@ class RedisAudioStore:
         path.unlink(missing_ok=True)
 
     def fetch(self, task_id: str, dest: Path) -> bool:
-        audio = self._redis.get(self.key(task_id))
+        audio = cast(bytes | None, self._redis.get(self.key(task_id)))  # bytes: no decode_responses
         if audio is None:
             return False
         dest.write_bytes(audio)

@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -96,7 +98,7 @@ class TaskStore(Protocol):
     def queue_position(self, task_id: str) -> int: ...
     def queued(self) -> int: ...
     def unfinished(self, owner: str) -> int: ...
-    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]: ...
+    def take_deliveries(self, limit: int, lease_s: float) -> builtins.list[PendingDelivery]: ...
     def delivery_done(self, task_id: str) -> None: ...
     def delivery_retry(self, task_id: str, attempt: int, delay_s: float) -> None: ...
     def close(self) -> None: ...
@@ -116,18 +118,18 @@ class QueueFull(Exception):
 
 def format_task_id(moment: datetime) -> str:
     """The seed's id form: YYYYMMDDHHMMSS plus 6 digits of microseconds, UTC, 20 digits."""
-    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S%f")
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
 
 
 def parse_task_id(task_id: str) -> datetime:
-    return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=timezone.utc)
+    return datetime.strptime(task_id, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
 
 
-def task_ids_from(last_id: str):
+def task_ids_from(last_id: str) -> Iterator[str]:
     """Candidate ids for the next task, in order: now's, or the microsecond after ``last_id``
     when the clock has not passed it (two uploads in one microsecond, a clock stepped back);
     a store takes the first one no task holds."""
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     if format_task_id(moment) <= last_id:
         moment = parse_task_id(last_id) + timedelta(microseconds=1)
     while True:

@@ -14,23 +14,26 @@ between replicas. Keys (under ``key_prefix``):
 - ``deliveries``  sorted set of the ids of ended tasks whose webhook is still to be made, by due time (ms)
 
 A replica that claims a task takes a lease on it: a token ``{replica}/{id}/{attempt}`` stored
-in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the leases of the tasks it holds.
-When a replica dies its leases run out after ``visibility_timeout_s`` and the next ``claim`` by
-any replica takes those tasks again. A result is written only under the lease that is current,
-so a task ends once, even if a replica that was presumed dead wakes up and finishes it late.
+in the task (new at every claim) and a deadline in ``running``. A heartbeat thread extends the
+leases of the tasks it holds. When a replica dies its leases run out after
+``visibility_timeout_s`` and the next ``claim`` by any replica takes those tasks again. A result
+is written only under the lease that is current, so a task ends once, even if a replica that was
+presumed dead wakes up and finishes it late.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from asr_server.errors import ErrorKind, Failure
 from asr_server.store import redis_scripts as scripts
@@ -111,8 +114,8 @@ class RedisTaskStore:
             raise QueueFull(max_queued)
         task_id = self._reserve_id()
         self.audio.put(task_id, Path(audio_path))
-        fields: dict[str, Any] = {"status": QUEUED, "options": json.dumps(options), "attempts": 0,
-                                  "created": str(time.time())}
+        fields: dict[FieldT, EncodableT] = {"status": QUEUED, "options": json.dumps(options), "attempts": 0,
+                                              "created": str(time.time())}
         if owner is not None:
             fields["owner"] = owner
         pipe = self._redis.pipeline(transaction=True)
@@ -142,7 +145,8 @@ class RedisTaskStore:
         raise AssertionError("unreachable: task_ids_from never ends")
 
     def get(self, task_id: str) -> TaskRecord | None:
-        values = self._redis.hmget(self._task(task_id), _FIELDS)
+        # Without decode_responses, redis-py answers bytes (its types say bytes or str).
+        values = cast(list[bytes | None], self._redis.hmget(self._task(task_id), _FIELDS))
         return _record(task_id, values)
 
     def list(self, status: TaskStatus | None, after: str | None, limit: int,
@@ -151,14 +155,15 @@ class RedisTaskStore:
         out: list[TaskSummary] = []
         start = f"({after}" if after else "-"
         while len(out) < limit:
-            ids = [i.decode() for i in self._redis.zrangebylex(f"{self._p}ids", start, "+", 0, 500)]
+            found = cast(list[bytes], self._redis.zrangebylex(f"{self._p}ids", start, "+", 0, 500))
+            ids = [i.decode() for i in found]
             if not ids:
                 break
             pipe = self._redis.pipeline(transaction=False)
             for task_id in ids:
                 pipe.hmget(self._task(task_id), ["status", "owner"])
             gone = []
-            for task_id, (raw, task_owner) in zip(ids, pipe.execute()):
+            for task_id, (raw, task_owner) in zip(ids, pipe.execute(), strict=True):
                 if raw is None:
                     gone.append(task_id)
                 elif (status is None or raw.decode() == status) and (
@@ -194,7 +199,7 @@ class RedisTaskStore:
 
     # -- the scheduler's side ------------------------------------------------------------------
 
-    def claim(self, limit: int) -> list[TaskRecord]:
+    def claim(self, limit: int) -> builtins.list[TaskRecord]:
         """Lease up to ``limit`` tasks (expired leases first) and spool their audio locally."""
         if limit <= 0 or self.audio.problem() is not None:  # claim nothing whose audio cannot be read
             return []
@@ -221,7 +226,8 @@ class RedisTaskStore:
                         self._leases.pop(task_id, None)
                     continue
                 if not found:  # deleted between the claim and now
-                    self.fail(task_id, Failure.told(ErrorKind.AUDIO_GONE, "the task's audio is gone (the task was deleted)"))
+                    gone = Failure.told(ErrorKind.AUDIO_GONE, "the task's audio is gone (the task was deleted)")
+                    self.fail(task_id, gone)
                     continue
                 path = str(spooled)
             records.append(TaskRecord(task_id, RUNNING, path, options, None, None, attempts, owner=owner))
@@ -301,7 +307,7 @@ class RedisTaskStore:
 
     # -- webhook deliveries (shared: any replica may make any) ------------------------------------
 
-    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]:
+    def take_deliveries(self, limit: int, lease_s: float) -> builtins.list[PendingDelivery]:
         flat = self._take_deliveries(keys=[f"{self._p}deliveries", self._p], args=[limit, int(lease_s * 1000)])
         return [PendingDelivery(flat[i].decode(), flat[i + 1].decode(), int(flat[i + 2]))
                 for i in range(0, len(flat), 3)]

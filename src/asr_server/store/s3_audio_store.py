@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -152,7 +152,7 @@ class S3AudioStore:
         self._client.delete_object(Bucket=self.bucket, Key=self._key(task_id))
 
     def stored(self, older_than_s: float) -> Iterator[str]:
-        cutoff = datetime.now(timezone.utc).timestamp() - older_than_s
+        cutoff = datetime.now(UTC).timestamp() - older_than_s
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
         for page in pages:
             for item in page.get("Contents", []):

@@ -1,12 +1,13 @@
 """The embedded task store: durable task records and the queue of pending work.
 
-``SqliteTaskStore`` is the embedded default, one SQLite file in WAL mode in the data directory. A task is committed before
-its id is returned, so an accepted task survives ``kill -9``; tasks left ``running`` by a dead
-process are queued again when the store is opened.
+``SqliteTaskStore`` is the embedded default, one SQLite file in WAL mode in the data directory.
+A task is committed before its id is returned, so an accepted task survives ``kill -9``; tasks
+left ``running`` by a dead process are queued again when the store is opened.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -16,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from asr_server.errors import ErrorKind, Failure
-from asr_server.store.records import (PendingDelivery, QueueFull, StorageFull, TaskRecord, TaskStatus, TaskSummary,
-                                      task_ids_from)
+from asr_server.store.records import (
+    PendingDelivery,
+    QueueFull,
+    StorageFull,
+    TaskRecord,
+    TaskStatus,
+    TaskSummary,
+    task_ids_from,
+)
 
 QUEUED, RUNNING, DONE, ERROR = TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.DONE, TaskStatus.ERROR
 
@@ -54,8 +62,9 @@ class SqliteTaskStore:
 
     Every call is short (an indexed read or write), so callers on the event loop run it in a
     worker thread and the lock costs little. Reads go through a connection of their own per
-    thread: in WAL mode they never wait for a write, so GETs stay fast under a flood of uploads. ``synchronous=FULL`` makes every commit durable
-    across power loss too, not only across a crash of the process.
+    thread: in WAL mode they never wait for a write, so GETs stay fast under a flood of uploads.
+    ``synchronous=FULL`` makes every commit durable across power loss too, not only across a
+    crash of the process.
     """
 
     def __init__(self, path: Path) -> None:
@@ -267,7 +276,7 @@ class SqliteTaskStore:
 
     # -- webhook deliveries -------------------------------------------------------------------
 
-    def take_deliveries(self, limit: int, lease_s: float) -> list[PendingDelivery]:
+    def take_deliveries(self, limit: int, lease_s: float) -> builtins.list[PendingDelivery]:
         """Up to ``limit`` deliveries that are due, each put off by ``lease_s`` while it is made
         (a process that dies meanwhile leaves it due again after that)."""
         now = time.time()

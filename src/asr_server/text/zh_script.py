@@ -10,7 +10,7 @@ model's own and decode to the unconverted text.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache
 from typing import Any, Literal
 
 ZhScript = Literal["simplified", "traditional", "as-is"]
@@ -24,7 +24,7 @@ _CONFIGS = {"simplified": "t2s.json", "traditional": "s2t.json"}
 _lock = threading.Lock()  # OpenCC converters are not documented as thread-safe
 
 
-@lru_cache(maxsize=None)
+@cache
 def _converter(script: str) -> Any:
     import opencc
 

@@ -66,12 +66,12 @@ def decode_windows(engine: Engine, windows: Sequence[Window], detect_on_window: 
     """
     if len({w.batch_key for w in windows}) > 1:
         raise ValueError("windows of one batch must share a batch key")
-    batch = [_Decoding(w, w.features(), cut) for w, cut in zip(windows, trim_at(windows))]
+    batch = [_Decoding(w, w.features(), cut) for w, cut in zip(windows, trim_at(windows), strict=True)]
     _encode(engine, batch, exact_detection=not detect_on_window)
     _detect(engine, batch)
     outcomes = _decode(engine, batch)
     _retry_uncovered(engine, batch, outcomes)
-    for item, outcome in zip(batch, outcomes):
+    for item, outcome in zip(batch, outcomes, strict=True):
         outcome.trimmed = item.cut is not None
     return outcomes
 
@@ -85,10 +85,11 @@ def _encode(engine: Engine, batch: list[_Decoding], exact_detection: bool) -> No
         if (own := item.window.detection_features()) is not None:
             item.detect_input = own
     extra = [item for item in detecting if item.detect_input is not None]
-    encoded = engine.encode(inputs + [item.detect_input for item in extra], cuts + [None] * len(extra))
-    for item, encoding in zip(batch, encoded):
+    detect_inputs = [cast(np.ndarray, item.detect_input) for item in extra]  # each set just above
+    encoded = engine.encode(inputs + detect_inputs, cuts + [None] * len(extra))
+    for item, encoding in zip(batch, encoded[:len(batch)], strict=True):  # then the detection inputs'
         item.encoding = encoding
-    for item, encoding in zip(extra, encoded[len(batch):]):
+    for item, encoding in zip(extra, encoded[len(batch):], strict=True):
         item.detect_input = encoding  # from here on, the encoding to detect on
 
 
@@ -99,7 +100,7 @@ def _detect(engine: Engine, batch: list[_Decoding]) -> None:
         return
     sources = [item.detect_input if item.detect_input is not None else item.encoding for item in undetected]
     unsure = []
-    for item, probs in zip(undetected, _by_length(engine.detect_language, sources)):
+    for item, probs in zip(undetected, _by_length(engine.detect_language, sources), strict=True):
         language, probability = probs[0]
         below = item.owner.trim.detection_below if item.owner.trim is not None else None
         if item.cut is not None and below is not None and probability < below:
@@ -122,7 +123,7 @@ def _retry_uncovered(engine: Engine, batch: list[_Decoding], outcomes: list[Outc
         return
     items = [batch[i] for i in short]
     _encode_again(engine, items, [None] * len(items), detect=[item for item in items if item.window.needs_language])
-    for i, outcome in zip(short, _decode(engine, items)):
+    for i, outcome in zip(short, _decode(engine, items), strict=True):
         outcomes[i] = outcome
 
 
@@ -130,10 +131,11 @@ def _encode_again(engine: Engine, items: list[_Decoding], cuts: Sequence[int | N
                   detect: Sequence[_Decoding]) -> None:
     """Encode these windows again at ``cuts`` (None: whole), in place of their encodings, and
     detect the language of those in ``detect`` on their new encodings."""
-    for item, cut, encoding in zip(items, cuts, engine.encode([item.features for item in items], cuts)):
+    for item, cut, encoding in zip(items, cuts, engine.encode([item.features for item in items], cuts), strict=True):
         item.cut, item.encoding = cut, encoding
     if detect:
-        for item, probs in zip(detect, _by_length(engine.detect_language, [item.encoding for item in detect])):
+        languages = _by_length(engine.detect_language, [item.encoding for item in detect])
+        for item, probs in zip(detect, languages, strict=True):
             item.owner.set_language(*probs[0])
 
 
@@ -150,10 +152,10 @@ def _decode(engine: Engine, items: Sequence[_Decoding]) -> list[Outcome]:
         if not pending:
             break
         params = lead.generate_params(len(prompts[pending[0]]), temperature)
-        generated = _by_length(lambda batch, rows: engine.generate(batch, rows, params),
+        generated = _by_length(lambda batch, rows: engine.generate(batch, rows, params),  # noqa: B023  (called here)
                                [items[i].encoding for i in pending], [prompts[i] for i in pending])
         still_pending = []
-        for i, result in zip(pending, generated):
+        for i, result in zip(pending, generated, strict=True):
             owner = items[i].owner
             length = len(result.tokens)
             avg_logprob = result.score * (length ** owner.options.length_penalty) / (length + 1)
@@ -181,11 +183,11 @@ def trim_at(windows: Sequence[Window]) -> list[int | None]:
     call and a decoder batch; a window joins a longer one's length only while the silence it
     gains is at most a quarter of its own margin. With much more silence after it than its
     margin, a short clip was seen to end its text early (docs/decisions.md)."""
-    frames = [w.encoder_frames for w in windows]
+    trimmed = {i: frames for i, w in enumerate(windows) if (frames := w.encoder_frames) is not None}
     out: list[int | None] = [None] * len(windows)
     cut = None
-    for i in sorted((i for i, f in enumerate(frames) if f is not None), key=lambda i: -frames[i]):
-        own = frames[i]
+    for i in sorted(trimmed, key=lambda i: -trimmed[i]):
+        own = trimmed[i]
         margin = cast(TrimRule, windows[i].owner.trim).margin_frames  # trimmed: it has a rule
         if cut is None or cut - own > margin // 4:
             cut = own
@@ -202,7 +204,7 @@ def _by_length(call: Callable[..., list[T]], encoded: list[np.ndarray], *rows: l
     out: list[T | None] = [None] * len(encoded)
     for indices in by_length.values():
         results = call([encoded[i] for i in indices], *([row[i] for i in indices] for row in rows))
-        for i, result in zip(indices, results):
+        for i, result in zip(indices, results, strict=True):
             out[i] = result
     assert all(result is not None for result in out)
     return cast("list[T]", out)

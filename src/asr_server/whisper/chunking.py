@@ -81,8 +81,8 @@ class ChunkedTranscription:
         return [w for w in (part.next_window() for part in self.parts) if w is not None]
 
     def result(self) -> dict[str, Any]:
-        segments = []
-        for group, part in zip(self.groups, self.parts):
+        segments: list[dict[str, Any]] = []
+        for group, part in zip(self.groups, self.parts, strict=True):
             for segment in part.segments:
                 moved = {
                     **segment,

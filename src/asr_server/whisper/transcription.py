@@ -23,7 +23,6 @@ from asr_server.whisper.speech_guard import Speech
 from asr_server.whisper.timestamps import split_by_timestamps
 from asr_server.whisper.units import Engine, Outcome, is_silent
 
-
 PROMPT_LANGUAGE = "en"  # builds the tokenizer that encodes an initial prompt before detection
 TRIM_GRID_FRAMES = 100  # trimmed encodings are whole seconds long, so that batches share a length
 
@@ -323,11 +322,13 @@ class Transcription:
     def needs_fallback(self, outcome: Outcome) -> bool:
         options = self.options
         needed = False
-        if options.compression_ratio_threshold is not None and outcome.compression_ratio > options.compression_ratio_threshold:
+        if (options.compression_ratio_threshold is not None
+                and outcome.compression_ratio > options.compression_ratio_threshold):
             needed = True  # too repetitive
         if options.log_prob_threshold is not None and outcome.avg_logprob < options.log_prob_threshold:
             needed = True  # too improbable
-            if options.no_speech_threshold is not None and outcome.generated.no_speech_prob > options.no_speech_threshold:
+            if (options.no_speech_threshold is not None
+                    and outcome.generated.no_speech_prob > options.no_speech_threshold):
                 needed = False  # silence: falling back will not help
         return needed
 
