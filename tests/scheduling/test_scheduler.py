@@ -1,4 +1,6 @@
 """The scheduler with a scripted engine: batching rules, isolation of failures, no idle waits.
+Most tests run the loop on the test's own thread (``Scheduler.run_until_idle``); the last two
+start its threads, since what they check is how those threads stop and cancel.
 
 The engine here is a fake (no model): it records every call and returns scripted tokens, so the
 scheduler's bookkeeping can be checked exactly. The real engine is exercised end to end in
@@ -21,13 +23,12 @@ TONES = DecodingOptions(speech_guard=False)
 
 
 def run_scheduler(engine, jobs, decoding: DecodingOptions | None = None, **config) -> tuple[ListSource, Scheduler]:
+    """Every job claimed and prepared, then decoded until none is left, on this thread: the
+    batches depend on the jobs alone (``Scheduler.run_until_idle``)."""
     source = ListSource(jobs)
     scheduler = Scheduler(engine, source, SchedulerConfig(**config), decoding or TONES)
-    scheduler.start()
-    try:
-        assert source.done.wait(60), "scheduler did not finish"
-    finally:
-        scheduler.stop()
+    scheduler.run_until_idle()
+    assert source.done.is_set(), "a job was left undone"
     return source, scheduler
 
 
@@ -38,7 +39,7 @@ def run(engine, jobs, decoding: DecodingOptions | None = None, **config) -> List
 def test_windows_of_many_tasks_share_batches(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job(str(i), tone(tmp_path / f"{i}.wav", 5, 0.1 + i / 20)) for i in range(8)]
-    source = run(engine, jobs, max_batch_size=8, max_wait_ms=2000)
+    source = run(engine, jobs, max_batch_size=8)
     assert len(source.results) == 8 and not source.errors
     assert max(len(call) for call in engine.generate_calls) > 1
     assert sum(len(call) for call in engine.generate_calls) == 8
@@ -98,7 +99,7 @@ def test_a_short_recording_of_known_language_is_trimmed_to_its_length_and_margin
 def test_trimmed_windows_of_similar_length_are_cut_at_the_longer_ones_length(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (5, 6)]
-    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
+    run(engine, jobs, ENGLISH, trim_margin_s=4, max_step_s=0)
     assert engine.encode_calls[0] == 2, "both in one batch"
     assert engine.trim_at[:2] == [1000, 1000]  # 5 s gains 1 s of silence: a quarter of its margin
 
@@ -106,7 +107,7 @@ def test_trimmed_windows_of_similar_length_are_cut_at_the_longer_ones_length(hf_
 def test_a_trimmed_window_never_gains_more_than_a_quarter_of_its_margin_from_its_batch(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (5, 7)]
-    run(engine, jobs, ENGLISH, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
+    run(engine, jobs, ENGLISH, trim_margin_s=4, max_step_s=0)
     assert engine.encode_calls[0] == 2, "both in one batch"
     assert sorted(engine.trim_at[:2]) == [900, 1100]  # in the order their preparations ended
 
@@ -133,7 +134,7 @@ def test_a_short_recording_whose_language_is_to_be_detected_is_trimmed_and_detec
 def test_languages_of_windows_trimmed_at_different_lengths_are_detected_in_one_batch(hf_tokenizer, tmp_path):
     engine = ScriptedEngine(hf_tokenizer)  # as CTranslate2: one encoding length per call
     jobs = [Job(str(s), tone(tmp_path / f"{s}.wav", s, 0.3)) for s in (2, 9)]
-    source = run(engine, jobs, trim_margin_s=4, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
+    source = run(engine, jobs, trim_margin_s=4, max_step_s=0)
     assert engine.encode_calls[0] == 2, "both in one batch"
     assert sorted(engine.trim_at[:2]) == [600, 1300]
     assert {r["language"] for r in source.results.values()} == {"en"} and not source.errors
@@ -198,7 +199,7 @@ def test_trimmed_and_whole_windows_never_share_a_step(hf_tokenizer, tmp_path):
     # clip would wait for the whole window's step.
     engine = ScriptedEngine(hf_tokenizer)
     jobs = [Job("short", tone(tmp_path / "short.wav", 5, 0.3)), Job("long", tone(tmp_path / "long.wav", 45, 0.3))]
-    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=2, max_step_s=0)
+    run(engine, jobs, ENGLISH, max_step_s=0)
     assert engine.encode_calls[:2] == [1, 1]
     assert [len(call) for call in engine.generate_calls[:2]] == [1, 1]
 
@@ -285,6 +286,16 @@ def test_each_encoder_input_holds_one_tasks_audio_and_padding_alone(hf_tokenizer
 
     engine.encode = recording
     jobs = [Job(str(n), tone(tmp_path / f"{n}.wav", 3, loudness)) for n, loudness in enumerate((0.2, 0.4, 0.6, 0.8))]
-    run(engine, jobs, ENGLISH, max_wait_ms=5000, prepare_workers=4, max_step_s=0)
+    run(engine, jobs, ENGLISH, max_step_s=0)
     assert engine.encode_calls[0] == 4, "the four shared a batch"
     assert all(len(values) == 1 for values in inputs), inputs
+
+
+def test_among_waiting_tasks_the_earlier_deadline_runs_first(hf_tokenizer, tmp_path):
+    engine = ScriptedEngine(hf_tokenizer)
+    soon = time.time() + 60
+    jobs = [Job("none", tone(tmp_path / "a.wav", 3, 0.2)),
+            Job("later", tone(tmp_path / "b.wav", 3, 0.4), {"deadline_at": soon + 60}),
+            Job("sooner", tone(tmp_path / "c.wav", 3, 0.6), {"deadline_at": soon})]
+    source = run(engine, jobs, ENGLISH, max_batch_size=1)
+    assert list(source.results) == ["sooner", "later", "none"]

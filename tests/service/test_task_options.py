@@ -126,3 +126,13 @@ def test_an_english_only_model_refuses_other_languages_and_translation(fields, f
 def test_an_english_only_model_takes_english():
     options = parse_task_options({"model": "tiny.en", "language": "en"}, models=models("base", "tiny.en"))
     assert options["model"] == "tiny.en"
+
+
+def test_a_deadline_counts_from_the_upload_and_is_stored_as_a_time():
+    assert parse_task_options({"deadline_s": "90"}, now=1_000.0) == {"deadline_at": 1_090.0}
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", str(8 * 24 * 3600)])
+def test_a_deadline_that_is_not_a_positive_number_of_seconds_within_a_week_is_refused(value):
+    with pytest.raises(OptionError, match="Invalid 'deadline_s'"):
+        parse_task_options({"deadline_s": value})

@@ -114,7 +114,7 @@ async def _transcribe(request: Request, task: str) -> Response:
             form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
         if "word" in _granularities(fields):
             form["word_timestamps"] = "true"
-        for extra in ("pack", "speech_guard", "priority"):  # this server's own extra fields (docs/api.md)
+        for extra in ("pack", "speech_guard", "priority", "deadline_s"):  # this server's own extra fields (docs/api.md)
             if extra in fields:
                 form[extra] = fields[extra]
         if fields.get("model", "").strip() in model_ids(service.settings):  # else lenient: the default

@@ -62,6 +62,11 @@ def _size(path: str | None) -> int:
         return 0
 
 
+def _on_monotonic_clock(unix_time: float | None) -> float | None:
+    """A task option's wall-clock time (``deadline_at``) on the clock the core's plans use."""
+    return None if unix_time is None else time.monotonic() + (unix_time - time.time())
+
+
 ProgressHook = Callable[[str, float, float], None]
 Finalize = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]  # (result, task options) -> result
 
@@ -197,13 +202,18 @@ class Scheduler:
 
     def _intake(self) -> None:
         """Claim as many tasks as the core has room for, and prepare them."""
+        for _ in range(self._claim()):
+            self._pool.submit(self._prepare_next)
+
+    def _claim(self) -> int:
+        """Claim as many tasks as the core has room for, queued for preparation; how many."""
         with self._cv:
             room = 0 if self._draining else self._core.room()
         if room <= 0:
-            return
+            return 0
         jobs = self._source.claim(room)
         if not jobs:
-            return
+            return 0
         with self._cv:
             self._core.claimed([job.task_id for job in jobs])
             self._held = self._core.held
@@ -212,8 +222,7 @@ class Scheduler:
                 interactive = (job.options or {}).get("priority") == Priority.INTERACTIVE
                 rank = preparation_rank(interactive, _size(job.audio_path), self._claims)
                 heapq.heappush(self._to_prepare, (rank, job))
-        for _ in jobs:
-            self._pool.submit(self._prepare_next)
+        return len(jobs)
 
     def _prepare_next(self) -> None:
         """Prepare the claimed task that ranks first (``policy.preparation_rank``) now, not the
@@ -245,7 +254,7 @@ class Scheduler:
             transcription = prepare(job.audio_path, self._options_for(options), engine, trim,
                                     self._max_audio_seconds, self._config.prompt_bucket_tokens or None)
             task = Task(job.task_id, transcription, options, Priority(options.get("priority", "batch")),
-                        model=model, engine=engine)
+                        deadline=_on_monotonic_clock(options.get("deadline_at")), model=model, engine=engine)
         except PoolClosed:
             log.info("task %s left unprepared: the server is stopping", job.task_id, extra={"task_id": job.task_id})
         except Exception as exc:
@@ -259,6 +268,33 @@ class Scheduler:
                 self._cv.notify_all()
 
     # -- the engine loop ---------------------------------------------------------------------
+
+    def run_until_idle(self) -> None:
+        """The loop on the calling thread, without its threads or waits: claim what there is
+        room for, prepare it, and run the core's plans until the source has nothing left.
+        Every claim is prepared before the next plan, so nothing is ever being prepared and a
+        plan never holds back: the batches depend on the work alone, not on timing (tests)."""
+        while True:
+            claimed = self._claim()
+            for _ in range(claimed):
+                self._prepare_next()
+            for task in self._take_inbox():
+                self._let_go(task)
+            self._record(self._core.take_finished())
+            plan = self._core.schedule(time.monotonic())
+            if isinstance(plan, Run):
+                self._step(plan)
+                continue
+            if claimed:
+                continue
+            # Asking for windows may have found a task done (the rest of a recording without
+            # speech is passed over): reap it, and stop once no task is left.
+            reaped = self._core.take_finished()
+            self._record(reaped)
+            if not self._core.active:
+                return
+            if not reaped:
+                raise RuntimeError("active tasks offer no window and are not finished")
 
     def _run(self) -> None:
         poll = self._config.poll_interval_ms / 1000

@@ -7,6 +7,7 @@ know are ignored, so clients written for other Whisper servers keep working.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,10 +34,14 @@ DECODING_FIELDS = {
 
 
 # every option a task takes
-FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "model")
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "deadline_s", "model")
 PACK_DESCRIPTION = ("false gives this task faster-whisper's exact computation: a recording shorter "
                     "than 30 s is encoded as a whole 30 s window, not trimmed to its own length "
                     "(scheduler.trim_short_clips).")
+MAX_DEADLINE_S = 7 * 24 * 3600
+DEADLINE_DESCRIPTION = ("Seconds after the upload by which the client wants the result: among tasks of one "
+                        "priority, earlier deadlines run first, and a batch is never held back for company "
+                        "past one. A wish that orders work, not a promise: a task past its deadline still runs.")
 PRIORITY_DESCRIPTION = ("interactive: a client waits on this task live, and its windows run before batch "
                         "work; batch (the default): file work, never passed over for longer than "
                         "scheduler.starvation_bound_s.")
@@ -61,6 +66,9 @@ def form_schema() -> dict[str, dict[str, Any]]:
         elif name == "priority":
             schema = {"type": "string", "enum": [p.value for p in Priority], "default": Priority.BATCH.value,
                       "description": PRIORITY_DESCRIPTION}
+        elif name == "deadline_s":
+            schema = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE_S,
+                      "description": DEADLINE_DESCRIPTION}
         elif name == "model":
             schema = {"type": "string", "description": MODEL_DESCRIPTION}
         elif name == "temperature":
@@ -118,10 +126,11 @@ def _validated(model: type[BaseModel], values: dict[str, Any], field_of: dict[st
 
 
 def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Network] = (),
-                       models: Mapping[str, ModelConfig] | None = None) -> dict[str, Any]:
+                       models: Mapping[str, ModelConfig] | None = None, now: float | None = None) -> dict[str, Any]:
     """The task options named by ``fields``; raises OptionError naming a bad field.
     ``allowed_networks``: where a callback_url may point besides public addresses; ``models``:
-    the server's models by id, the default first (``Settings.all_models``)."""
+    the server's models by id, the default first (``Settings.all_models``); ``now``: the
+    upload's time (Unix seconds), from which a ``deadline_s`` counts."""
     options: dict[str, Any] = {}
     output = {name: fields[name] for name in OUTPUT_FIELDS if fields.get(name, "") != ""}
     if output:
@@ -147,6 +156,15 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
             raise OptionError("priority", f"expected one of {', '.join(Priority)}")
         if priority != Priority.BATCH:
             options["priority"] = priority
+    if deadline := fields.get("deadline_s", "").strip():
+        try:
+            seconds = float(deadline)
+            if not 0 < seconds <= MAX_DEADLINE_S:
+                raise ValueError
+        except ValueError:
+            limit = f"expected a number of seconds above 0 and at most {MAX_DEADLINE_S}"
+            raise OptionError("deadline_s", limit) from None
+        options["deadline_at"] = round((time.time() if now is None else now) + seconds, 3)
     if models is not None:
         model = choose_model(fields.get("model", "").strip(), models, options.get("decoding", {}))
         if len(models) > 1:
