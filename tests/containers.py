@@ -72,11 +72,15 @@ def build(image: str, containerfile: Path, context: Path, *args: str) -> float:
     index = _pip_setting("index-url", "PIP_INDEX_URL") or "https://pypi.org/simple"
     ca = _pip_setting("cert", "PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
     ca_args = ["-v", f"{ca}:/run/pip-ca.crt:ro", "--build-arg", "PIP_CA_BUNDLE=/run/pip-ca.crt"] if Path(ca).is_file() else []
+    before = podman("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout.strip()
     started = time.monotonic()
     podman("build", "--format", "docker", "--network", "host", "-f", str(containerfile), "-t", image,
            "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"PIP_INDEX_URL={index}",
            *ca_args, *args, str(context), timeout=1800)
-    return time.monotonic() - started
+    seconds = time.monotonic() - started
+    if before and before != podman("image", "inspect", "--format", "{{.Id}}", image).stdout.strip():
+        podman("rmi", before, check=False)  # the previous build, now untagged
+    return seconds
 
 
 def wait_ready(url: str, timeout: float = 120, container: str | None = None) -> None:

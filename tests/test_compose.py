@@ -87,6 +87,11 @@ def replicas_ready(url: str, timeout: float = 180) -> None:
         time.sleep(0.2)
 
 
+def held_by_asr_1(cluster: Compose) -> list[str]:
+    running = cluster.redis("ZRANGE", "asr:running", "0", "-1").split()
+    return [task for task in running if cluster.redis("HGET", f"asr:task:{task}", "lease").startswith("asr-1/")]
+
+
 def test_the_compose_cluster_loses_no_task_when_a_replica_is_killed(cluster):
     replicas_ready(cluster.url)
     assert cluster.redis("CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
@@ -99,11 +104,12 @@ def test_the_compose_cluster_loses_no_task_when_a_replica_is_killed(cluster):
     assert answered_by == {"asr-1", "asr-2"}  # round robin spread the uploads
 
     deadline = time.monotonic() + 60
-    while not (lost := [task for task in cluster.redis("ZRANGE", "asr:running", "0", "-1").split()
-                        if cluster.redis("HGET", f"asr:task:{task}", "lease").startswith("asr-1/")]):
+    while not held_by_asr_1(cluster):
         assert time.monotonic() < deadline, "asr-1 never took a task"
         time.sleep(0.1)
     podman("kill", "--signal", "KILL", cluster.container("asr-1"))
+    lost = held_by_asr_1(cluster)  # read after the kill: asr-1 cannot have ended these
+    assert lost, "asr-1 ended its tasks before it was killed"
 
     with httpx.Client(base_url=cluster.url, timeout=70) as http:
         for task_id in ids:
