@@ -4,12 +4,14 @@ No registry is reachable, so the base image is made here (``tests/container/base
 debootstrap + ``podman import``) and kept between runs; the server's image is built from the
 ``Containerfile`` on it, pip reaching PyPI the way it does on this machine. Every podman call
 reads ``containers.conf`` from here (``CONTAINERS_CONF``), which suits a machine like this one:
-runc, where crun refuses a hybrid cgroup hierarchy, and container rlimits no higher than this
-process's own, for a root that may not raise them.
+runc, where crun refuses a hybrid cgroup hierarchy, and container rlimits that a root without
+CAP_SYS_RESOURCE may set (open files at this process's own limit, 4096 processes), where
+Podman's defaults are refused.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
@@ -81,6 +83,16 @@ def build(image: str, containerfile: Path, context: Path, *args: str) -> float:
     if before and before != podman("image", "inspect", "--format", "{{.Id}}", image).stdout.strip():
         podman("rmi", before, check=False)  # the previous build, now untagged
     return seconds
+
+
+@functools.cache
+def server_image() -> str:
+    """The server's image, built once per session on the local base image."""
+    ensure_base_image()
+    seconds = build(IMAGE, REPO / "Containerfile", REPO)
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout)
+    print(f"\nimage {IMAGE}: built in {seconds:.0f} s, {size / 1e6:.0f} MB")
+    return IMAGE
 
 
 def wait_ready(url: str, timeout: float = 120, container: str | None = None) -> None:

@@ -70,6 +70,7 @@ def cluster(image, services) -> Iterator[Compose]:  # noqa: F811 - the fixture
         yield compose
     finally:
         compose("down", "-v")
+        podman("network", "rm", "-f", f"{compose.project}_default", check=False)  # down leaves it
 
 
 def replicas_ready(url: str, timeout: float = 180) -> None:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from conftest import AUDIO, REPO, free_port, submit, wait_for_task, wait_until_running
-from containers import IMAGE, build, ensure_base_image, logs, missing_tools, podman, wait_ready
+from conftest import AUDIO, free_port, submit, wait_for_task, wait_until_running
+from containers import logs, missing_tools, podman, server_image, wait_ready
 
 pytestmark = pytest.mark.skipif(not os.environ.get("ASR_CONTAINER_TEST"), reason="make container-test runs it")
 
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.skipif(not os.environ.get("ASR_CONTAINER_TEST"), reason
 def image() -> str:
     if (why := missing_tools()) is not None:
         pytest.skip(why)
-    ensure_base_image()
-    seconds = build(IMAGE, REPO / "Containerfile", REPO)
-    size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout)
-    print(f"\nimage {IMAGE}: built in {seconds:.0f} s, {size / 1e6:.0f} MB")
-    return IMAGE
+    return server_image()
 
 
 class Container:
