@@ -73,7 +73,8 @@ def build(image: str, containerfile: Path, context: Path, *args: str) -> float:
     """Build an image on the local base with the host network and pip's index and CA; return seconds."""
     index = _pip_setting("index-url", "PIP_INDEX_URL") or "https://pypi.org/simple"
     ca = _pip_setting("cert", "PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
-    ca_args = ["-v", f"{ca}:/run/pip-ca.crt:ro", "--build-arg", "PIP_CA_BUNDLE=/run/pip-ca.crt"] if Path(ca).is_file() else []
+    ca_args = (["-v", f"{ca}:/run/pip-ca.crt:ro", "--build-arg", "PIP_CA_BUNDLE=/run/pip-ca.crt"]
+               if Path(ca).is_file() else [])
     before = podman("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout.strip()
     started = time.monotonic()
     podman("build", "--format", "docker", "--network", "host", "-f", str(containerfile), "-t", image,

@@ -46,11 +46,11 @@ def services(tmp_path_factory) -> str:
 
 
 class Compose:
-    def __init__(self, image: str, services: str) -> None:
+    def __init__(self, server_image: str, services: str) -> None:
         self.project = f"asrtest{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**podman_env(), "ASR_IMAGE": image, "REDIS_IMAGE": services, "SEAWEEDFS_IMAGE": services,
+        self.env = {**podman_env(), "ASR_IMAGE": server_image, "REDIS_IMAGE": services, "SEAWEEDFS_IMAGE": services,
                     "NGINX_IMAGE": services, "ASR_PUBLISH": f"127.0.0.1:{self.port}", "ASR_CPU_THREADS": "1"}
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
