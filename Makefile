@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install provision run lint test test-fast test-deps screenshots bench bench-all clean
+.PHONY: install provision run lint test test-fast test-deps container-test screenshots bench bench-all clean
 
 # Debian packages the tests drive for real: nginx in front of two replicas, redis-server when the
 # machine runs no Redis on 127.0.0.1:6379, chromium for the web page. Installed only when absent.
@@ -42,6 +42,13 @@ lint: install
 
 test: lint provision test-deps
 	$(PY) -m pytest -q
+
+# The Containerfile and compose.yaml built and run with podman (tests/test_container.py,
+# tests/test_compose.py); the base image is made with debootstrap once and kept.
+CONTAINER_TOOLS := podman:/usr/bin/podman debootstrap:/usr/sbin/debootstrap runc:/usr/sbin/runc podman-compose:/usr/bin/podman-compose
+container-test: install
+	@$(MAKE) --no-print-directory test-deps DEB_TOOLS="$(CONTAINER_TOOLS)"
+	ASR_CONTAINER_TEST=1 $(PY) -m pytest -q -s tests/test_container.py tests/test_compose.py
 
 # The fast lane: unit tests only (no model, no subprocess), for the edit-test loop.
 test-fast: install
