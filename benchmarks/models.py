@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -72,12 +73,19 @@ def task(server: Server, client: httpx.Client, path: str, model: str | None) -> 
             raise RuntimeError(f"task {task_id} ended {answer.status_code}: {answer.text[-300:]}")
 
 
-def burst(server: Server, jobs: list[tuple[str, str | None]]) -> float:
-    """Every job at once; the wall time to the last result."""
-    started = time.perf_counter()
+def cpu_s(server: Server) -> float:
+    """The server process's CPU time so far (user and system), in seconds."""
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def burst(server: Server, jobs: list[tuple[str, str | None]]) -> tuple[float, float]:
+    """Every job at once; the wall time to the last result and the server's CPU seconds. On a
+    machine shared with other work the CPU time is the steadier figure."""
+    cpu_before, started = cpu_s(server), time.perf_counter()
     with httpx.Client(timeout=600) as client, ThreadPoolExecutor(len(jobs)) as pool:
         list(pool.map(lambda job: task(server, client, *job), jobs))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, cpu_s(server) - cpu_before
 
 
 def main() -> int:
@@ -104,24 +112,36 @@ def main() -> int:
     finally:
         server.stop()
 
-    both = Server(None, {"ASR_MODELS": json.dumps([{"name": "tiny.en"}])})
-    try:
-        mixed_s = burst(both, [(clip, model) for clip in clips for model in MODELS])
-        steps = both.stats()["steps_by_model"]
-    finally:
-        both.stop()
+    def mixed() -> tuple[float, float, dict[str, int]]:
+        both = Server(None, {"ASR_MODELS": json.dumps([{"name": "tiny.en"}])})
+        try:
+            wall, cpu = burst(both, [(clip, model) for clip in clips for model in MODELS])
+            return wall, cpu, both.stats()["steps_by_model"]
+        finally:
+            both.stop()
+
+    # The two-model server runs before and after the single-model ones, so that a drift in the
+    # machine's speed over the run shows as a difference between its two figures.
+    first = mixed()
     single = {}
     for model in MODELS:
         alone = Server(None, {"ASR_MODEL__NAME": model})
         try:
             single[model] = burst(alone, [(clip, None) for clip in clips])
+            print(f"{model} alone: steps {alone.stats()['batch_sizes']}")
         finally:
             alone.stop()
-    apart = sum(single.values())
-    print(f"mixed burst of {2 * len(clips)} tasks on one server: {mixed_s:.1f} s; steps by model {steps}")
+    last = mixed()
+    mixed_s, mixed_cpu, steps = (first[0] + last[0]) / 2, (first[1] + last[1]) / 2, last[2]
+    print(f"two-model server, before and after: {first[0]:.1f} s and {last[0]:.1f} s, "
+          f"{first[1]:.1f} and {last[1]:.1f} CPU s")
+    apart, apart_cpu = sum(s for s, _ in single.values()), sum(c for _, c in single.values())
+    print(f"mixed burst of {2 * len(clips)} tasks on one server, mean: {mixed_s:.1f} s, {mixed_cpu:.1f} CPU s; "
+          f"steps by model {steps}")
     print("single-model servers one after the other: "
-          + ", ".join(f"{m} {s:.1f} s" for m, s in single.items()) + f", {apart:.1f} s in all")
-    print(f"one server / two servers: {apart / mixed_s:.2f}x")
+          + ", ".join(f"{m} {s:.1f} s ({c:.1f} CPU s)" for m, (s, c) in single.items())
+          + f", {apart:.1f} s ({apart_cpu:.1f} CPU s) in all")
+    print(f"two servers / one server: wall {apart / mixed_s:.2f}x, CPU {apart_cpu / mixed_cpu:.2f}x")
     return 0
 
 

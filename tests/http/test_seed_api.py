@@ -52,6 +52,10 @@ def test_task_in_progress_answers_202_with_the_seed_body(server):
     assert wait_for_task(server.url, task_id).status_code == 200
 
 
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
 def test_flac_upload_ends_done_with_whispers_result(server):
     task_id = submit(server.url, AUDIO / "jfk.flac").json()["task_id"]
     response = wait_for_task(server.url, task_id)
@@ -61,7 +65,7 @@ def test_flac_upload_ends_done_with_whispers_result(server):
     assert body["task_id"] == task_id and body["status"] == "done"
     result = body["result"]
     assert result["language"] == "en"
-    assert result["text"].strip() == JFK_TEXT
+    assert words(result["text"]) == words(JFK_TEXT)  # a comma may differ with the CPU, as faster-whisper's does
     assert result["text"] == "".join(segment["text"] for segment in result["segments"])
     fields = ["id", "seek", "start", "end", "text", "tokens", "temperature", "avg_logprob",
               "compression_ratio", "no_speech_prob"]
