@@ -119,16 +119,17 @@ def arrivals(mix: dict[str, list[dict[str, Any]]], load: float, duration_s: floa
 class Target:
     """One running system and how a client gets a transcript from it."""
 
-    def __init__(self, name: str, args: argparse.Namespace, log_dir: Path) -> None:
+    def __init__(self, name: str, config: str, peers_cache: Path, log_dir: Path,
+                 server_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.server: Server | None = None
         self.peer: Peer | None = None
         if name == "asr-server":
             os.environ["BENCH_SERVER_LOG_LEVEL"] = "info"
-            self.server = Server(args.config, {"ASR_SERVER__LOG_FORMAT": '"json"'})
+            self.server = Server(config, {"ASR_SERVER__LOG_FORMAT": '"json"', **(server_env or {})})
             self.url = self.server.url
         else:
-            self.peer = Peer(name, args.peers_cache.resolve(), free_port(), log_dir / f"{name}.log")
+            self.peer = Peer(name, peers_cache.resolve(), free_port(), log_dir / f"{name}.log")
             self.url = self.peer.url
 
     def transcribe(self, client: httpx.Client, path: str, record: dict[str, Any]) -> str:
@@ -333,7 +334,7 @@ def lone(target: Target, item: dict[str, Any], repeats: int) -> dict[str, Any]:
 
 
 def sweep(name: str, mix: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
-    target = Target(name, args, args.out)
+    target = Target(name, args.config, args.peers_cache, args.out)
     result: dict[str, Any] = {"system": name, "steps": []}
     try:
         lone_item = next(i for items in mix.values() for i in items if i["file"] == args.lone_file)
