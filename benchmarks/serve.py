@@ -11,10 +11,11 @@ doing (open loop: a slow server does not slow the arrivals, it grows its queue).
 **The mix.** Files come from the eval corpus (``../shared/eval``): short clips (its 94 files of
 at most 30 s, every language in the corpus's own proportions: 64 English, 17 Mandarin, 13 of
 nine other languages) and long files (its 8 files over 30 s, 52 s to 171 s, English, German,
-Spanish, Mandarin). An arrival is a long file with the probability that makes long files
-``--long-share`` of the offered audio (a third by default), the file uniform within its kind.
-The arrivals are drawn from a seeded generator per load step, so every system gets the same
-requests at the same times.
+Spanish, Mandarin). Long files are ``--long-share`` of each step's offered audio (a third by
+default), the file uniform within its kind; a step at a load too low to hold a whole long file in
+``--step-s`` lasts as long as it takes. Arrival times are a Poisson process conditioned on its
+count (independent uniform times), drawn from a seeded generator per load step, so every system
+gets the same requests at the same times.
 
 **Each system through its own API**, language detected, default options:
 
@@ -89,29 +90,34 @@ def load_mix(manifest: Path) -> dict[str, list[dict[str, Any]]]:
             "long": [i for i in items if i["duration_s"] > SHORT_MAX_S]}
 
 
-def long_probability(mix: dict[str, list[dict[str, Any]]], long_share: float) -> float:
-    """The chance an arrival is a long file so that long files are ``long_share`` of the audio:
-    p*L / (p*L + (1-p)*S) = share, with S and L the mean durations of each kind."""
-    short = statistics.mean(i["duration_s"] for i in mix["short"])
-    long = statistics.mean(i["duration_s"] for i in mix["long"])
-    return long_share * short / (long_share * short + (1 - long_share) * long)
+def step_length(mix: dict[str, list[dict[str, Any]]], load: float, step_s: float, long_share: float) -> float:
+    """A step's length: ``step_s``, or longer where a load is so low that ``step_s`` would hold no
+    whole long file at its share of the audio (at a third, below about 1.5 audio-s/s for 60 s)."""
+    long_mean = statistics.mean(i["duration_s"] for i in mix["long"])
+    return max(step_s, long_mean / (long_share * load)) if long_share > 0 else step_s
 
 
 def arrivals(mix: dict[str, list[dict[str, Any]]], load: float, duration_s: float, long_share: float,
              seed: int) -> list[tuple[float, dict[str, Any]]]:
-    """(offset in seconds, file) of a Poisson process offering ``load`` audio seconds per second."""
-    p_long = long_probability(mix, long_share)
-    mean_s = (p_long * statistics.mean(i["duration_s"] for i in mix["long"])
-              + (1 - p_long) * statistics.mean(i["duration_s"] for i in mix["short"]))
-    rate = load / mean_s  # requests per second
+    """(offset in seconds, file) of a step offering ``load`` audio seconds per second.
+
+    A Poisson process conditioned on its count: the step's long files (as many as make
+    ``long_share`` of ``load * duration_s``, rounded, at least one; of 20 random draws of them,
+    the one whose audio is nearest that share) and then short clips (as many as fill the rest of
+    the audio) arrive at independent uniform times. Fixing the counts keeps a
+    step's long-file share and offered load near the nominal ones, which a free Poisson count,
+    at a few long files a step, would not."""
     rng = random.Random(f"{seed}:{load}")
-    out, t = [], 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration_s:
-            return out
-        kind = "long" if rng.random() < p_long else "short"
-        out.append((t, rng.choice(mix[kind])))
+    long_mean = statistics.mean(i["duration_s"] for i in mix["long"])
+    short_mean = statistics.mean(i["duration_s"] for i in mix["short"])
+    total = load * duration_s
+    n_long = max(1, round(long_share * total / long_mean)) if long_share > 0 else 0
+    # Of a few random draws of the long files, the one nearest their share of the audio.
+    draws = [[rng.choice(mix["long"]) for _ in range(n_long)] for _ in range(20)]
+    chosen = min(draws, key=lambda d: abs(sum(i["duration_s"] for i in d) - long_share * total))
+    rest = total - sum(i["duration_s"] for i in chosen)
+    chosen += [rng.choice(mix["short"]) for _ in range(max(0, round(rest / short_mean)))]
+    return sorted(((rng.uniform(0, duration_s), item) for item in chosen), key=lambda pair: pair[0])
 
 
 # -- the systems ----------------------------------------------------------------------------------
@@ -217,7 +223,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def run_step(target: Target, mix: dict[str, list[dict[str, Any]]], load: float, args: argparse.Namespace,
              ) -> dict[str, Any]:
-    schedule = arrivals(mix, load, args.step_s, args.long_share, args.seed)
+    step_s = step_length(mix, load, args.step_s, args.long_share)
+    schedule = arrivals(mix, load, step_s, args.long_share, args.seed)
     kinds = {id(i): kind for kind, items in mix.items() for i in items}
     stats_before = target.engine_stats()
     records: list[dict[str, Any]] = []
@@ -240,7 +247,7 @@ def run_step(target: Target, mix: dict[str, list[dict[str, Any]]], load: float, 
         else:
             late.append(-delay)
         pool.submit(fire, item)
-    deadline = start + args.step_s + args.grace_s
+    deadline = start + step_s + args.grace_s
     while time.perf_counter() < deadline:
         with lock:
             if len(records) == len(schedule):
@@ -251,7 +258,8 @@ def run_step(target: Target, mix: dict[str, list[dict[str, Any]]], load: float, 
         done = list(records)
     unanswered = len(schedule) - len(done)
     pool.shutdown(wait=False, cancel_futures=True)
-    step = summarise_step(load, args.step_s, schedule, kinds, done, unanswered, mix)
+    step = summarise_step(load, step_s, schedule, kinds, done, unanswered, mix)
+    step["step_s"] = round(step_s, 1)
     step["wall_s"] = round(elapsed, 1)
     step["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine shows here
     step["arrival_lag_max_s"] = round(max(late, default=0.0), 3)
@@ -420,18 +428,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     mix = load_mix(args.manifest)
-    p_long = long_probability(mix, args.long_share)
-    print(f"mix: {len(mix['short'])} short clips, {len(mix['long'])} long files; an arrival is long with "
-          f"p = {p_long:.4f} (long files {args.long_share:.0%} of the offered audio); loads {args.loads}, "
-          f"{args.step_s:g} s a step", flush=True)
+    print(f"mix: {len(mix['short'])} short clips, {len(mix['long'])} long files, long files "
+          f"{args.long_share:.0%} of the offered audio; loads {args.loads}, {args.step_s:g} s a step "
+          f"(longer where a step would hold no long file)", flush=True)
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "commit": subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                  capture_output=True, text=True).stdout.strip(),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(), "load_average_start": os.getloadavg(),
-        "mix": {"short": len(mix["short"]), "long": len(mix["long"]), "p_long": p_long,
-                "long_share": args.long_share},
+        "mix": {"short": len(mix["short"]), "long": len(mix["long"]), "long_share": args.long_share},
         "loads": args.loads, "step_s": args.step_s, "grace_s": args.grace_s, "systems": [],
     }
     for name in systems:
