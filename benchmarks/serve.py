@@ -26,8 +26,9 @@ gets the same requests at the same times.
 - speaches: ``POST /v1/audio/transcriptions`` with ``model=Systran/faster-whisper-base``
   (OpenAI's API, synchronous).
 
-The peers are built and started by ``build_peers.py`` from ``--peers-cache``; the systems run one
-after another, each alone on the machine, after a warm-up request.
+The peers are built and started by ``build_peers.py`` from ``--peers-cache``. All systems are
+up at once, each after a warm-up request, and take turns: each load step runs on one system
+after another while the others sit idle, so that a drift of the machine's speed hits all alike.
 
 **Per step**: offered and completed audio seconds per second (completed: the audio of the step's
 requests answered by the end of the step plus ``--grace-s``, over the step's length), p50, p95
@@ -158,7 +159,15 @@ class Target:
         task_id = record["task_id"] = response.json()["task_id"]
         record["posted"] = time.time()
         while True:
-            response = client.get(f"{self.url}/api/v1/asr/task/{task_id}", params={"wait": LONG_POLL_S})
+            try:
+                response = client.get(f"{self.url}/api/v1/asr/task/{task_id}", params={"wait": LONG_POLL_S})
+            except httpx.TransportError:
+                # A poll is idempotent: a client asks again when the connection drops, and the
+                # step counts how often that happened.
+                record["poll_retries"] = record.get("poll_retries", 0) + 1
+                if record["poll_retries"] > 3:
+                    raise
+                continue
             record["status_code"] = response.status_code
             if response.status_code == 200:
                 return response.json()["result"]["text"]
@@ -293,6 +302,7 @@ def summarise_step(load: float, step_s: float, schedule: list[tuple[float, dict[
         "errors": sum(1 for r in done if r["outcome"] == "error"),
         "rejected_429": sum(1 for r in done if r["outcome"] == "429"),
         "unanswered": unanswered,
+        "poll_retries": sum(r.get("poll_retries", 0) for r in done),
     }
     unanswered_by_kind = {"short": 0, "long": 0}
     for kind in ("short", "long"):
@@ -341,28 +351,41 @@ def lone(target: Target, item: dict[str, Any], repeats: int) -> dict[str, Any]:
             "median_s": round(statistics.median(times), 3)}
 
 
-def sweep(name: str, mix: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> dict[str, Any]:
-    target = Target(name, args.config, args.peers_cache, args.out)
-    result: dict[str, Any] = {"system": name, "steps": []}
+def sweep(systems: list[str], mix: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
+          results: dict[str, Any]) -> None:
+    """Every system up at once, idle but for its turn: the lone requests in turn, then each load
+    step on each system in turn, so that a drift of the machine's speed (it may be shared) hits all
+    alike. A system leaves at its first step not sustained, and its server is stopped."""
+    lone_item = next(i for items in mix.values() for i in items if i["file"] == args.lone_file)
+    targets: dict[str, Target] = {}
     try:
-        lone_item = next(i for items in mix.values() for i in items if i["file"] == args.lone_file)
-        with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:  # warm-up, untimed
-            one_request(target, client, lone_item, "short")
-        result["lone"] = lone(target, lone_item, args.lone_repeats)
-        print(f"{name}: lone {lone_item['file']} ({lone_item['duration_s']:.1f} s): "
-              f"{result['lone']['median_s']:.2f} s (median of {args.lone_repeats})", flush=True)
+        for name in systems:
+            targets[name] = Target(name, args.config, args.peers_cache, args.out, args.server_env)
+            with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:  # warm-up, untimed
+                one_request(targets[name], client, lone_item, "short")
+        for name in systems:
+            result = {"system": name, "steps": [], "lone": lone(targets[name], lone_item, args.lone_repeats)}
+            results["systems"].append(result)
+            print(f"{name}: lone {lone_item['file']} ({lone_item['duration_s']:.1f} s): "
+                  f"{result['lone']['median_s']:.2f} s (median of {args.lone_repeats})", flush=True)
+        by_name = {r["system"]: r for r in results["systems"]}
         for load in args.loads:
-            step = run_step(target, mix, load, args)
-            result["steps"].append(step)
-            print(step_line(name, step), flush=True)
-            if not step["sustained"]:
+            for name in [n for n in systems if n in targets]:
+                step = run_step(targets[name], mix, load, args)
+                by_name[name]["steps"].append(step)
+                print(step_line(name, step), flush=True)
+                (args.out / "serve.json").write_text(json.dumps(results, indent=1, default=str))
+                if not step["sustained"]:
+                    targets.pop(name).stop()
+                time.sleep(args.pause_s)
+            if not targets:
                 break
-            time.sleep(args.pause_s)
     finally:
-        target.stop()
-    sustained = [s["offered_audio_s_per_s"] for s in result["steps"] if s["sustained"]]
-    result["sustained_load"] = max(sustained, default=0.0)
-    return result
+        for target in targets.values():
+            target.stop()
+    for result in results["systems"]:
+        sustained = [s["offered_audio_s_per_s"] for s in result["steps"] if s["sustained"]]
+        result["sustained_load"] = max(sustained, default=0.0)
 
 
 def step_line(name: str, s: dict[str, Any]) -> str:
@@ -370,7 +393,7 @@ def step_line(name: str, s: dict[str, Any]) -> str:
             f"{s['completed_audio_s_per_s']:.2f} audio-s/s ({s['requests']} requests, {s['long_requests']} long); "
             f"short p50/p95/p99 {s['short']['p50_s']}/{s['short']['p95_s']}/{s['short']['p99_s']} s, "
             f"long {s['long']['p50_s']}/{s['long']['p95_s']}/{s['long']['p99_s']} s; errors {s['errors']}, "
-            f"429 {s['rejected_429']}, unanswered {s['unanswered']}; {s['accuracy']}; "
+            f"429 {s['rejected_429']}, unanswered {s['unanswered']}, poll retries {s['poll_retries']}; {s['accuracy']}; "
             f"{'sustained' if s['sustained'] else 'NOT sustained'}; load average {s['load_average_1m']}")
     if "engine" in s:
         line += f"; engine busy {s['engine']['busy_share']:.0%}, {s['engine']['windows_per_step']} windows/step"
@@ -416,10 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lone-repeats", type=int, default=3)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--config", default=str(REPO / "configs" / "cpu-int8.toml"), help="asr-server's config")
+    parser.add_argument("--set", action="append", default=[], metavar="ENV=VALUE",
+                        help="an asr-server setting, e.g. ASR_SCHEDULER__MAX_STEP_S=0 (repeatable)")
     parser.add_argument("--peers-cache", type=Path, default=REPO.parent / "peers-cache",
                         help="build_peers.py's cache (venvs and models of the peers)")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args(argv)
+    args.server_env = dict(item.split("=", 1) for item in args.set)
     args.loads = [float(x) for x in args.loads.split(",") if x]
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
@@ -440,9 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "mix": {"short": len(mix["short"]), "long": len(mix["long"]), "long_share": args.long_share},
         "loads": args.loads, "step_s": args.step_s, "grace_s": args.grace_s, "systems": [],
     }
-    for name in systems:
-        results["systems"].append(sweep(name, mix, args))
-        (args.out / "serve.json").write_text(json.dumps(results, indent=1, default=str))
+    sweep(systems, mix, args, results)
     results["load_average_end"] = os.getloadavg()
     (args.out / "serve.json").write_text(json.dumps(results, indent=1, default=str))
     print_tables(results)
