@@ -131,7 +131,7 @@ class Target:
         self.name = name
         self.server: Server | None = None
         self.peer: Peer | None = None
-        if name == "asr-server":
+        if name.startswith("asr-server"):
             os.environ["BENCH_SERVER_LOG_LEVEL"] = "info"
             self.server = Server(config, {"ASR_SERVER__LOG_FORMAT": '"json"', **(server_env or {})})
             self.url = self.server.url
@@ -152,7 +152,7 @@ class Target:
             else:
                 response = client.post(self.url + "/api/v1/asr/task", files={"file": (name, handle)})
         record["status_code"] = response.status_code
-        if self.name != "asr-server":
+        if self.server is None:
             response.raise_for_status()
             return response.json()["text"]
         response.raise_for_status()
@@ -360,7 +360,8 @@ def sweep(systems: list[str], mix: dict[str, list[dict[str, Any]]], args: argpar
     targets: dict[str, Target] = {}
     try:
         for name in systems:
-            targets[name] = Target(name, args.config, args.peers_cache, args.out, args.server_env)
+            env = {**args.server_env, **args.variants.get(name, {})}
+            targets[name] = Target(name, args.config, args.peers_cache, args.out, env)
             with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:  # warm-up, untimed
                 one_request(targets[name], client, lone_item, "short")
         for name in systems:
@@ -416,9 +417,9 @@ def print_tables(results: dict[str, Any]) -> None:
     print("|-|-|-|")
     for system in results["systems"]:
         print(f"| {system['system']} | {system['lone']['median_s']:.2f} | {system['sustained_load']:.2f} |")
-    ours = next((s for s in results["systems"] if s["system"] == "asr-server"), None)
-    if ours:
-        print("\nasr-server per request, short clips p50 (p95) s: upload, queueing, processing, delivery; engine")
+    for ours in (s for s in results["systems"] if s["system"].startswith("asr-server")):
+        print(f"\n{ours['system']} per request, short clips p50 (p95) s: upload, queueing, processing, "
+              "delivery; engine")
         for s in ours["steps"]:
             b = s.get("breakdown", {}).get("short", {})
             parts = ", ".join(f"{part} {v['p50_s']:.2f} ({v['p95_s']:.2f})" for part, v in b.items())
@@ -441,14 +442,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(REPO / "configs" / "cpu-int8.toml"), help="asr-server's config")
     parser.add_argument("--set", action="append", default=[], metavar="ENV=VALUE",
                         help="an asr-server setting, e.g. ASR_SCHEDULER__MAX_STEP_S=0 (repeatable)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:ENV=VALUE",
+                        help="a system asr-server-NAME: asr-server with that setting, to name in --systems")
     parser.add_argument("--peers-cache", type=Path, default=REPO.parent / "peers-cache",
                         help="build_peers.py's cache (venvs and models of the peers)")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args(argv)
     args.server_env = dict(item.split("=", 1) for item in args.set)
+    args.variants = {}
+    for variant in args.variant:
+        name, _, setting = variant.partition(":")
+        args.variants.setdefault("asr-server-" + name, {}).update([setting.split("=", 1)])
     args.loads = [float(x) for x in args.loads.split(",") if x]
     systems = [s for s in args.systems.split(",") if s]
-    unknown = set(systems) - set(SYSTEMS)
+    unknown = set(systems) - set(SYSTEMS) - set(args.variants)
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
     args.out.mkdir(parents=True, exist_ok=True)
