@@ -46,7 +46,8 @@ processing (claimed to ended: preparation, waiting between engine steps, and the
 steps, which the server does not tell apart per task) and delivery (ended to the client having
 the transcript). ``/readyz`` gives the engine's busy seconds and windows per step over the step.
 
-Writes ``--out/serve.json`` and prints one table per system and a summary.
+Writes ``--out/serve.json`` (every request's record too) and prints a table of every step, a
+summary of each system, and asr-server's breakdown per step.
 """
 
 from __future__ import annotations
@@ -267,7 +268,7 @@ def run_step(target: Target, mix: dict[str, list[dict[str, Any]]], load: float, 
         done = list(records)
     unanswered = len(schedule) - len(done)
     pool.shutdown(wait=False, cancel_futures=True)
-    step = summarise_step(load, step_s, schedule, kinds, done, unanswered, mix)
+    step = summarise_step(load, step_s, schedule, kinds, done, unanswered)
     step["step_s"] = round(step_s, 1)
     step["wall_s"] = round(elapsed, 1)
     step["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine shows here
@@ -288,8 +289,7 @@ def run_step(target: Target, mix: dict[str, list[dict[str, Any]]], load: float, 
 
 
 def summarise_step(load: float, step_s: float, schedule: list[tuple[float, dict[str, Any]]],
-                   kinds: dict[int, str], done: list[dict[str, Any]], unanswered: int,
-                   mix: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+                   kinds: dict[int, str], done: list[dict[str, Any]], unanswered: int) -> dict[str, Any]:
     offered_audio = sum(item["duration_s"] for _, item in schedule)
     ok = [r for r in done if r["outcome"] == "ok"]
     out: dict[str, Any] = {
