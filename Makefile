@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Where benchmarks/build_peers.py built whisper-asr-webservice and speaches (outside the repository).
+PEERS_CACHE ?= ../peers-cache
 
 .PHONY: install provision run lint test test-fast test-deps container-test screenshots bench bench-all clean
 
@@ -67,7 +69,11 @@ bench-all: bench
 	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency 1,all
 	$(PY) benchmarks/throughput.py --workload long --language detect --concurrency all --tag vad \
 	    --set ASR_DECODING__VAD_FILTER=true --set ASR_DECODING__WITHOUT_TIMESTAMPS=true
-	$(PY) benchmarks/peers.py --clients 16 --repeats 3
+	@if [ -x $(PEERS_CACHE)/venvs/whisper-asr-webservice/bin/whisper-asr-webservice ] && \
+	    [ -x $(PEERS_CACHE)/venvs/speaches/bin/uvicorn ]; then \
+	    $(PY) benchmarks/peers.py --clients 16 --repeats 3 --peers-cache $(PEERS_CACHE) && \
+	    $(PY) benchmarks/serve.py --loads 1,2,4,8,16,24 --step-s 60 --peers-cache $(PEERS_CACHE); \
+	else echo "the peers are not built in $(PEERS_CACHE): skipping peers.py and serve.py (docs/development.md)"; fi
 	$(PY) benchmarks/short_behind_long.py
 	$(PY) benchmarks/memory.py --tasks 1000 --clients 16
 	$(PY) benchmarks/long_uploads.py --uploads 4 --hold-s 300
