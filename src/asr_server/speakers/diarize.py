@@ -15,11 +15,12 @@ held whole; embeddings are a few hundred floats a window.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from asr_server.speakers.clustering import Hints, cluster
+from asr_server.speakers.clustering import THRESHOLD, Hints, cluster
 from asr_server.speakers.encoder import HOP, SAMPLING_RATE, WINDOW_FRAMES, Encoder
 from asr_server.speakers.labels import Turn
 
@@ -52,30 +53,50 @@ def _windows(mel: np.ndarray) -> tuple[np.ndarray, list[int]]:
     return np.stack([mel[s:s + WINDOW_FRAMES] for s in starts]), [s + WINDOW_FRAMES // 2 for s in starts]
 
 
-def diarize(read: Callable[[int, int], np.ndarray], samples: int, encoder: Encoder,
-            hints: Hints | None = None) -> list[Turn]:
-    """The turns of a recording of ``samples`` samples at 16 kHz, read with ``read``."""
+@dataclass(frozen=True)
+class Voices:
+    """A recording's speech regions (sample spans), each region's window centres (seconds) and
+    the windows' embeddings in order: what clustering needs, to cluster again at no cost."""
+
+    regions: list[tuple[int, int]]
+    centres: list[list[float]]
+    embeddings: np.ndarray
+
+
+def embed_speech(read: Callable[[int, int], np.ndarray], samples: int, encoder: Encoder) -> Voices:
+    """Steps 1 and 2: the speech regions of a recording of ``samples`` samples at 16 kHz, read
+    with ``read``, and their windows' embeddings."""
     regions = [(a, b) for a, b in speech_regions(read, samples) if b - a >= MIN_REGION_S * SAMPLING_RATE]
     embeddings: list[np.ndarray] = []
-    centres: list[list[float]] = []  # per region: its windows' centres in seconds
+    centres: list[list[float]] = []
     for start, stop in regions:
         windows, frames = _windows(encoder.mel(read(start, stop)))
         embeddings.append(encoder.embed(windows))
         centres.append([start / SAMPLING_RATE + f * HOP / SAMPLING_RATE for f in frames])
-    if not regions:
+    return Voices(regions, centres, np.concatenate(embeddings) if embeddings else np.zeros((0, encoder.size)))
+
+
+def turns_of(voices: Voices, hints: Hints | None = None, threshold: float = THRESHOLD) -> list[Turn]:
+    """Steps 3 and 4: the embeddings clustered, and the regions cut into turns."""
+    if not voices.regions:
         return []
-    labels = cluster(np.concatenate(embeddings), hints or Hints()).tolist()
+    labels = cluster(voices.embeddings, hints or Hints(), threshold).tolist()
     turns: list[Turn] = []
     at = 0
-    for (start, stop), times in zip(regions, centres, strict=True):
+    for (start, stop), times in zip(voices.regions, voices.centres, strict=True):
         mine, at = labels[at:at + len(times)], at + len(times)
-        pieces = _pieces(start / SAMPLING_RATE, stop / SAMPLING_RATE, times, mine)
-        for piece in pieces:
+        for piece in _pieces(start / SAMPLING_RATE, stop / SAMPLING_RATE, times, mine):
             if turns and turns[-1].speaker == piece.speaker and piece.start - turns[-1].end < 1e-6:
                 turns[-1] = Turn(turns[-1].start, piece.end, piece.speaker)
             else:
                 turns.append(piece)
     return turns
+
+
+def diarize(read: Callable[[int, int], np.ndarray], samples: int, encoder: Encoder,
+            hints: Hints | None = None) -> list[Turn]:
+    """The turns of a recording of ``samples`` samples at 16 kHz, read with ``read``."""
+    return turns_of(embed_speech(read, samples, encoder), hints)
 
 
 def _pieces(start: float, end: float, times: list[float], labels: list[int]) -> list[Turn]:

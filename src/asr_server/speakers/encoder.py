@@ -49,6 +49,10 @@ class Encoder:
         except ImportError as exc:
             raise EncoderMissing("speaker labels need the diarize extra: pip install 'asr-server[diarize]'") from exc
         self._torch = torch
+        # One thread: the encoder runs in one worker beside the engine, and torch's own pool
+        # spin-waits for cores the engine is using (12x slower on the busy 2-core VM:
+        # docs/decisions.md).
+        torch.set_num_threads(1)
         state = torch.load(str(weights), map_location="cpu", weights_only=True)
         state = state.get("model_state", state)
         hidden = state["lstm.weight_hh_l0"].shape[1]
