@@ -129,7 +129,11 @@ def main() -> int:
     for name, convs in sets.items():
         seconds = sum(len(a) for a, _ in convs) / RATE
         print(f"{name}: {len(convs)} conversations, {seconds:.0f} s of audio")
-    encoder = load_encoder()
+    from asr_server.config_loading import load_settings
+
+    cache = load_settings(str(REPO / "configs" / "cpu-int8.toml"), {}).model.resolved_cache_dir()
+    encoder = load_encoder(cache_dir=cache)
+    print(f"encoder: {'ONNX Runtime' if encoder._session is not None else 'torch'}")
     thresholds = [float(t) for t in args.thresholds.split(",") if t] or [THRESHOLD]
     print("\n| set | threshold | DER | DER, 0.25 s collar | DER, overlap not scored | missed | false alarm | "
           "confusion | speakers found = true |")
@@ -200,7 +204,7 @@ def overhead(conversations: list[np.ndarray]) -> None:
             scheduler = Scheduler(pool, source, settings.scheduler, settings.decoding,
                                   finalize=finalizer(settings.output, settings.decoding),
                                   options_for=decoding_for(settings.decoding, settings.output),
-                                  model=settings.model.model_id)
+                                  model=settings.model.model_id, speaker_cache=settings.model.resolved_cache_dir())
             started = time.perf_counter()
             scheduler.start()
             source.done.wait()

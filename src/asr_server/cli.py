@@ -109,8 +109,24 @@ def main(argv: list[str] | None = None) -> int:
 
         for model in settings.all_models.values():  # one directory a line, the default first
             print(resolve_model(model.name, model.resolved_cache_dir()))
-        return 0
+        return _provision_speakers(settings)
     return _transcribe(settings, args)
+
+
+def _provision_speakers(settings: Settings) -> int:
+    """With the diarize extra: the voice encoder exported once to ONNX beside the models, so
+    that the server runs it without torch (docs/decisions.md)."""
+    import importlib.util
+
+    from asr_server.speakers.encoder import ONNX_NAME, export_onnx
+
+    target = settings.model.resolved_cache_dir() / ONNX_NAME
+    if not target.is_file():
+        if not all(importlib.util.find_spec(name) for name in ("torch", "onnx", "resemblyzer")):
+            return 0  # no diarize extra: speaker labels are not offered
+        export_onnx(target)
+    print(target)
+    return 0
 
 
 def _serve(settings: Settings, log_level: str) -> int:
@@ -145,7 +161,8 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     try:
         model = choose_model(args.model or "", settings.all_models,
                              {"language": settings.decoding.language, "task": settings.decoding.task})
-        speakers = parse_speakers({"diarize": "true" if args.diarize else "", **hints})
+        speakers = parse_speakers({"diarize": "true" if args.diarize else "", **hints},
+                                  settings.model.resolved_cache_dir())
     except OptionError as exc:
         print(f"asr-server: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -164,7 +181,7 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     scheduler = Scheduler(model_pool(settings), source, settings.scheduler, settings.decoding,
                           on_progress=on_progress, finalize=finalizer(settings.output, settings.decoding),
                           options_for=decoding_for(settings.decoding, settings.output),
-                          model=settings.model.model_id)
+                          model=settings.model.model_id, speaker_cache=settings.model.resolved_cache_dir())
     scheduler.start()
     finished = 0
     while not source.done.wait(0.2):

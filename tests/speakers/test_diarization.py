@@ -73,6 +73,21 @@ def runs(labels: list[str]) -> list[str]:
     return [label for n, label in enumerate(labels) if n == 0 or labels[n - 1] != label]
 
 
+def test_the_onnx_export_embeds_as_torch_does_and_the_filterbank_is_librosas(talk, tmp_path):
+    import librosa  # resemblyzer's own dependency
+
+    from asr_server.speakers.encoder import Encoder, bundled_weights, export_onnx, mel_filters
+
+    assert np.abs(mel_filters() - librosa.filters.mel(sr=RATE, n_fft=400, n_mels=40)).max() < 1e-7
+    exported = Encoder(export_onnx(tmp_path / "ge2e.onnx"))
+    original = Encoder(bundled_weights())
+    audio = decode(str(talk[0]), RATE)
+    mel = original.mel(audio)
+    windows = np.stack([mel[s:s + 160] for s in range(0, len(mel) - 160, 80)])
+    for batch in (windows[:1], windows[:7], windows):
+        assert np.abs(exported.embed(batch) - original.embed(batch)).max() < 1e-4
+
+
 def test_turns_are_found_where_the_voices_change(talk):
     path, truth = talk
     audio = decode(str(path), RATE)

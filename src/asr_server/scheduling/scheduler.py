@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
@@ -89,6 +90,7 @@ class Scheduler:
         on_batch: Callable[[int, float, dict[str, float]], None] | None = None,
         max_audio_seconds: float = 0,
         model: str = "",
+        speaker_cache: Path | None = None,
     ) -> None:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         # The models, by id; ``model`` is the one a task that names none uses. One engine
@@ -120,7 +122,7 @@ class Scheduler:
         self._claimer: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
         # Speaker labels (task option diarize): their own worker, beside decoding.
-        self._speakers = SpeakerWork(self._cv)
+        self._speakers = SpeakerWork(self._cv, speaker_cache)  # speaker_cache: the models' cache
 
     # -- lifecycle ---------------------------------------------------------------------------
 

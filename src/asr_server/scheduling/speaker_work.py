@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from asr_server.engine.audio import Pcm
@@ -20,8 +21,9 @@ from asr_server.speakers.encoder import load_encoder
 
 
 class SpeakerWork:
-    def __init__(self, cv: threading.Condition, workers: int = 1) -> None:
+    def __init__(self, cv: threading.Condition, cache_dir: Path | None = None, workers: int = 1) -> None:
         self._cv = cv  # the scheduler's: ``pending`` is read under it
+        self._cache_dir = cache_dir  # where provision exported the encoder (speakers.encoder)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None  # started by the first task that asks
         self._work: dict[str, tuple[Future[Any], Pcm]] = {}
@@ -36,7 +38,7 @@ class SpeakerWork:
 
         def run() -> Any:
             try:
-                return diarize(pcm.read, pcm.count, load_encoder(), Hints(**hints))
+                return diarize(pcm.read, pcm.count, load_encoder(cache_dir=self._cache_dir), Hints(**hints))
             finally:
                 pcm.close()
 

@@ -220,6 +220,7 @@ class Service:
                 on_batch=self.metrics.observe_batch,
                 max_audio_seconds=self.settings.server.max_audio_seconds,
                 model=model.model_id,
+                speaker_cache=model.resolved_cache_dir(),
             )
             scheduler.start()
             self.scheduler = scheduler

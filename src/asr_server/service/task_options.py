@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from asr_server.config import DecodingOptions, ModelConfig, OutputOptions, apply
 from asr_server.scheduling.core import Priority
 from asr_server.service.webhook_targets import Network, TargetRefused, check_literal
 from asr_server.speakers.clustering import MAX_SPEAKERS
+from asr_server.speakers.encoder import ONNX_NAME
 from asr_server.speakers.labels import label_result
 from asr_server.text.zh_script import apply_zh_script, steer_decoding
 
@@ -165,7 +167,8 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
             raise OptionError("priority", f"expected one of {', '.join(Priority)}")
         if priority != Priority.BATCH:
             options["priority"] = priority
-    if (speakers := parse_speakers(fields)) is not None:
+    cache_dir = next(iter(models.values())).resolved_cache_dir() if models else None
+    if (speakers := parse_speakers(fields, cache_dir)) is not None:
         options["diarize"] = speakers
     if models is not None:
         model = choose_model(fields.get("model", "").strip(), models, options.get("decoding", {}))
@@ -174,12 +177,17 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
     return options
 
 
-def diarization_installed() -> bool:
-    """Whether this installation has the diarize extra (torch and resemblyzer's weights)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("torch", "resemblyzer", "librosa"))
+def diarization_installed(cache_dir: Path | None = None) -> bool:
+    """Whether speaker labels can run here: scipy, and the voice encoder exported to ONNX in
+    ``cache_dir`` (``asr-server provision``) or torch with resemblyzer's weights."""
+    def found(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None
+
+    exported = cache_dir is not None and (cache_dir / ONNX_NAME).is_file()
+    return found("scipy") and (exported or (found("torch") and found("resemblyzer")))
 
 
-def parse_speakers(fields: dict[str, str]) -> dict[str, int] | None:
+def parse_speakers(fields: dict[str, str], cache_dir: Path | None = None) -> dict[str, int] | None:
     """The speaker hints of a task that asked for speaker labels ({} for none); None when it did not."""
     wanted = False
     if raw := fields.get("diarize", "").strip():
@@ -204,7 +212,7 @@ def parse_speakers(fields: dict[str, str]) -> dict[str, int] | None:
     if "num_speakers" in hints and not low <= hints["num_speakers"] <= high:
         raise OptionError("num_speakers",
                           f"{hints['num_speakers']} is outside min_speakers..max_speakers ({low}..{high})")
-    if wanted and not diarization_installed():
+    if wanted and not diarization_installed(cache_dir):
         raise OptionError("diarize", "this server is installed without speaker labels: "
                           "pip install 'asr-server[diarize]' (docs/api.md)")
     return hints if wanted else None
