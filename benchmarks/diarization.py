@@ -102,10 +102,14 @@ def annotation(spans: list[tuple[float, float, str]]) -> Annotation:
 
 
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  (progress while it runs)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=12, help="per set (with and without overlap)")
     parser.add_argument("--thresholds", default="", help="comma-separated clustering thresholds to sweep")
     parser.add_argument("--no-overhead", action="store_true", help="DER only: skip the transcription runs")
+    parser.add_argument("--rounds", type=int, default=2, help="transcriptions of each kind, alternated")
+    parser.add_argument("--overhead-conversations", type=int, default=0,
+                        help="transcribe only this many of the conversations for the overhead (0: all)")
     args = parser.parse_args()
 
     from faster_whisper import decode_audio
@@ -168,13 +172,15 @@ def main() -> int:
     print(f"\ndiarization alone: {diarize_s:.1f} s for {audio_s:.0f} s of audio = "
           f"{3600 * diarize_s / audio_s:.0f} s per hour of audio")
     if not args.no_overhead:
-        overhead([audio for convs in sets.values() for audio, _ in convs])
+        every = [audio for convs in sets.values() for audio, _ in convs]
+        overhead(every[:args.overhead_conversations or len(every)], args.rounds)
     return 0
 
 
-def overhead(conversations: list[np.ndarray]) -> None:
-    """Wall time of transcribing every conversation through the scheduler, without and with
-    diarize, alternated twice; the medians."""
+def overhead(conversations: list[np.ndarray], rounds: int) -> None:
+    """Wall and CPU time of transcribing every conversation through the scheduler, without and
+    with diarize, alternated ``rounds`` times; the medians. CPU time (the process's, all its
+    threads) is the fairer figure on a shared machine."""
     import tempfile
     import wave
 
@@ -197,7 +203,8 @@ def overhead(conversations: list[np.ndarray]) -> None:
         paths.append(str(path))
     pool = model_pool(settings)
     walls: dict[str, list[float]] = {"without": [], "with diarize": []}
-    for _ in range(2):
+    cpu: dict[str, list[float]] = {"without": [], "with diarize": []}
+    for _ in range(rounds):
         for name in walls:
             options = {"diarize": {}} if name == "with diarize" else {}
             source = ListSource([Job(str(i), p, dict(options)) for i, p in enumerate(paths)])
@@ -205,16 +212,20 @@ def overhead(conversations: list[np.ndarray]) -> None:
                                   finalize=finalizer(settings.output, settings.decoding),
                                   options_for=decoding_for(settings.decoding, settings.output),
                                   model=settings.model.model_id, speaker_cache=settings.model.resolved_cache_dir())
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             scheduler.start()
             source.done.wait()
             walls[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
             scheduler.stop()
+            print(f"  {name}: {walls[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU", flush=True)
             assert not source.errors, source.errors
     seconds = sum(len(a) for a in conversations) / RATE
     base, diarized = statistics.median(walls["without"]), statistics.median(walls["with diarize"])
     print(f"\ntranscription of {len(paths)} conversations ({seconds:.0f} s): {base:.1f} s without diarize "
-          f"({walls['without']}), {diarized:.1f} s with ({walls['with diarize']}): +{diarized / base - 1:.1%}")
+          f"({walls['without']}), {diarized:.1f} s with ({walls['with diarize']}): +{diarized / base - 1:.1%} wall")
+    base, diarized = statistics.median(cpu["without"]), statistics.median(cpu["with diarize"])
+    print(f"CPU: {base:.1f} s without, {diarized:.1f} s with: +{diarized / base - 1:.1%}")
 
 
 if __name__ == "__main__":

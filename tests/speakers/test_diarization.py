@@ -186,3 +186,27 @@ def test_cli_transcribe_and_submit_name_the_speakers(server, talk, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert sent.returncode == 0, sent.stderr
     assert sent.stdout.count("<v A>") == 3 and sent.stdout.count("<v B>") == 3
+
+
+def test_the_web_page_colours_each_speaker(server, talk):
+    import playwright.sync_api as playwright_sync
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail(f"Chromium is missing ({chromium}); `make test` installs Debian's chromium")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=args)
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.select_option("#language", "en")
+        page.check("#diarize")
+        page.set_input_files("#files", [str(talk[0])])
+        page.locator('.task .status:text("done")').wait_for(timeout=300_000)
+        labels = page.locator(".segment .speaker").all_inner_texts()
+        colours = {label: page.locator(".segment .speaker", has_text=label).first.evaluate(
+            "e => getComputedStyle(e).backgroundColor") for label in set(labels)}
+        browser.close()
+    assert runs(labels) == ["A", "B"] * 3
+    assert len(set(colours.values())) == 2
