@@ -201,14 +201,14 @@ def overhead(conversations: list[np.ndarray], rounds: int) -> None:
             out.setframerate(RATE)
             out.writeframes((audio * 32767).astype(np.int16).tobytes())
         paths.append(str(path))
-    pool = model_pool(settings)
     walls: dict[str, list[float]] = {"without": [], "with diarize": []}
     cpu: dict[str, list[float]] = {"without": [], "with diarize": []}
     for _ in range(rounds):
         for name in walls:
             options = {"diarize": {}} if name == "with diarize" else {}
             source = ListSource([Job(str(i), p, dict(options)) for i, p in enumerate(paths)])
-            scheduler = Scheduler(pool, source, settings.scheduler, settings.decoding,
+            # a pool of its own each time: stopping a scheduler closes its pool
+            scheduler = Scheduler(model_pool(settings), source, settings.scheduler, settings.decoding,
                                   finalize=finalizer(settings.output, settings.decoding),
                                   options_for=decoding_for(settings.decoding, settings.output),
                                   model=settings.model.model_id, speaker_cache=settings.model.resolved_cache_dir())
