@@ -218,7 +218,10 @@ def overhead(conversations: list[np.ndarray], rounds: int) -> None:
             walls[name].append(time.perf_counter() - started)
             cpu[name].append(time.process_time() - cpu_started)
             scheduler.stop()
-            print(f"  {name}: {walls[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU", flush=True)
+            chars = sum(len(r["text"]) for r in source.results.values())
+            fallbacks = sum(s["temperature"] > 0 for r in source.results.values() for s in r["segments"])
+            print(f"  {name}: {walls[name][-1]:.1f} s wall, {cpu[name][-1]:.1f} s CPU, {chars} characters, "
+                  f"{fallbacks} segments at temperature > 0", flush=True)
             assert not source.errors, source.errors
     seconds = sum(len(a) for a in conversations) / RATE
     base, diarized = statistics.median(walls["without"]), statistics.median(walls["with diarize"])
