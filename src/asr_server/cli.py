@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from asr_server import __version__
 from asr_server.config import Settings
@@ -37,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
                             help="script of Chinese results (default: the config's, simplified)")
     transcribe.add_argument("--output-dir", help="write <name>.<format> files here instead of stdout")
     transcribe.add_argument("--model", help="the id of one of the configured models (default: [model])")
+    transcribe.add_argument("--diarize", action="store_true",
+                            help="speaker labels on segments (needs the diarize extra)")
+    for hint in ("num_speakers", "min_speakers", "max_speakers"):
+        transcribe.add_argument(f"--{hint.replace('_', '-')}", dest=hint,
+                                help=f"with --diarize: {hint.replace('_', ' ')}")
 
     submit = commands.add_parser("submit", help="send files to a running server and optionally wait for them")
     submit.add_argument("files", nargs="+")
@@ -45,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--format", choices=FORMATS, default="txt", help="transcript format with --wait")
     submit.add_argument("--output-dir", help="with --wait: write <name>.<format> files here")
     for name in FORM_FIELDS:
+        if name == "diarize":  # a switch: --diarize sends diarize=true
+            submit.add_argument("--diarize", dest=name, action="store_const", const="true",
+                                help="speaker labels on segments (task option diarize=true)")
+            continue
         submit.add_argument(f"--{name.replace('_', '-')}", dest=name, help="task option, sent as a form field")
     submit.add_argument("--api-key", help="API key for a server that requires one (default: $ASR_API_KEY)")
 
@@ -99,8 +109,24 @@ def main(argv: list[str] | None = None) -> int:
 
         for model in settings.all_models.values():  # one directory a line, the default first
             print(resolve_model(model.name, model.resolved_cache_dir()))
-        return 0
+        return _provision_speakers(settings)
     return _transcribe(settings, args)
+
+
+def _provision_speakers(settings: Settings) -> int:
+    """With the diarize extra: the voice encoder exported once to ONNX beside the models, so
+    that the server runs it without torch (docs/decisions.md)."""
+    import importlib.util
+
+    from asr_server.speakers.encoder import ONNX_NAME, export_onnx
+
+    target = settings.model.resolved_cache_dir() / ONNX_NAME
+    if not target.is_file():
+        if not all(importlib.util.find_spec(name) for name in ("torch", "onnx", "resemblyzer")):
+            return 0  # no diarize extra: speaker labels are not offered
+        export_onnx(target)
+    print(target)
+    return 0
 
 
 def _serve(settings: Settings, log_level: str) -> int:
@@ -129,15 +155,20 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
     from asr_server.scheduling.memory_source import Job, ListSource
     from asr_server.scheduling.scheduler import Scheduler
     from asr_server.service.model_loading import model_pool
-    from asr_server.service.task_options import OptionError, choose_model, decoding_for, finalizer
+    from asr_server.service.task_options import OptionError, choose_model, decoding_for, finalizer, parse_speakers
 
+    hints = {name: getattr(args, name) or "" for name in ("num_speakers", "min_speakers", "max_speakers")}
     try:
         model = choose_model(args.model or "", settings.all_models,
                              {"language": settings.decoding.language, "task": settings.decoding.task})
+        speakers = parse_speakers({"diarize": "true" if args.diarize else "", **hints},
+                                  settings.model.resolved_cache_dir())
     except OptionError as exc:
         print(f"asr-server: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    options = {"model": model} if args.model else {}
+    options: dict[str, Any] = {"model": model} if args.model else {}
+    if speakers is not None:
+        options["diarize"] = speakers
     source = ListSource([Job(str(i), path, dict(options)) for i, path in enumerate(args.files)])
     progress: dict[str, tuple[float, float]] = {}
     bar = tqdm(total=len(args.files), unit="file", file=sys.stderr, dynamic_ncols=True)
@@ -148,9 +179,9 @@ def _transcribe(settings: Settings, args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{done:.0f} s of audio transcribed")
 
     scheduler = Scheduler(model_pool(settings), source, settings.scheduler, settings.decoding,
-                          on_progress=on_progress, finalize=finalizer(settings.output),
+                          on_progress=on_progress, finalize=finalizer(settings.output, settings.decoding),
                           options_for=decoding_for(settings.decoding, settings.output),
-                          model=settings.model.model_id)
+                          model=settings.model.model_id, speaker_cache=settings.model.resolved_cache_dir())
     scheduler.start()
     finished = 0
     while not source.done.wait(0.2):

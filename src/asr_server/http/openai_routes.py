@@ -34,7 +34,10 @@ from asr_server.text.formats import render
 
 log = logging.getLogger("asr_server.http.openai_routes")
 PREFIX = "/v1/"
-RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
+# This server's own fields, beside OpenAI's (docs/api.md)
+EXTRA_FIELDS = ("pack", "speech_guard", "priority", "deadline_s",
+                "diarize", "num_speakers", "min_speakers", "max_speakers")
 DEFAULT_MODEL = "whisper-1"  # OpenAI's name for its Whisper model: here, the configured model
 WAIT_LIMIT_S = 3600.0
 
@@ -114,9 +117,11 @@ async def _transcribe(request: Request, task: str) -> Response:
             form["temperature"] = temperature  # 0 or absent: Whisper's fallback ladder, as OpenAI does
         if "word" in _granularities(fields):
             form["word_timestamps"] = "true"
-        for extra in ("pack", "speech_guard", "priority", "deadline_s"):  # this server's own extra fields (docs/api.md)
+        for extra in EXTRA_FIELDS:
             if extra in fields:
                 form[extra] = fields[extra]
+        if response_format == "diarized_json":
+            form["diarize"] = "true"  # the format is the request for speaker labels, as at OpenAI
         if fields.get("model", "").strip() in model_ids(service.settings):  # else lenient: the default
             form["model"] = fields["model"].strip()
         try:
@@ -209,6 +214,8 @@ def _answer(result: dict[str, Any], response_format: str, task: str, headers: di
     usage = {"type": "duration", "seconds": math.ceil(duration)}
     if response_format == "json":
         return JSONResponse({"text": result["text"], "usage": usage}, headers=headers)
+    if response_format == "diarized_json":
+        return JSONResponse(diarized_json(result, task, duration, usage), headers=headers)
     body: dict[str, Any] = {
         "task": task,
         "language": result["language"],
@@ -221,6 +228,14 @@ def _answer(result: dict[str, Any], response_format: str, task: str, headers: di
                          for segment in segments for w in segment.get("words", [])]
     body["usage"] = usage
     return JSONResponse(body, headers=headers)
+
+
+def diarized_json(result: dict[str, Any], task: str, duration: float, usage: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's diarized_json: the text, and segments of one speaker each (``A``, ``B``, ...)."""
+    segments = [{"type": "transcript.text.segment", "id": f"seg_{n}", "start": s["start"], "end": s["end"],
+                 "text": s["text"].strip(), "speaker": s.get("speaker") or ""}
+                for n, s in enumerate(result["segments"])]
+    return {"task": task, "duration": duration, "text": result["text"], "segments": segments, "usage": usage}
 
 
 def _model_objects(request: Request) -> dict[str, dict[str, Any]]:

@@ -58,7 +58,8 @@ OPENAI_FORM = {
         "file": {"type": "string", "format": "binary"}, "model": {"type": "string"},
         "language": {"type": "string"}, "prompt": {"type": "string"},
         "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-        "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"]},
+        "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt",
+                                                                 "diarized_json"]},
         "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["segment", "word"]}},
     },
 }

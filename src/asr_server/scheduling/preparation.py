@@ -4,6 +4,8 @@ here is the task's alone, with a reason a client can act on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asr_server.config import DecodingOptions
 from asr_server.engine.audio import Pcm, decode_pcm, stated_duration
 from asr_server.errors import AudioTooLong, UndecodableAudio
@@ -15,22 +17,34 @@ from asr_server.whisper.units import Engine
 
 def prepare(audio_path: str | None, options: DecodingOptions, engine: Engine,
             trim: TrimRule | None = None, max_audio_seconds: float = 0,
-            prompt_bucket: int | None = None) -> Transcription | ChunkedTranscription:
+            prompt_bucket: int | None = None,
+            beside: Callable[[Pcm], None] | None = None) -> Transcription | ChunkedTranscription:
     """VAD-chunked mode with ``options.vad_filter``, Whisper's sequential mode otherwise. With
     ``trim``, a recording shorter than one window is trimmed by that rule
     (``Window.encoder_frames``).
-    With ``prompt_bucket``, previous-text prompts are cut to a multiple of that many tokens."""
+    With ``prompt_bucket``, previous-text prompts are cut to a multiple of that many tokens.
+    With ``beside``, the decoded audio is handed to it once the transcription is prepared, and
+    is then its to close (speaker labels read it beside decoding)."""
     pcm = decode_audio(audio_path, engine.sampling_rate, max_audio_seconds)
+    handed = False
     try:
+        prepared: Transcription | ChunkedTranscription
         if options.vad_filter:
-            return ChunkedTranscription(pcm.all(), options, engine)
-        # A long recording's features are computed a window at a time and kept in a file
-        # (engine.log_mel), so that its memory does not grow with its length.
-        features = engine.features_of(pcm)
-        speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
-        return Transcription(features, options, engine, speech=speech, trim=trim, prompt_bucket=prompt_bucket)
+            prepared = ChunkedTranscription(pcm.all(), options, engine)
+        else:
+            # A long recording's features are computed a window at a time and kept in a file
+            # (engine.log_mel), so that its memory does not grow with its length.
+            features = engine.features_of(pcm)
+            speech = find_speech(pcm.read, pcm.count, engine.sampling_rate) if options.speech_guard else None
+            prepared = Transcription(features, options, engine, speech=speech, trim=trim,
+                                     prompt_bucket=prompt_bucket)
+        if beside is not None:
+            handed = True
+            beside(pcm)
+        return prepared
     finally:
-        pcm.close()
+        if not handed:
+            pcm.close()
 
 
 def decode_audio(path: str | None, sampling_rate: int, max_seconds: float = 0) -> Pcm:

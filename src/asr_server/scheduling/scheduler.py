@@ -18,7 +18,9 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 from asr_server.config import DecodingOptions, SchedulerConfig, apply_decoding
@@ -27,6 +29,8 @@ from asr_server.scheduling.core import Ended, Priority, SchedulerCore, Task, pri
 from asr_server.scheduling.model_pool import ModelPool, PoolClosed
 from asr_server.scheduling.policy import BatchPolicy, Hold, Idle, Run, preparation_rank
 from asr_server.scheduling.preparation import prepare
+from asr_server.scheduling.speaker_work import SpeakerWork
+from asr_server.speakers.labels import label_result
 from asr_server.whisper.batch_decoding import decode_windows
 from asr_server.whisper.transcription import TrimRule
 from asr_server.whisper.units import Engine
@@ -91,6 +95,7 @@ class Scheduler:
         on_batch: Callable[[int, float, dict[str, float]], None] | None = None,
         max_audio_seconds: float = 0,
         model: str = "",
+        speaker_cache: Path | None = None,
     ) -> None:
         self._max_audio_seconds = max_audio_seconds  # 0: no limit
         # The models, by id; ``model`` is the one a task that names none uses. One engine
@@ -121,6 +126,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._claimer: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(config.prepare_workers, thread_name_prefix="asr-prepare")
+        # Speaker labels (task option diarize): their own worker, beside decoding.
+        self._speakers = SpeakerWork(self._cv, speaker_cache)  # speaker_cache: the models' cache
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -157,7 +164,7 @@ class Scheduler:
     def idle(self) -> bool:
         """Nothing held: no task being prepared, waiting or decoded."""
         with self._cv:
-            return not self._held and not self._arrived
+            return not self._held and not self._arrived and not self._speakers.pending
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cv:
@@ -169,6 +176,7 @@ class Scheduler:
                 thread.join(timeout)
         # Preparations not started are dropped; those under way end before the source closes.
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._speakers.close()
 
     def stats(self) -> dict[str, Any]:
         """Counters for operators and benchmarks: load now, and batch sizes so far."""
@@ -251,8 +259,10 @@ class Scheduler:
             # A task may ask for faster-whisper's exact computation (form field pack=false):
             # then its window is encoded whole, never trimmed.
             trim = self._trim_rule(engine) if options.get("pack", True) else None
+            hints = options.get("diarize")
+            beside = None if hints is None else (lambda pcm: self._speakers.start(job.task_id, pcm, hints))
             transcription = prepare(job.audio_path, self._options_for(options), engine, trim,
-                                    self._max_audio_seconds, self._config.prompt_bucket_tokens or None)
+                                    self._max_audio_seconds, self._config.prompt_bucket_tokens or None, beside)
             task = Task(job.task_id, transcription, options, Priority(options.get("priority", "batch")),
                         deadline=_on_monotonic_clock(options.get("deadline_at")), model=model, engine=engine)
         except PoolClosed:
@@ -260,6 +270,7 @@ class Scheduler:
         except Exception as exc:
             if held is not None:
                 self._models.release(held)
+            self._speakers.drop(job.task_id)
             log.warning("task %s failed in preparation", job.task_id, exc_info=True, extra={"task_id": job.task_id})
             self._fail(job.task_id, Failure.of(exc))
         finally:
@@ -305,6 +316,7 @@ class Scheduler:
             released = self._take_inbox()
             for task in released:
                 self._let_go(task)
+                self._speakers.drop(task.task_id)
                 log.info("task cancelled: its windows leave the engine", extra={"task_id": task.task_id})
             self._record(self._core.take_finished())
             plan = self._core.schedule(time.monotonic())
@@ -384,24 +396,40 @@ class Scheduler:
         for end in ended:
             self._let_go(end.task)
             if end.failure is not None:
+                self._speakers.drop(end.task.task_id)
                 self._fail(end.task.task_id, end.failure)
                 continue
             try:
                 result = end.task.transcription.result()
-                if self._finalize is not None:
-                    result = self._finalize(result, end.task.options)
-                if "model" in end.task.options:  # a task that chose its model learns which ran
-                    result = {**result, "model": end.task.model}
-                self._source.finish(end.task.task_id, result)
             except Exception as exc:
+                self._speakers.drop(end.task.task_id)
                 log.exception("could not record the result of task %s", end.task.task_id,
                               extra={"task_id": end.task.task_id})
                 self._fail(end.task.task_id, Failure.of(exc))
+                continue
+            # A task with speaker labels is recorded when they are found too: at once when they
+            # already are, else by the speaker worker when it ends (never waited for here).
+            self._speakers.then(end.task.task_id, partial(self._finish, end.task, result))
         with self._cv:
             self._held = self._core.held
             self._stats = self._core.stats()
             self._wake = True  # room for more: the intake thread claims
             self._cv.notify_all()
+
+    def _finish(self, task: Task, result: dict[str, Any], turns: Future[Any] | None) -> None:
+        try:
+            if turns is not None:
+                result = {**result, "speaker_turns": turns.result()}
+                if self._finalize is None:
+                    result = label_result(result, result.pop("speaker_turns"), keep_words=True)
+            if self._finalize is not None:
+                result = self._finalize(result, task.options)
+            if "model" in task.options:  # a task that chose its model learns which ran
+                result = {**result, "model": task.model}
+            self._source.finish(task.task_id, result)
+        except Exception as exc:
+            log.exception("could not record the result of task %s", task.task_id, extra={"task_id": task.task_id})
+            self._fail(task.task_id, Failure.of(exc))
 
     def _fail(self, task_id: str, error: Failure) -> None:
         try:

@@ -215,11 +215,12 @@ class Service:
                 self.settings.scheduler,
                 self.settings.decoding,
                 on_progress=self._record_progress,
-                finalize=finalizer(self.settings.output),
+                finalize=finalizer(self.settings.output, self.settings.decoding),
                 options_for=decoding_for(self.settings.decoding, self.settings.output),
                 on_batch=self.metrics.observe_batch,
                 max_audio_seconds=self.settings.server.max_audio_seconds,
                 model=model.model_id,
+                speaker_cache=model.resolved_cache_dir(),
             )
             scheduler.start()
             self.scheduler = scheduler

@@ -7,8 +7,10 @@ know are ignored, so clients written for other Whisper servers keep working.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +19,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from asr_server.config import DecodingOptions, ModelConfig, OutputOptions, apply_decoding
 from asr_server.scheduling.core import Priority
 from asr_server.service.webhook_targets import Network, TargetRefused, check_literal
+from asr_server.speakers.clustering import MAX_SPEAKERS
+from asr_server.speakers.encoder import ONNX_NAME
+from asr_server.speakers.labels import label_result
 from asr_server.text.zh_script import apply_zh_script, steer_decoding
 
 OUTPUT_FIELDS = ("zh_script",)
@@ -33,8 +38,20 @@ DECODING_FIELDS = {
 }
 
 
+SPEAKER_HINTS = ("num_speakers", "min_speakers", "max_speakers")
+SPEAKER_FIELDS = ("diarize", *SPEAKER_HINTS)
+
 # every option a task takes
-FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "deadline_s", "model")
+FORM_FIELDS = (*DECODING_FIELDS, *OUTPUT_FIELDS, "callback_url", "pack", "priority", "deadline_s", "model",
+               *SPEAKER_FIELDS)
+DIARIZE_DESCRIPTION = ("true: a speaker label (A, B, ... in order of first speech) on every segment, and on every "
+                       "word with word_timestamps; segments are cut where the speaker changes, and the result "
+                       "lists its speakers. Needs the diarize extra (docs/api.md).")
+HINT_DESCRIPTIONS = {
+    "num_speakers": "With diarize: the number of speakers, when known.",
+    "min_speakers": "With diarize: at least this many speakers.",
+    "max_speakers": "With diarize: at most this many speakers.",
+}
 PACK_DESCRIPTION = ("false gives this task faster-whisper's exact computation: a recording shorter "
                     "than 30 s is encoded as a whole 30 s window, not trimmed to its own length "
                     "(scheduler.trim_short_clips).")
@@ -71,6 +88,10 @@ def form_schema() -> dict[str, dict[str, Any]]:
                       "description": DEADLINE_DESCRIPTION}
         elif name == "model":
             schema = {"type": "string", "description": MODEL_DESCRIPTION}
+        elif name == "diarize":
+            schema = {"type": "boolean", "default": False, "description": DIARIZE_DESCRIPTION}
+        elif name in HINT_DESCRIPTIONS:
+            schema = {"type": "integer", "minimum": 1, "maximum": MAX_SPEAKERS, "description": HINT_DESCRIPTIONS[name]}
         elif name == "temperature":
             schema = {"type": "string", "description": "One temperature, or several separated by commas: "
                       "the fallback order."}
@@ -165,11 +186,55 @@ def parse_task_options(fields: dict[str, str], allowed_networks: Sequence[Networ
             limit = f"expected a number of seconds above 0 and at most {MAX_DEADLINE_S}"
             raise OptionError("deadline_s", limit) from None
         options["deadline_at"] = round((time.time() if now is None else now) + seconds, 3)
+    cache_dir = next(iter(models.values())).resolved_cache_dir() if models else None
+    if (speakers := parse_speakers(fields, cache_dir)) is not None:
+        options["diarize"] = speakers
     if models is not None:
         model = choose_model(fields.get("model", "").strip(), models, options.get("decoding", {}))
         if len(models) > 1:
             options["model"] = model  # on a server of several models, the record says which
     return options
+
+
+def diarization_installed(cache_dir: Path | None = None) -> bool:
+    """Whether speaker labels can run here: scipy, and the voice encoder exported to ONNX in
+    ``cache_dir`` (``asr-server provision``) or torch with resemblyzer's weights."""
+    def found(name: str) -> bool:
+        return importlib.util.find_spec(name) is not None
+
+    exported = cache_dir is not None and (cache_dir / ONNX_NAME).is_file()
+    return found("scipy") and (exported or (found("torch") and found("resemblyzer")))
+
+
+def parse_speakers(fields: dict[str, str], cache_dir: Path | None = None) -> dict[str, int] | None:
+    """The speaker hints of a task that asked for speaker labels ({} for none); None when it did not."""
+    wanted = False
+    if raw := fields.get("diarize", "").strip():
+        try:
+            wanted = TypeAdapter(bool).validate_python(raw)
+        except ValidationError as exc:
+            raise OptionError("diarize", exc.errors()[0]["msg"]) from None
+    hints: dict[str, int] = {}
+    for name in SPEAKER_HINTS:
+        if raw := fields.get(name, "").strip():
+            try:
+                hints[name] = int(raw)
+            except ValueError:
+                raise OptionError(name, "expected a whole number") from None
+            if not 1 <= hints[name] <= MAX_SPEAKERS:
+                raise OptionError(name, f"expected a number of speakers from 1 to {MAX_SPEAKERS}")
+            if not wanted:
+                raise OptionError(name, "a hint for speaker labels: send it with diarize=true")
+    low, high = hints.get("min_speakers", 1), hints.get("max_speakers", MAX_SPEAKERS)
+    if low > high:
+        raise OptionError("min_speakers", f"{low} is more than max_speakers ({high})")
+    if "num_speakers" in hints and not low <= hints["num_speakers"] <= high:
+        raise OptionError("num_speakers",
+                          f"{hints['num_speakers']} is outside min_speakers..max_speakers ({low}..{high})")
+    if wanted and not diarization_installed(cache_dir):
+        raise OptionError("diarize", "this server is installed without speaker labels: "
+                          "pip install 'asr-server[diarize]' (docs/api.md)")
+    return hints if wanted else None
 
 
 def choose_model(model: str, models: Mapping[str, ModelConfig], decoding: Mapping[str, Any]) -> str:
@@ -193,7 +258,10 @@ def decoding_for(decoding: DecodingOptions, output: OutputOptions) -> Callable[[
     its output options call for (a Simplified prompt for zh)."""
 
     def options_for(options: dict[str, Any]) -> DecodingOptions:
-        return steer_decoding(apply_decoding(decoding, options), output_options(output, options).zh_script)
+        chosen = steer_decoding(apply_decoding(decoding, options), output_options(output, options).zh_script)
+        if "diarize" in options:  # labels follow the words: their timings are needed, asked for or not
+            chosen = chosen.model_copy(update={"word_timestamps": True})
+        return chosen
 
     return options_for
 
@@ -202,10 +270,19 @@ def output_options(defaults: OutputOptions, options: dict[str, Any]) -> OutputOp
     return defaults.model_copy(update=options.get("output", {}))
 
 
-def finalizer(defaults: OutputOptions) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]:
-    """What turns a finished result into the one the task asked for (today: Chinese script)."""
+def finalizer(defaults: OutputOptions, decoding: DecodingOptions | None = None,
+              ) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]:
+    """What turns a finished result into the one the task asked for: speaker labels (with the
+    turns the scheduler found), Chinese script. ``decoding``: the server's, which says whether
+    words are kept when the task did not say."""
 
     def finalize(result: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        if "speaker_turns" in result:
+            result = dict(result)
+            turns = result.pop("speaker_turns")
+            default = decoding.word_timestamps if decoding is not None else False
+            keep_words = bool(options.get("decoding", {}).get("word_timestamps", default))
+            result = label_result(result, turns, keep_words)
         return apply_zh_script(result, output_options(defaults, options).zh_script)
 
     return finalize

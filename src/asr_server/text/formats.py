@@ -24,26 +24,47 @@ def _timestamp(seconds: float, marker: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{marker}{milliseconds:03d}"
 
 
+def _speaker_changes(result: dict[str, Any]) -> list[str | None]:
+    """Per segment, its speaker's label where it differs from the one before, else None (all
+    None for a result without speaker labels)."""
+    changes: list[str | None] = []
+    previous = None
+    for segment in result["segments"]:
+        speaker = segment.get("speaker")
+        changes.append(speaker if speaker is not None and speaker != previous else None)
+        previous = speaker
+    return changes
+
+
 def to_txt(result: dict[str, Any]) -> str:
-    return "".join(segment["text"].strip() + "\n" for segment in result["segments"])
+    """A line a segment; with speaker labels, a change of speaker starts its line with ``A: ``."""
+    return "".join((f"{change}: " if change else "") + segment["text"].strip() + "\n"
+                   for segment, change in zip(result["segments"], _speaker_changes(result), strict=True))
 
 
 def to_srt(result: dict[str, Any]) -> str:
+    """With speaker labels, a cue where the speaker changes starts ``[A] ``."""
     blocks = []
+    changes = _speaker_changes(result)
     for index, segment in enumerate(result["segments"], start=1):
         start = _timestamp(segment["start"], ",")
         end = _timestamp(segment["end"], ",")
         text = segment["text"].strip().replace("-->", "->")
+        if change := changes[index - 1]:
+            text = f"[{change}] {text}"
         blocks.append(f"{index}\n{start} --> {end}\n{text}\n")
     return "\n".join(blocks)
 
 
 def to_vtt(result: dict[str, Any]) -> str:
+    """With speaker labels, a cue where the speaker changes opens a WebVTT voice span ``<v A>``."""
     lines = ["WEBVTT\n"]
-    for segment in result["segments"]:
+    for segment, change in zip(result["segments"], _speaker_changes(result), strict=True):
         start = _timestamp(segment["start"], ".")
         end = _timestamp(segment["end"], ".")
         text = segment["text"].strip().replace("-->", "->")
+        if change:
+            text = f"<v {change}>{text}"
         lines.append(f"{start} --> {end}\n{text}\n")
     return "\n".join(lines)
 

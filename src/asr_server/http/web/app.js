@@ -10,6 +10,9 @@ function authHeaders() {
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
+// Speaker colours: distinct hues, each dark enough for white text on it (WCAG AA).
+const SPEAKER_COLOURS = ["#0969da", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#0e7490", "#57606a"];
+
 function clock(seconds) {
   const s = Math.max(0, seconds);
   const m = Math.floor(s / 60);
@@ -65,6 +68,7 @@ async function submit(file) {
     if (value) form.append(name, value);
   }
   if ($("#word_timestamps").checked) form.append("word_timestamps", "true");
+  if ($("#diarize").checked) form.append("diarize", "true");
 
   let response;
   try {
@@ -129,6 +133,8 @@ function showResult(row, file, result) {
     }
   });
 
+  // With speaker labels, each speaker has a colour of its own (in order of first speech).
+  const speakers = result.speakers || [];
   const list = $(".segments", done);
   for (const segment of result.segments) {
     const item = document.createElement("li");
@@ -144,6 +150,14 @@ function showResult(row, file, result) {
     text.className = "text";
     text.textContent = segment.text.trim();
     button.append(time, text);
+    if (segment.speaker) {
+      const speaker = document.createElement("span");
+      speaker.className = "speaker";
+      speaker.textContent = segment.speaker;
+      button.prepend(speaker);
+      button.classList.add("labelled");
+      button.style.setProperty("--speaker", SPEAKER_COLOURS[speakers.indexOf(segment.speaker) % SPEAKER_COLOURS.length]);
+    }
     button.addEventListener("click", () => {
       for (const other of list.querySelectorAll(".segment[aria-current]")) other.removeAttribute("aria-current");
       button.setAttribute("aria-current", "true");
