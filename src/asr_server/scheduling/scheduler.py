@@ -417,6 +417,11 @@ class Scheduler:
             self._cv.notify_all()
 
     def _finish(self, task: Task, result: dict[str, Any], turns: Future[Any] | None) -> None:
+        if turns is not None and turns.cancelled():
+            # The server stopped before the speaker work began: nothing is recorded, so the
+            # task is still running in the store and goes back to the queue (Service.close).
+            log.info("task %s left unrecorded: the server is stopping", task.task_id, extra={"task_id": task.task_id})
+            return
         try:
             if turns is not None:
                 result = {**result, "speaker_turns": turns.result()}
