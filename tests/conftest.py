@@ -17,10 +17,12 @@ import sys
 import threading
 import time
 import uuid
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from asr_server.scheduling.memory_source import Job, ListSource  # tests import them from here too
@@ -34,6 +36,16 @@ JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you
 # prompt lost on the way shows in the text.
 PROMPT_CLIP = AUDIO / "hotwords.mp3"
 PROMPT = "ComfyUI, Blender"
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    """``samples`` (floats in -1..1, 16 kHz mono) as a 16-bit WAV file at ``path``."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+    return path
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from asr_server.engine.audio import decode
 from asr_server.speakers.diarize import diarize
 from asr_server.speakers.encoder import load_encoder
-from conftest import submit, wait_for_task
+from conftest import submit, wait_for_task, write_wav
 
 pytestmark = pytest.mark.slow  # loads the voice encoder, or a server and its model
 
@@ -31,15 +30,6 @@ TURNS = [  # (voice, sentence): two voices that differ, alternating
     ("en+m3", "Then I will send them the notes after the meeting."),
     ("en+f3", "Good idea. I will book the large room on the second floor."),
 ]
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
-    return path
 
 
 def conversation(folder: Path, turns: list[tuple[str, str]]) -> tuple[Path, list[tuple[float, float, str]]]:

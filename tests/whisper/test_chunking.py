@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import wave
 from difflib import SequenceMatcher
-from pathlib import Path
 
 import numpy as np
 from faster_whisper.audio import decode_audio
@@ -14,20 +12,11 @@ from faster_whisper.audio import decode_audio
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.scheduling.scheduler import Scheduler
 from asr_server.whisper.chunking import group_speech
-from conftest import AUDIO, EVAL, Job, run_jobs
+from conftest import AUDIO, EVAL, Job, run_jobs, write_wav
 
 
 def words(text: str) -> list[str]:
     return re.sub(r"[^\w\s']", " ", text.lower()).split()
-
-
-def write_wav(path: Path, audio: np.ndarray) -> str:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
-    return str(path)
 
 
 def transcribe(engine, paths: list[str], **options) -> tuple[dict[str, dict], Scheduler]:
@@ -46,7 +35,7 @@ def test_speech_is_grouped_in_order_up_to_one_window():
 def test_times_map_back_across_removed_silence(engine, tmp_path):
     jfk = decode_audio(str(AUDIO / "jfk.flac"))
     silence = np.zeros(16000 * 8, np.float32)
-    path = write_wav(tmp_path / "gaps.wav", np.concatenate([silence, jfk, silence, jfk]))
+    path = str(write_wav(tmp_path / "gaps.wav", np.concatenate([silence, jfk, silence, jfk])))
     results, _ = transcribe(engine, [path], language="en")
     segments = results["0"]["segments"]
     assert words(results["0"]["text"]).count("country") == 4, results["0"]["text"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,10 @@ import pytest
 from asr_server.config import DecodingOptions, SchedulerConfig
 from asr_server.engine.audio import decode
 from asr_server.whisper.speech_guard import Speech
-from conftest import Job, run_jobs
+from conftest import Job, run_jobs, write_wav
 
 RATE = 16000
 SPOKEN = "The quick brown fox jumps over the lazy dog near the river bank."
-
-
-def write_wav(path: Path, samples: np.ndarray) -> str:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
-    return str(path)
 
 
 def pink_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -65,11 +55,11 @@ def sounds(tmp_path_factory) -> dict[str, str]:
     rng = np.random.default_rng(7)
     t = np.arange(20 * RATE) / RATE
     return {
-        "digital silence": write_wav(folder / "silence.wav", np.zeros(60 * RATE)),
-        "a melody": write_wav(folder / "melody.wav", melody(60)),
-        "low noise": write_wav(folder / "low_noise.wav", 0.002 * rng.standard_normal(20 * RATE)),
-        "pink noise": write_wav(folder / "pink.wav", pink_noise(20, rng)),
-        "a tone": write_wav(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t)),
+        "digital silence": str(write_wav(folder / "silence.wav", np.zeros(60 * RATE))),
+        "a melody": str(write_wav(folder / "melody.wav", melody(60))),
+        "low noise": str(write_wav(folder / "low_noise.wav", 0.002 * rng.standard_normal(20 * RATE))),
+        "pink noise": str(write_wav(folder / "pink.wav", pink_noise(20, rng))),
+        "a tone": str(write_wav(folder / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t))),
     }
 
 
@@ -110,7 +100,7 @@ def test_without_the_guard_whisper_writes_text_over_a_minute_of_silence(engine, 
 
 def test_no_text_is_invented_in_a_long_silence_after_speech(engine, tmp_path):
     speech = espeak(SPOKEN, tmp_path / "spoken.wav")
-    path = write_wav(tmp_path / "then_silence.wav", np.concatenate([speech, np.zeros(45 * RATE, np.float32)]))
+    path = str(write_wav(tmp_path / "then_silence.wav", np.concatenate([speech, np.zeros(45 * RATE, np.float32)])))
     result = transcribe(engine, [path])[path]
     spoken_until = len(speech) / RATE
     assert "fox" in result["text"].lower() and "lazy" in result["text"].lower()

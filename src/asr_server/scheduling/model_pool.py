@@ -74,10 +74,6 @@ class ModelPool:
         pool._slots[model_id].engine = engine
         return pool
 
-    @property
-    def ids(self) -> list[str]:
-        return list(self._slots)
-
     def acquire(self, model_id: str) -> Any:
         """The model's engine, loaded if need be, held until ``release``. Raises UnknownModel
         or ModelUnavailable."""
